@@ -1,0 +1,109 @@
+//! The object-safe tier trait.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::error::CacheError;
+use crate::pattern::Pattern;
+use crate::stats::TierStats;
+
+/// A boxed, `Send`, `'static` future: what every [`CacheTier`] method returns, so that tiers
+/// can live behind `Arc<dyn CacheTier>` and their futures can be spawned.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// The result of a tier operation.
+pub type TierResult<T> = BoxFuture<Result<T, CacheError>>;
+
+/// An entry as read from a tier: the value and the TTL it has left.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheEntry {
+    /// The stored bytes.
+    pub value: Bytes,
+    /// The time left before the entry expires; `None` when it never does. A multi-tier cache
+    /// promotes the entry into faster tiers with this TTL, so promotion never extends a life.
+    pub ttl: Option<Duration>,
+}
+
+impl CacheEntry {
+    /// An entry with `value` and `ttl` left.
+    pub fn new(value: Bytes, ttl: Option<Duration>) -> CacheEntry {
+        CacheEntry { value, ttl }
+    }
+}
+
+/// One cache tier: memory, disk, Redis, or your own.
+///
+/// Every method validates its input with the core's rules ([`validate_key`](crate::validate_key),
+/// [`validate_ttl`](crate::validate_ttl)) and returns a boxed `'static` future, so the trait is
+/// object safe and a composing cache can hold `Arc<dyn CacheTier>` and spawn the futures.
+///
+/// The contract, which [`conformance`](crate::conformance) checks for every tier:
+/// - a miss is `Ok(None)`, never an error;
+/// - an expired entry is never returned; `ttl: None` on `set` means the tier's default TTL;
+/// - `invalidate_pattern` removes exactly the keys the [`Pattern`] matches and returns how many;
+/// - an error leaves the tier usable, and an input error leaves its contents unchanged.
+///
+/// New methods only ever arrive with default bodies, so implementations keep compiling.
+pub trait CacheTier: Send + Sync {
+    /// A short, stable name for logs, errors and the `tier` metric label ("memory", "disk").
+    fn name(&self) -> &str;
+
+    /// Reads `key`: the value and its remaining TTL, or `None`.
+    fn get(&self, key: &str) -> TierResult<Option<CacheEntry>>;
+
+    /// Writes `value` under `key`, replacing any earlier value. `ttl: None` applies the tier's
+    /// default TTL (which may be "never").
+    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()>;
+
+    /// Removes `key`; `true` when an entry was there.
+    fn delete(&self, key: &str) -> TierResult<bool>;
+
+    /// Removes every key that matches `pattern`; returns how many were removed.
+    fn invalidate_pattern(&self, pattern: &Pattern) -> TierResult<u64>;
+
+    /// Removes every entry of this tier; returns how many were removed.
+    fn clear(&self) -> TierResult<u64>;
+
+    /// A snapshot of the tier's counters and gauges.
+    fn stats(&self) -> TierStats;
+}
+
+macro_rules! forward_cache_tier {
+    ($($pointer:ty),*) => {$(
+        impl<T: CacheTier + ?Sized> CacheTier for $pointer {
+            fn name(&self) -> &str {
+                (**self).name()
+            }
+            fn get(&self, key: &str) -> TierResult<Option<CacheEntry>> {
+                (**self).get(key)
+            }
+            fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()> {
+                (**self).set(key, value, ttl)
+            }
+            fn delete(&self, key: &str) -> TierResult<bool> {
+                (**self).delete(key)
+            }
+            fn invalidate_pattern(&self, pattern: &Pattern) -> TierResult<u64> {
+                (**self).invalidate_pattern(pattern)
+            }
+            fn clear(&self) -> TierResult<u64> {
+                (**self).clear()
+            }
+            fn stats(&self) -> TierStats {
+                (**self).stats()
+            }
+        }
+    )*};
+}
+
+forward_cache_tier!(&T, Box<T>, Arc<T>);
+
+/// A future that is already complete, boxed: how synchronous tiers answer.
+pub fn ready<T: Send + 'static>(value: T) -> BoxFuture<T> {
+    Box::pin(std::future::ready(value))
+}

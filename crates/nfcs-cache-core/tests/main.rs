@@ -1,0 +1,3 @@
+//! Integration tests of nfcs-cache-core's public API.
+
+mod budget;
