@@ -1,5 +1,6 @@
 //! The in-memory tier: a sharded, byte-budgeted cache with LRU or S3-FIFO eviction and TTLs.
 
+mod arena;
 mod lru_store;
 mod s3fifo_store;
 
@@ -12,7 +13,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use foldhash::fast::RandomState;
-use parking_lot::Mutex;
+use parking_lot::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{CacheError, check_key, check_ttl};
 use crate::expiry::monotonic::{self, NEVER};
@@ -29,12 +31,12 @@ use s3fifo_store::S3FifoStore;
 /// the hash table slot, the `Arc` header of the key and the shared header of the value. The
 /// figures here were measured with a counting allocator (the `budget_matches_the_allocator`
 /// test checks them), so a budget of 1 GB means about 1 GB of heap.
-pub const LRU_ENTRY_OVERHEAD: u64 = 200;
+pub const LRU_ENTRY_OVERHEAD: u64 = 176;
 /// Bytes of bookkeeping charged per entry under S3-FIFO (arena slot, table slot, queue slot,
 /// ghost share, key and value headers), on top of its key and value.
-pub const S3FIFO_ENTRY_OVERHEAD: u64 = 224;
+pub const S3FIFO_ENTRY_OVERHEAD: u64 = 184;
 /// Extra bytes charged for an entry that has a TTL: its place in the expiry queue.
-pub const TTL_ENTRY_OVERHEAD: u64 = 40;
+pub const TTL_ENTRY_OVERHEAD: u64 = 24;
 
 /// The bytes charged against the budget for an entry under `overhead` (a policy's per-entry
 /// overhead) with `deadline` ([`NEVER`] for none).
@@ -200,23 +202,37 @@ pub(crate) struct Slot {
     deadline: u64,
 }
 
-/// One shard's entries in eviction order. The shard around it keeps the byte count, the
-/// budget, the counters and the expiry queue; the store only keeps order.
-trait Store: Send {
-    /// Looks `key` up and records the use.
-    fn get(&mut self, key: &str, hash: u64) -> Option<&Slot>;
-    /// Looks `key` up without recording a use.
-    fn peek(&self, key: &str, hash: u64) -> Option<&Slot>;
-    /// Inserts or overwrites; returns the old entry's charge and the stored key.
-    fn insert(
-        &mut self,
-        key: &str,
-        hash: u64,
+/// What a read under the shard's read lock found.
+enum Lookup {
+    Miss,
+    Hit {
         value: Bytes,
         deadline: u64,
-    ) -> (Option<u64>, Arc<str>);
+        /// The policy wants the entry moved, which needs the write lock.
+        promote: bool,
+    },
+}
+
+/// One shard's entries in eviction order. The shard around it keeps the byte count, the
+/// budget, the counters and the expiry queue; the store only keeps order.
+///
+/// Reads run under the shard's read lock (`lookup` takes `&self`), so concurrent hits on one
+/// shard do not wait for each other; a policy that must reorder on a hit asks for `promote`.
+trait Store: Send + Sync {
+    /// Looks `key` up, records the use where that needs no reordering.
+    fn lookup(&self, key: &str, hash: u64) -> Lookup;
+    /// Records a use that reorders (LRU's move to the front).
+    fn promote(&mut self, key: &str, hash: u64);
+    /// Looks `key` up without recording a use.
+    fn peek(&self, key: &str, hash: u64) -> Option<&Slot>;
+    /// Inserts or overwrites; returns the old entry's charge.
+    fn insert(&mut self, key: &str, hash: u64, value: Bytes, deadline: u64) -> Option<u64>;
     /// Removes `key`; returns its charge.
     fn remove(&mut self, key: &str, hash: u64) -> Option<u64>;
+    /// Removes the entry with this hash and deadline (an expired one); returns its charge.
+    fn remove_expired(&mut self, hash: u64, deadline: u64) -> Option<u64>;
+    /// Whether an entry with this hash and deadline is held.
+    fn holds_deadline(&self, hash: u64, deadline: u64) -> bool;
     /// Evicts one entry chosen by the policy; returns its charge.
     fn evict_one(&mut self, budget: u64) -> Option<u64>;
     /// Removes entries for which `keep` is false; returns (entries removed, bytes freed).
@@ -241,26 +257,30 @@ macro_rules! dispatch {
 
 impl Store for AnyStore {
     #[inline]
-    fn get(&mut self, key: &str, hash: u64) -> Option<&Slot> {
-        dispatch!(self, store => store.get(key, hash))
+    fn lookup(&self, key: &str, hash: u64) -> Lookup {
+        dispatch!(self, store => store.lookup(key, hash))
+    }
+    #[inline]
+    fn promote(&mut self, key: &str, hash: u64) {
+        dispatch!(self, store => store.promote(key, hash))
     }
     #[inline]
     fn peek(&self, key: &str, hash: u64) -> Option<&Slot> {
         dispatch!(self, store => store.peek(key, hash))
     }
     #[inline]
-    fn insert(
-        &mut self,
-        key: &str,
-        hash: u64,
-        value: Bytes,
-        deadline: u64,
-    ) -> (Option<u64>, Arc<str>) {
+    fn insert(&mut self, key: &str, hash: u64, value: Bytes, deadline: u64) -> Option<u64> {
         dispatch!(self, store => store.insert(key, hash, value, deadline))
     }
     #[inline]
     fn remove(&mut self, key: &str, hash: u64) -> Option<u64> {
         dispatch!(self, store => store.remove(key, hash))
+    }
+    fn remove_expired(&mut self, hash: u64, deadline: u64) -> Option<u64> {
+        dispatch!(self, store => store.remove_expired(hash, deadline))
+    }
+    fn holds_deadline(&self, hash: u64, deadline: u64) -> bool {
+        dispatch!(self, store => store.holds_deadline(hash, deadline))
     }
     #[inline]
     fn evict_one(&mut self, budget: u64) -> Option<u64> {
@@ -274,27 +294,25 @@ impl Store for AnyStore {
     }
 }
 
+/// Counters kept under the write lock (hits and misses are atomics beside the lock).
 #[derive(Default, Clone, Copy)]
 struct Counters {
-    hits: u64,
-    misses: u64,
     inserts: u64,
     evictions: u64,
     expirations: u64,
 }
 
-/// Deadlines of the entries that have one, soonest first. Entries are not removed when their
-/// entry is overwritten, deleted or evicted; such stale items are recognised (the entry's
-/// deadline differs) and dropped when they surface, and the heap is compacted when stale items
-/// outnumber live entries.
+/// (deadline, key hash) of the entries that have a deadline, soonest first. Items are not
+/// removed when their entry is overwritten, deleted or evicted; such stale items are
+/// recognised (no entry has that hash and deadline) and dropped when they surface, and the
+/// heap is compacted when stale items outnumber live entries.
 #[derive(Default)]
 struct ExpiryQueue {
-    heap: BinaryHeap<Reverse<(u64, Arc<str>)>>,
+    heap: BinaryHeap<Reverse<(u64, u64)>>,
 }
 
 struct Shard {
     store: AnyStore,
-    hasher: RandomState,
     /// The policy's per-entry overhead.
     overhead: u64,
     bytes: u64,
@@ -304,26 +322,15 @@ struct Shard {
 }
 
 impl Shard {
-    #[inline]
-    fn get(&mut self, key: &str, hash: u64) -> Option<(Bytes, u64)> {
-        match self.store.get(key, hash) {
-            Some(slot) if slot.deadline == NEVER || monotonic::now() < slot.deadline => {
-                let found = (slot.value.clone(), slot.deadline);
-                self.counters.hits += 1;
-                Some(found)
-            }
-            Some(_) => {
-                if let Some(charge) = self.store.remove(key, hash) {
-                    self.bytes -= charge;
-                    self.counters.expirations += 1;
-                }
-                self.counters.misses += 1;
-                None
-            }
-            None => {
-                self.counters.misses += 1;
-                None
-            }
+    /// Removes `key` if it is still there and expired (the caller saw it expired under a
+    /// read lock and has since taken the write lock).
+    fn remove_if_expired(&mut self, key: &str, hash: u64, now: u64) {
+        let expired = self
+            .store
+            .peek(key, hash)
+            .is_some_and(|slot| slot.deadline <= now);
+        if expired && self.remove(key, hash) {
+            self.counters.expirations += 1;
         }
     }
 
@@ -334,14 +341,13 @@ impl Shard {
         if charge > self.budget {
             return Err(self.budget);
         }
-        let (old, stored_key) = self.store.insert(key, hash, value, deadline);
-        if let Some(old) = old {
+        if let Some(old) = self.store.insert(key, hash, value, deadline) {
             self.bytes -= old;
         }
         self.bytes += charge;
         self.counters.inserts += 1;
         if deadline != NEVER {
-            self.expiry.heap.push(Reverse((deadline, stored_key)));
+            self.expiry.heap.push(Reverse((deadline, hash)));
         }
         self.evict_to_budget();
         if !self.expiry.heap.is_empty() {
@@ -380,12 +386,11 @@ impl Shard {
                 Some(Reverse((deadline, _))) if *deadline <= now => {}
                 _ => break,
             }
-            let Some(Reverse((deadline, key))) = self.expiry.heap.pop() else {
+            let Some(Reverse((deadline, hash))) = self.expiry.heap.pop() else {
                 break;
             };
-            let hash = self.hasher.hash_one(&*key);
-            let current = self.store.peek(&key, hash).map(|slot| slot.deadline);
-            if current == Some(deadline) && self.remove(&key, hash) {
+            if let Some(charge) = self.store.remove_expired(hash, deadline) {
+                self.bytes -= charge;
                 self.counters.expirations += 1;
                 reclaimed += 1;
             }
@@ -398,19 +403,14 @@ impl Shard {
         if self.expiry.heap.len() <= 2 * self.store.len() + 1024 {
             return;
         }
-        let (store, hasher) = (&self.store, &self.hasher);
-        self.expiry.heap.retain(|Reverse((deadline, key))| {
-            let hash = hasher.hash_one(&**key);
-            store
-                .peek(key, hash)
-                .is_some_and(|slot| slot.deadline == *deadline)
-        });
+        let store = &self.store;
+        self.expiry
+            .heap
+            .retain(|Reverse((deadline, hash))| store.holds_deadline(*hash, *deadline));
     }
 
     fn stats(&self) -> TierStats {
         TierStats {
-            hits: self.counters.hits,
-            misses: self.counters.misses,
             inserts: self.counters.inserts,
             evictions: self.counters.evictions,
             expirations: self.counters.expirations,
@@ -422,12 +422,27 @@ impl Shard {
     }
 }
 
-/// A cache line apart, so that two shards' locks never share one.
-#[repr(align(128))]
-struct Padded<T>(T);
+/// One shard with its read counters, a cache line apart from its neighbours so that two
+/// shards' locks never share a line. The counters sit beside the lock word: a reader has just
+/// taken that line for the lock, so counting costs it no further cache miss.
+#[repr(C, align(128))]
+struct ShardCell {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    shard: RwLock<Shard>,
+}
+
+impl ShardCell {
+    fn stats(&self) -> TierStats {
+        let mut stats = self.shard.read().stats();
+        stats.hits = self.hits.load(Ordering::Relaxed);
+        stats.misses = self.misses.load(Ordering::Relaxed);
+        stats
+    }
+}
 
 struct Inner {
-    shards: Box<[Padded<Mutex<Shard>>]>,
+    shards: Box<[ShardCell]>,
     shard_mask: u64,
     hasher: RandomState,
     default_ttl: Option<Duration>,
@@ -446,8 +461,10 @@ struct Inner {
 ///   and a few at a time (soonest deadline first) by each write, so no request ever scans the
 ///   cache; [`purge_expired`](MemoryCache::purge_expired) reclaims all of them at once.
 /// - **Hot path.** [`get`](MemoryCache::get) and [`insert`](MemoryCache::insert) are
-///   synchronous: a hit costs one hash, one uncontended lock and one reference-count increment
-///   (values are [`Bytes`]), with no allocation and no `await`. The same cache is also a
+///   synchronous: a hit costs one hash, a shard *read* lock (hits on one shard do not wait for
+///   each other) and one reference-count increment (values are [`Bytes`]), with no allocation
+///   and no `await`. LRU moves an entry to the front only when it has left the most recent
+///   quarter of its shard's list, and skips the move when another thread holds the shard. The same cache is also a
 ///   [`CacheTier`] for composition.
 /// - **Cloning** is cheap: clones share the same cache.
 ///
@@ -512,18 +529,21 @@ impl MemoryCache {
         let shards = split_budget(config.max_bytes, shard_count)
             .map(|budget| {
                 let store = match config.eviction_policy {
-                    EvictionPolicy::Lru => AnyStore::Lru(LruStore::new(hasher.clone())),
+                    EvictionPolicy::Lru => AnyStore::Lru(LruStore::new()),
                     EvictionPolicy::S3Fifo => AnyStore::S3Fifo(S3FifoStore::new()),
                 };
-                Padded(Mutex::new(Shard {
-                    store,
-                    hasher: hasher.clone(),
-                    overhead: config.eviction_policy.entry_overhead(),
-                    bytes: 0,
-                    budget,
-                    expiry: ExpiryQueue::default(),
-                    counters: Counters::default(),
-                }))
+                ShardCell {
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                    shard: RwLock::new(Shard {
+                        store,
+                        overhead: config.eviction_policy.entry_overhead(),
+                        bytes: 0,
+                        budget,
+                        expiry: ExpiryQueue::default(),
+                        counters: Counters::default(),
+                    }),
+                }
             })
             .collect();
         Ok(MemoryCache {
@@ -539,12 +559,46 @@ impl MemoryCache {
     }
 
     #[inline]
-    fn locate(&self, key: &str) -> (&Mutex<Shard>, u64) {
+    fn locate(&self, key: &str) -> (&ShardCell, u64) {
         let hash = self.inner.hasher.hash_one(key);
         // Bits 32.. pick the shard: hashbrown uses the low bits for the bucket and the top
         // seven for its control bytes, so the shard choice does not thin out either.
         let index = ((hash >> 32) & self.inner.shard_mask) as usize;
-        (&self.inner.shards[index].0, hash)
+        (&self.inner.shards[index], hash)
+    }
+
+    /// The read path: a read lock for the lookup; the write lock only to reorder (and then
+    /// only if it is free: a contended move to the front is skipped, not waited for) or to
+    /// reclaim an expired entry.
+    #[inline]
+    fn lookup(&self, key: &str) -> Option<(Bytes, u64)> {
+        let (cell, hash) = self.locate(key);
+        let found = cell.shard.read().store.lookup(key, hash);
+        match found {
+            Lookup::Miss => {
+                cell.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Lookup::Hit {
+                value,
+                deadline,
+                promote,
+            } => {
+                if deadline != NEVER {
+                    let now = monotonic::now();
+                    if deadline <= now {
+                        cell.shard.write().remove_if_expired(key, hash, now);
+                        cell.misses.fetch_add(1, Ordering::Relaxed);
+                        return None;
+                    }
+                }
+                if promote && let Some(mut shard) = cell.shard.try_write() {
+                    shard.store.promote(key, hash);
+                }
+                cell.hits.fetch_add(1, Ordering::Relaxed);
+                Some((value, deadline))
+            }
+        }
     }
 
     /// Reads `key`: `Ok(None)` on a miss or when the entry has expired.
@@ -554,8 +608,7 @@ impl MemoryCache {
     #[inline]
     pub fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
         check_key(key)?;
-        let (shard, hash) = self.locate(key);
-        Ok(shard.lock().get(key, hash).map(|(value, _)| value))
+        Ok(self.lookup(key).map(|(value, _)| value))
     }
 
     /// Reads `key` with its remaining TTL.
@@ -565,9 +618,7 @@ impl MemoryCache {
     #[inline]
     pub fn get_entry(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
         check_key(key)?;
-        let (shard, hash) = self.locate(key);
-        let found = shard.lock().get(key, hash);
-        Ok(found.map(|(value, deadline)| {
+        Ok(self.lookup(key).map(|(value, deadline)| {
             CacheEntry::new(value, monotonic::remaining(deadline, monotonic::now()))
         }))
     }
@@ -577,8 +628,8 @@ impl MemoryCache {
         if check_key(key).is_err() {
             return false;
         }
-        let (shard, hash) = self.locate(key);
-        let shard = shard.lock();
+        let (cell, hash) = self.locate(key);
+        let shard = cell.shard.read();
         shard
             .store
             .peek(key, hash)
@@ -612,8 +663,8 @@ impl MemoryCache {
             value.len(),
             deadline,
         );
-        let (shard, hash) = self.locate(key);
-        let result = shard.lock().insert(key, hash, value, deadline);
+        let (cell, hash) = self.locate(key);
+        let result = cell.shard.write().insert(key, hash, value, deadline);
         result.map_err(|limit| CacheError::value_too_large(&self.inner.name, key, size, limit))
     }
 
@@ -623,8 +674,8 @@ impl MemoryCache {
     /// [`CacheError::InvalidKey`] for an empty or too-long key.
     pub fn remove(&self, key: &str) -> Result<bool, CacheError> {
         check_key(key)?;
-        let (shard, hash) = self.locate(key);
-        let mut shard = shard.lock();
+        let (cell, hash) = self.locate(key);
+        let mut shard = cell.shard.write();
         let live = shard
             .store
             .peek(key, hash)
@@ -650,8 +701,8 @@ impl MemoryCache {
     /// Removes the entries for which `doomed(key, deadline)` is true, counting live ones.
     fn remove_where(&self, mut doomed: impl FnMut(&str, u64) -> bool) -> u64 {
         let mut removed_live = 0;
-        for shard in self.inner.shards.iter() {
-            let mut shard = shard.0.lock();
+        for cell in self.inner.shards.iter() {
+            let mut shard = cell.shard.write();
             let now = monotonic::now();
             let mut expired = 0;
             let (removed, freed) = shard.store.retain(&mut |key, slot| {
@@ -677,8 +728,8 @@ impl MemoryCache {
     /// so calling this is only needed to release memory promptly in a read-only phase.
     pub fn purge_expired(&self) -> u64 {
         let mut reclaimed = 0;
-        for shard in self.inner.shards.iter() {
-            let mut shard = shard.0.lock();
+        for cell in self.inner.shards.iter() {
+            let mut shard = cell.shard.write();
             reclaimed += shard.reclaim_expired(monotonic::now(), usize::MAX);
         }
         reclaimed
@@ -700,13 +751,13 @@ impl MemoryCache {
                 ),
             });
         }
-        for (shard, budget) in self
+        for (cell, budget) in self
             .inner
             .shards
             .iter()
             .zip(split_budget(max_bytes, shard_count))
         {
-            let mut shard = shard.0.lock();
+            let mut shard = cell.shard.write();
             shard.budget = budget;
             shard.evict_to_budget();
         }
@@ -718,7 +769,7 @@ impl MemoryCache {
         self.inner
             .shards
             .iter()
-            .map(|shard| shard.0.lock().budget)
+            .map(|cell| cell.shard.read().budget)
             .sum()
     }
 
@@ -728,7 +779,7 @@ impl MemoryCache {
         self.inner
             .shards
             .iter()
-            .map(|shard| shard.0.lock().budget)
+            .map(|cell| cell.shard.read().budget)
             .min()
             .unwrap_or(0)
     }
@@ -738,7 +789,7 @@ impl MemoryCache {
         self.inner
             .shards
             .iter()
-            .map(|shard| shard.0.lock().bytes)
+            .map(|cell| cell.shard.read().bytes)
             .sum()
     }
 
@@ -747,7 +798,7 @@ impl MemoryCache {
         self.inner
             .shards
             .iter()
-            .map(|shard| shard.0.lock().store.len() as u64)
+            .map(|cell| cell.shard.read().store.len() as u64)
             .sum()
     }
 
@@ -773,11 +824,7 @@ impl MemoryCache {
 
     /// Counters and gauges summed over all shards.
     pub fn stats(&self) -> TierStats {
-        self.inner
-            .shards
-            .iter()
-            .map(|shard| shard.0.lock().stats())
-            .sum()
+        self.inner.shards.iter().map(ShardCell::stats).sum()
     }
 }
 
