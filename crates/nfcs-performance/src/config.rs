@@ -1,0 +1,633 @@
+//! `CacheConfig`: the spec's `CACHE_CONFIG`, read from TOML and checked field by field.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use nfcs_cache_core::EvictionPolicy;
+use serde::{Deserialize, Serialize};
+
+use crate::units::{ByteSize, TtlSetting};
+
+/// A configuration that could not be used: which field, what value, why.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("could not read the configuration file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The text is not valid TOML.
+    #[error("the configuration is not valid TOML: {message}")]
+    Syntax {
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A field has a value that cannot work, or is not a known field.
+    #[error("invalid configuration value for `{field}`: {message}")]
+    Invalid {
+        /// The dotted path of the field (`memory.max_size`).
+        field: String,
+        /// What is wrong, with the value.
+        message: String,
+    },
+}
+
+impl ConfigError {
+    fn invalid(field: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Invalid {
+            field: field.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The dotted path of the offending field, when the error is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { field, .. } => Some(field),
+            _ => None,
+        }
+    }
+}
+
+/// The cache configuration: one section per tier or feature, each with the spec's defaults.
+///
+/// Every field may be left out. `deny_unknown_fields` applies throughout, so a misspelt field is
+/// an error that names it rather than a silently ignored setting.
+///
+/// ```
+/// use nfcs_performance::{ByteSize, CacheConfig};
+///
+/// let config = CacheConfig::from_toml_str(r#"
+///     [memory]
+///     max_size = "512MiB"
+///     eviction_policy = "s3_fifo"
+///     ttl_default = "30m"
+///
+///     [redis]
+///     enabled = false
+/// "#)?;
+/// assert_eq!(config.memory.max_size, ByteSize::new(512 << 20));
+/// assert_eq!(config.disk.max_size.bytes(), 10_000_000_000); // the spec's default, "10GB"
+///
+/// let error = CacheConfig::from_toml_str("[memory]\nmax_size = \"1XB\"").unwrap_err();
+/// assert_eq!(error.field(), Some("memory.max_size"));
+/// # Ok::<(), nfcs_performance::ConfigError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CacheConfig {
+    /// The in-memory tier.
+    pub memory: MemoryTierConfig,
+    /// The disk tier.
+    pub disk: DiskTierConfig,
+    /// The Redis tier.
+    pub redis: RedisTierConfig,
+    /// The semantic cache.
+    pub semantic: SemanticConfig,
+    /// Cache warming.
+    pub cache_warming: CacheWarmingConfig,
+}
+
+/// `[memory]`: enabled, 1GB, LRU, TTL 3600 s by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MemoryTierConfig {
+    /// Whether the tier runs.
+    pub enabled: bool,
+    /// The byte budget (keys, values and per-entry bookkeeping).
+    pub max_size: ByteSize,
+    /// `"lru"` (the spec's) or `"s3_fifo"` (scan resistant). Also accepted as `eviction`.
+    #[serde(alias = "eviction")]
+    pub eviction_policy: EvictionPolicy,
+    /// TTL of entries set without one.
+    pub ttl_default: TtlSetting,
+}
+
+impl Default for MemoryTierConfig {
+    fn default() -> MemoryTierConfig {
+        MemoryTierConfig {
+            enabled: true,
+            max_size: ByteSize::new(1_000_000_000),
+            eviction_policy: EvictionPolicy::Lru,
+            ttl_default: TtlSetting::After(Duration::from_secs(3600)),
+        }
+    }
+}
+
+/// `[disk]`: enabled, `./cache`, 10GB, compression on by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DiskTierConfig {
+    /// Whether the tier runs.
+    pub enabled: bool,
+    /// Where entries are stored.
+    pub directory: PathBuf,
+    /// The most bytes the tier keeps on disk.
+    pub max_size: ByteSize,
+    /// Whether values are compressed with zstd (when that makes them smaller).
+    pub compression: bool,
+}
+
+impl Default for DiskTierConfig {
+    fn default() -> DiskTierConfig {
+        DiskTierConfig {
+            enabled: true,
+            directory: PathBuf::from("./cache"),
+            max_size: ByteSize::new(10_000_000_000),
+            compression: true,
+        }
+    }
+}
+
+/// `[redis]`: enabled, `redis://localhost:6379`, db 0, 10 connections, TTL 7200 s by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedisTierConfig {
+    /// Whether the tier runs.
+    pub enabled: bool,
+    /// `redis://[user[:password]@]host[:port][/db]`, `rediss://...` (TLS) or `unix:///path`.
+    pub url: String,
+    /// The database index.
+    pub db: u32,
+    /// Connections kept open.
+    pub max_connections: u32,
+    /// TTL of entries set without one.
+    pub ttl_default: TtlSetting,
+}
+
+impl Default for RedisTierConfig {
+    fn default() -> RedisTierConfig {
+        RedisTierConfig {
+            enabled: true,
+            url: "redis://localhost:6379".to_owned(),
+            db: 0,
+            max_connections: 10,
+            ttl_default: TtlSetting::After(Duration::from_secs(7200)),
+        }
+    }
+}
+
+/// `[semantic]`: enabled, threshold 0.95, 10,000 entries, all-MiniLM-L6-v2 by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct SemanticConfig {
+    /// Whether the semantic cache runs.
+    pub enabled: bool,
+    /// The cosine similarity (-1 to 1) from which a stored prompt counts as the same.
+    pub similarity_threshold: f64,
+    /// The most entries kept.
+    pub max_entries: u64,
+    /// The sentence embedding model.
+    pub embedding_model: String,
+}
+
+impl Default for SemanticConfig {
+    fn default() -> SemanticConfig {
+        SemanticConfig {
+            enabled: true,
+            similarity_threshold: 0.95,
+            max_entries: 10_000,
+            embedding_model: "sentence-transformers/all-MiniLM-L6-v2".to_owned(),
+        }
+    }
+}
+
+/// `[cache_warming]`: enabled, both strategies, warm on start-up by default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CacheWarmingConfig {
+    /// Whether warming runs.
+    pub enabled: bool,
+    /// Which strategies pick the keys to warm.
+    pub strategies: Vec<WarmingStrategy>,
+    /// Whether to warm when the manager starts.
+    pub warm_on_startup: bool,
+}
+
+impl Default for CacheWarmingConfig {
+    fn default() -> CacheWarmingConfig {
+        CacheWarmingConfig {
+            enabled: true,
+            strategies: vec![
+                WarmingStrategy::PopularQueries,
+                WarmingStrategy::PredictedAccess,
+            ],
+            warm_on_startup: true,
+        }
+    }
+}
+
+/// A cache-warming strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum WarmingStrategy {
+    /// Warm the most requested keys.
+    PopularQueries,
+    /// Warm the keys an access model predicts.
+    PredictedAccess,
+}
+
+impl CacheConfig {
+    /// Parses and checks a TOML document.
+    ///
+    /// # Errors
+    /// [`ConfigError::Syntax`] for malformed TOML, [`ConfigError::Invalid`] naming the field for
+    /// an unknown field or a value that cannot work.
+    pub fn from_toml_str(text: &str) -> Result<CacheConfig, ConfigError> {
+        let deserializer =
+            toml::Deserializer::parse(text).map_err(|error| ConfigError::Syntax {
+                message: error.to_string().trim_end().to_owned(),
+            })?;
+        let config: CacheConfig =
+            serde_path_to_error::deserialize(deserializer).map_err(|error| {
+                let field = error.path().to_string();
+                let message = error.into_inner().message().trim_end().to_owned();
+                ConfigError::Invalid {
+                    field: if field == "." {
+                        "(top level)".to_owned()
+                    } else {
+                        field
+                    },
+                    message,
+                }
+            })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads, parses and checks a TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] when the file cannot be read, otherwise as
+    /// [`from_toml_str`](CacheConfig::from_toml_str).
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<CacheConfig, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        CacheConfig::from_toml_str(&text)
+    }
+
+    /// The configuration as TOML (what [`from_toml_str`](CacheConfig::from_toml_str) reads back).
+    pub fn to_toml_string(&self) -> String {
+        // Every field serialises to a TOML value, so this cannot fail; an empty document would
+        // only mean "the defaults".
+        toml::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Checks the values that types alone do not: sizes above zero, a Redis URL that can work,
+    /// a similarity threshold within -1..=1, and so on. Sections of disabled tiers are checked
+    /// too, so that enabling one later does not reveal an old mistake.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the first bad field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.memory.max_size.bytes() == 0 {
+            return Err(ConfigError::invalid(
+                "memory.max_size",
+                "must be larger than zero",
+            ));
+        }
+        if self.disk.max_size.bytes() == 0 {
+            return Err(ConfigError::invalid(
+                "disk.max_size",
+                "must be larger than zero",
+            ));
+        }
+        if self.disk.directory.as_os_str().is_empty() {
+            return Err(ConfigError::invalid("disk.directory", "must not be empty"));
+        }
+        validate_redis_url(&self.redis.url)
+            .map_err(|message| ConfigError::invalid("redis.url", message))?;
+        if self.redis.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "redis.max_connections",
+                "must be at least 1",
+            ));
+        }
+        if self.redis.max_connections > 10_000 {
+            return Err(ConfigError::invalid(
+                "redis.max_connections",
+                format!(
+                    "{} is more connections than a Redis server should see from one client (at most 10000)",
+                    self.redis.max_connections
+                ),
+            ));
+        }
+        let threshold = self.semantic.similarity_threshold;
+        if !threshold.is_finite() || !(-1.0..=1.0).contains(&threshold) {
+            return Err(ConfigError::invalid(
+                "semantic.similarity_threshold",
+                format!("{threshold} is not a cosine similarity: it must lie between -1.0 and 1.0"),
+            ));
+        }
+        if self.semantic.max_entries == 0 {
+            return Err(ConfigError::invalid(
+                "semantic.max_entries",
+                "must be at least 1",
+            ));
+        }
+        if self.semantic.embedding_model.trim().is_empty() {
+            return Err(ConfigError::invalid(
+                "semantic.embedding_model",
+                "must name a model",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the shape of a Redis URL; the Redis tier's client parses it fully when it connects.
+fn validate_redis_url(url: &str) -> Result<(), String> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Err(format!("{url:?} is not a URL (expected redis://host:port)"));
+    };
+    match scheme {
+        "redis" | "rediss" => {}
+        "unix" | "redis+unix" => {
+            return if rest.is_empty() {
+                Err(format!("{url:?} names no socket path"))
+            } else {
+                Ok(())
+            };
+        }
+        other => {
+            return Err(format!(
+                "unsupported scheme {other:?} in {url:?} (expected redis, rediss, unix or redis+unix)"
+            ));
+        }
+    }
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+        // An IPv6 literal: [::1]:6379
+        let (host, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| format!("unclosed '[' in the host of {url:?}"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(format!("{url:?} names no host"));
+    }
+    if let Some(port) = port {
+        match port.parse::<u16>() {
+            Ok(0) | Err(_) => {
+                return Err(format!("{port:?} in {url:?} is not a port (1 to 65535)"));
+            }
+            Ok(_) => {}
+        }
+    }
+    let database = path.split(['?', '#']).next().unwrap_or("");
+    if !database.is_empty() && database.parse::<u32>().is_err() {
+        return Err(format!(
+            "the path {database:?} of {url:?} is not a database index"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(text: &str) -> (String, String) {
+        match CacheConfig::from_toml_str(text) {
+            Err(ConfigError::Invalid { field, message }) => (field, message),
+            other => panic!("expected an invalid field, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_the_spec() {
+        let config = CacheConfig::default();
+        assert!(config.memory.enabled);
+        assert_eq!(config.memory.max_size.bytes(), 1_000_000_000);
+        assert_eq!(config.memory.eviction_policy, EvictionPolicy::Lru);
+        assert_eq!(
+            config.memory.ttl_default.as_duration(),
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(config.disk.directory, PathBuf::from("./cache"));
+        assert_eq!(config.disk.max_size.bytes(), 10_000_000_000);
+        assert!(config.disk.compression);
+        assert_eq!(config.redis.url, "redis://localhost:6379");
+        assert_eq!((config.redis.db, config.redis.max_connections), (0, 10));
+        assert_eq!(
+            config.redis.ttl_default.as_duration(),
+            Some(Duration::from_secs(7200))
+        );
+        assert_eq!(config.semantic.similarity_threshold, 0.95);
+        assert_eq!(config.semantic.max_entries, 10_000);
+        assert_eq!(
+            config.semantic.embedding_model,
+            "sentence-transformers/all-MiniLM-L6-v2"
+        );
+        assert_eq!(
+            config.cache_warming.strategies,
+            [
+                WarmingStrategy::PopularQueries,
+                WarmingStrategy::PredictedAccess
+            ]
+        );
+        assert!(config.cache_warming.warm_on_startup);
+        assert_eq!(CacheConfig::from_toml_str("").unwrap(), config);
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_spec_document_parses() {
+        let config = CacheConfig::from_toml_str(
+            r#"
+            [memory]
+            enabled = true
+            max_size = "1GB"
+            eviction = "lru"
+            ttl_default = 3600
+
+            [disk]
+            enabled = true
+            directory = "./cache"
+            max_size = "10GB"
+            compression = true
+
+            [redis]
+            enabled = true
+            url = "redis://localhost:6379"
+            db = 0
+            max_connections = 10
+            ttl_default = 7200
+
+            [semantic]
+            enabled = true
+            similarity_threshold = 0.95
+            max_entries = 10000
+            embedding_model = "sentence-transformers/all-MiniLM-L6-v2"
+
+            [cache_warming]
+            enabled = true
+            strategies = ["popular_queries", "predicted_access"]
+            warm_on_startup = true
+            "#,
+        )
+        .unwrap();
+        assert_eq!(config, CacheConfig::default());
+    }
+
+    #[test]
+    fn round_trips_through_toml() {
+        let mut config = CacheConfig::default();
+        config.memory.max_size = ByteSize::new(512 << 20);
+        config.memory.ttl_default = TtlSetting::Never;
+        config.memory.eviction_policy = EvictionPolicy::S3Fifo;
+        let text = config.to_toml_string();
+        assert_eq!(CacheConfig::from_toml_str(&text).unwrap(), config, "{text}");
+    }
+
+    #[test]
+    fn every_bad_value_names_its_field() {
+        let cases = [
+            (
+                "[memory]\nmax_size = \"1XB\"",
+                "memory.max_size",
+                "unknown unit",
+            ),
+            (
+                "[memory]\nmax_size = 0",
+                "memory.max_size",
+                "larger than zero",
+            ),
+            ("[memory]\nmax_size = -5", "memory.max_size", "negative"),
+            (
+                "[memory]\neviction_policy = \"lfu\"",
+                "memory.eviction_policy",
+                "lfu",
+            ),
+            ("[memory]\nttl_default = 0", "memory.ttl_default", "never"),
+            (
+                "[memory]\nttl_default = \"forever\"",
+                "memory.ttl_default",
+                "not a duration",
+            ),
+            (
+                "[memory]\nmax_sise = \"1GB\"",
+                "memory.max_sise",
+                "unknown field",
+            ),
+            (
+                "[disk]\nmax_size = \"0GB\"",
+                "disk.max_size",
+                "larger than zero",
+            ),
+            ("[disk]\ndirectory = \"\"", "disk.directory", "empty"),
+            (
+                "[redis]\nurl = \"http://localhost\"",
+                "redis.url",
+                "unsupported scheme",
+            ),
+            (
+                "[redis]\nurl = \"localhost:6379\"",
+                "redis.url",
+                "not a URL",
+            ),
+            ("[redis]\nurl = \"redis://:6379\"", "redis.url", "no host"),
+            (
+                "[redis]\nurl = \"redis://localhost:99999\"",
+                "redis.url",
+                "not a port",
+            ),
+            (
+                "[redis]\nurl = \"redis://localhost:6379/zero\"",
+                "redis.url",
+                "database index",
+            ),
+            ("[redis]\ndb = -1", "redis.db", "-1"),
+            (
+                "[redis]\nmax_connections = 0",
+                "redis.max_connections",
+                "at least 1",
+            ),
+            (
+                "[semantic]\nsimilarity_threshold = 1.5",
+                "semantic.similarity_threshold",
+                "between -1.0 and 1.0",
+            ),
+            (
+                "[semantic]\nsimilarity_threshold = nan",
+                "semantic.similarity_threshold",
+                "NaN",
+            ),
+            (
+                "[semantic]\nmax_entries = 0",
+                "semantic.max_entries",
+                "at least 1",
+            ),
+            (
+                "[cache_warming]\nstrategies = [\"guesswork\"]",
+                "cache_warming.strategies[0]",
+                "guesswork",
+            ),
+            (
+                "[unknown_section]\nx = 1",
+                "unknown_section",
+                "unknown field",
+            ),
+        ];
+        for (text, field, fragment) in cases {
+            let (got_field, message) = field_of(text);
+            assert_eq!(got_field, field, "for {text:?}: {message}");
+            assert!(
+                message.contains(fragment),
+                "for {text:?}: {message:?} lacks {fragment:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn syntax_errors_give_the_line() {
+        let error = CacheConfig::from_toml_str("[memory]\nmax_size = = 3").unwrap_err();
+        assert!(matches!(error, ConfigError::Syntax { .. }));
+        assert!(error.to_string().contains("line 2"), "{error}");
+    }
+
+    #[test]
+    fn unreadable_files_name_the_path() {
+        let error = CacheConfig::from_toml_file("/nonexistent/nfcs.toml").unwrap_err();
+        assert!(
+            error.to_string().contains("/nonexistent/nfcs.toml"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn redis_urls() {
+        for good in [
+            "redis://localhost",
+            "redis://127.0.0.1:6379/2",
+            "rediss://user:secret@cache.example:6380",
+            "redis://[::1]:6379",
+            "unix:///run/redis.sock",
+        ] {
+            validate_redis_url(good).unwrap_or_else(|error| panic!("{good}: {error}"));
+        }
+    }
+}

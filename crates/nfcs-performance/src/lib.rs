@@ -1,0 +1,86 @@
+//! The nfcs-perf facade: one cache over every tier.
+//!
+//! `nfcs-performance` is the crate most users depend on. Its [`NFCSCacheManager`] composes the
+//! tiers of the nfcs-perf stack (the in-memory tier today; the disk and Redis tiers plug in
+//! with their crates) into one cache with typed values, TTLs, glob invalidation and
+//! single-flight loading, configured from TOML with the NFCS specification's defaults.
+//!
+//! # What it provides
+//!
+//! - [`NFCSCacheManager`]: read-through and write-through across tiers, promotion of lower-tier
+//!   hits with their remaining TTL, typed [`get`](NFCSCacheManager::get) /
+//!   [`set`](NFCSCacheManager::set) and raw-bytes variants,
+//!   [`get_or_insert_with`](NFCSCacheManager::get_or_insert_with) (one load for any number of
+//!   concurrent callers), [`invalidate_pattern`](NFCSCacheManager::invalidate_pattern), and
+//!   [`stats`](NFCSCacheManager::stats) exported through the `metrics` facade.
+//! - [`CacheConfig`]: the spec's `CACHE_CONFIG` from TOML: sizes such as `"1GB"` or
+//!   `"512MiB"` ([`ByteSize`]), TTLs such as `3600`, `"1h"` or `"never"` ([`TtlSetting`]),
+//!   and an error naming the field for every invalid value.
+//! - [`cache_core`]: the tier crate underneath (keys, patterns, codec, `MemoryCache`).
+//! - [`prelude`]: the names most code needs.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use nfcs_performance::prelude::*;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = CacheConfig::from_toml_str(r#"
+//!     [memory]
+//!     max_size = "256MiB"
+//!     ttl_default = "1h"
+//! "#)?;
+//! let cache = NFCSCacheManager::from_config(config).await?;
+//!
+//! // The spec's solve_cgl_optimized: check, compute once, store.
+//! let grid_size = 64;
+//! let key = format!("cgl_{grid_size}_a1b2");
+//! let field: Vec<f64> = cache
+//!     .get_or_insert_with(&key, Some(Duration::from_secs(3600)), || async move {
+//!         Ok::<_, std::io::Error>(vec![1.0; grid_size * grid_size]) // solve_cgl(...)
+//!     })
+//!     .await?;
+//! assert_eq!(field.len(), 4096);
+//!
+//! cache.set("key_1", &"value_1", None).await?; // the tier's default TTL
+//! let hit: Option<String> = cache.get("key_1").await?; // Ok(None) on a miss
+//! assert_eq!(hit.as_deref(), Some("value_1"));
+//! assert_eq!(cache.invalidate_pattern("cgl_*").await?, 1);
+//!
+//! // The spec enables disk, Redis, semantic caching and warming by default; this build runs
+//! // the memory tier and reports the others instead of failing.
+//! for status in cache.tier_status() {
+//!     println!("{}: {:?}", status.name, status.state);
+//! }
+//! println!("{:#?}", cache.stats());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! None yet. The disk, Redis and semantic tiers will arrive behind `disk`, `redis` and
+//! `semantic` features that forward to their crates, so that an application compiles only
+//! the tiers it uses.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+mod error;
+mod manager;
+pub mod prelude;
+mod units;
+
+/// The tier crate underneath: keys, patterns, the codec, the tier trait and the memory tier.
+pub use nfcs_cache_core as cache_core;
+
+pub use config::{
+    CacheConfig, CacheWarmingConfig, ConfigError, DiskTierConfig, MemoryTierConfig,
+    RedisTierConfig, SemanticConfig, WarmingStrategy,
+};
+pub use error::{BuildError, LoadError};
+pub use manager::{ManagerBuilder, ManagerStats, NFCSCacheManager, TierState, TierStatus};
+pub use units::{ByteSize, TtlSetting};

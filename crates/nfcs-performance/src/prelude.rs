@@ -1,0 +1,9 @@
+//! The names most code needs: `use nfcs_performance::prelude::*;`.
+
+pub use crate::config::CacheConfig;
+pub use crate::error::{BuildError, LoadError};
+pub use crate::manager::{ManagerStats, NFCSCacheManager, TierState, TierStatus};
+pub use nfcs_cache_core::{
+    Bytes, CacheEntry, CacheError, CacheTier, Codec, EvictionPolicy, MemoryCache, MemoryConfig,
+    Pattern, TierStats,
+};
