@@ -1,5 +1,8 @@
 //! Integration tests of the facade: the manager over real tiers, configuration, single flight.
 
+// In tests a panic is the failure report: helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
 mod config_files;
 mod manager;
 mod single_flight;
