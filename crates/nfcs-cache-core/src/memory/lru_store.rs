@@ -103,10 +103,10 @@ impl LruStore {
 impl Store for LruStore {
     #[inline]
     fn lookup(&self, key: &str, hash: u64) -> Lookup {
-        let Some(entry) = self
+        let Some((index, entry)) = self
             .arena
             .find(hash, key)
-            .and_then(|index| self.arena.get(index))
+            .and_then(|index| Some((index, self.arena.get(index)?)))
         else {
             return Lookup::Miss;
         };
@@ -114,12 +114,18 @@ impl Store for LruStore {
         Lookup::Hit {
             value: entry.slot.value.clone(),
             deadline: entry.slot.deadline,
-            promote: self.clock - entry.meta.stamp >= window,
+            promote: (self.clock - entry.meta.stamp >= window).then_some(index),
         }
     }
 
-    fn promote(&mut self, key: &str, hash: u64) {
-        if let Some(index) = self.arena.find(hash, key) {
+    fn promote(&mut self, index: u32, hash: u64) {
+        // Between the read lock and this write lock the slot may have been reused; an entry
+        // with the same 64-bit hash in the same shard is the same key for ordering purposes.
+        if self
+            .arena
+            .get(index)
+            .is_some_and(|entry| entry.hash == hash)
+        {
             self.move_to_front(index);
         }
     }

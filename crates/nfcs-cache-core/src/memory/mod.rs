@@ -208,8 +208,8 @@ enum Lookup {
     Hit {
         value: Bytes,
         deadline: u64,
-        /// The policy wants the entry moved, which needs the write lock.
-        promote: bool,
+        /// The policy wants the entry at this arena index moved, which needs the write lock.
+        promote: Option<u32>,
     },
 }
 
@@ -221,8 +221,9 @@ enum Lookup {
 trait Store: Send + Sync {
     /// Looks `key` up, records the use where that needs no reordering.
     fn lookup(&self, key: &str, hash: u64) -> Lookup;
-    /// Records a use that reorders (LRU's move to the front).
-    fn promote(&mut self, key: &str, hash: u64);
+    /// Records a use that reorders (LRU's move to the front) of the entry `lookup` found at
+    /// `index`, if that slot still holds an entry with this hash.
+    fn promote(&mut self, index: u32, hash: u64);
     /// Looks `key` up without recording a use.
     fn peek(&self, key: &str, hash: u64) -> Option<&Slot>;
     /// Inserts or overwrites; returns the old entry's charge.
@@ -261,8 +262,8 @@ impl Store for AnyStore {
         dispatch!(self, store => store.lookup(key, hash))
     }
     #[inline]
-    fn promote(&mut self, key: &str, hash: u64) {
-        dispatch!(self, store => store.promote(key, hash))
+    fn promote(&mut self, index: u32, hash: u64) {
+        dispatch!(self, store => store.promote(index, hash))
     }
     #[inline]
     fn peek(&self, key: &str, hash: u64) -> Option<&Slot> {
@@ -592,8 +593,10 @@ impl MemoryCache {
                         return None;
                     }
                 }
-                if promote && let Some(mut shard) = cell.shard.try_write() {
-                    shard.store.promote(key, hash);
+                if let Some(index) = promote
+                    && let Some(mut shard) = cell.shard.try_write()
+                {
+                    shard.store.promote(index, hash);
                 }
                 cell.hits.fetch_add(1, Ordering::Relaxed);
                 Some((value, deadline))

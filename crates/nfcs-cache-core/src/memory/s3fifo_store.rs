@@ -159,11 +159,11 @@ impl Store for S3FifoStore {
         Lookup::Hit {
             value: entry.slot.value.clone(),
             deadline: entry.slot.deadline,
-            promote: false,
+            promote: None,
         }
     }
 
-    fn promote(&mut self, _key: &str, _hash: u64) {}
+    fn promote(&mut self, _index: u32, _hash: u64) {}
 
     #[inline]
     fn peek(&self, key: &str, hash: u64) -> Option<&Slot> {
