@@ -12,8 +12,8 @@ use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
 use futures_util::future::join_all;
 use nfcs_cache_core::{
-    CacheEntry, CacheError, CacheTier, Codec, MemoryCache, MemoryConfig, Pattern, TierStats,
-    check_key, check_ttl, key_preview,
+    CacheEntry, CacheError, CacheTier, Codec, MemoryCache, MemoryConfig, Pattern, TierResult,
+    TierStats, check_key, check_ttl, key_preview,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -491,29 +491,17 @@ impl NFCSCacheManager {
     /// [`CacheError::InvalidKey`], or a tier's error when a tier could not be reached (the
     /// other tiers have still been cleaned).
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let mut removed = match &self.inner.memory {
+        let removed = match &self.inner.memory {
             Some(memory) => memory.remove(key)?,
             None => {
                 check_key(key)?;
                 false
             }
         };
-        let lower = &self.inner.lower;
-        let results = join_all(lower.iter().map(|tier| tier.delete(key))).await;
-        let mut failure = None;
-        for (tier, result) in lower.iter().zip(results) {
-            match result {
-                Ok(found) => removed |= found,
-                Err(error) => {
-                    self.tier_failed(tier.name(), "delete from", &error);
-                    failure = Some(error);
-                }
-            }
-        }
-        match failure {
-            None => Ok(removed),
-            Some(error) => Err(error),
-        }
+        let below = self
+            .on_lower_tiers("delete from", |tier| tier.delete(key))
+            .await?;
+        Ok(below.into_iter().fold(removed, |any, found| any | found))
     }
 
     /// Removes every key matching the glob `pattern` (Redis syntax, see [`Pattern`]) from every
@@ -524,27 +512,15 @@ impl NFCSCacheManager {
     /// could not be reached (the other tiers have still been cleaned).
     pub async fn invalidate_pattern(&self, pattern: &str) -> Result<u64, CacheError> {
         let pattern = Pattern::new(pattern)?;
-        let mut removed = self
+        let removed = self
             .inner
             .memory
             .as_ref()
             .map_or(0, |memory| memory.remove_matching(&pattern));
-        let lower = &self.inner.lower;
-        let results = join_all(lower.iter().map(|tier| tier.invalidate_pattern(&pattern))).await;
-        let mut failure = None;
-        for (tier, result) in lower.iter().zip(results) {
-            match result {
-                Ok(count) => removed += count,
-                Err(error) => {
-                    self.tier_failed(tier.name(), "invalidate in", &error);
-                    failure = Some(error);
-                }
-            }
-        }
-        match failure {
-            None => Ok(removed),
-            Some(error) => Err(error),
-        }
+        let below = self
+            .on_lower_tiers("invalidate in", |tier| tier.invalidate_pattern(&pattern))
+            .await?;
+        Ok(removed + below.into_iter().sum::<u64>())
     }
 
     /// Removes every entry from every tier; returns how many, summed over tiers.
@@ -552,21 +528,33 @@ impl NFCSCacheManager {
     /// # Errors
     /// A tier's error when a tier could not be reached (the others have still been cleared).
     pub async fn clear(&self) -> Result<u64, CacheError> {
-        let mut removed = self.inner.memory.as_ref().map_or(0, MemoryCache::clear);
+        let removed = self.inner.memory.as_ref().map_or(0, MemoryCache::clear);
+        let below = self.on_lower_tiers("clear", |tier| tier.clear()).await?;
+        Ok(removed + below.into_iter().sum::<u64>())
+    }
+
+    /// Runs `call` on every lower tier concurrently. Returns the results, or, once every tier
+    /// has answered, the error of one that failed (each failure is counted).
+    async fn on_lower_tiers<T>(
+        &self,
+        operation: &str,
+        call: impl Fn(&dyn CacheTier) -> TierResult<T>,
+    ) -> Result<Vec<T>, CacheError> {
         let lower = &self.inner.lower;
-        let results = join_all(lower.iter().map(|tier| tier.clear())).await;
+        let results = join_all(lower.iter().map(|tier| call(tier.as_ref()))).await;
+        let mut values = Vec::with_capacity(results.len());
         let mut failure = None;
         for (tier, result) in lower.iter().zip(results) {
             match result {
-                Ok(count) => removed += count,
+                Ok(value) => values.push(value),
                 Err(error) => {
-                    self.tier_failed(tier.name(), "clear", &error);
+                    self.tier_failed(tier.name(), operation, &error);
                     failure = Some(error);
                 }
             }
         }
         match failure {
-            None => Ok(removed),
+            None => Ok(values),
             Some(error) => Err(error),
         }
     }

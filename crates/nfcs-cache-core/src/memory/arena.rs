@@ -174,12 +174,16 @@ impl<M> Arena<M> {
         self.table.len()
     }
 
-    /// The occupied indices and their entries.
-    pub(super) fn iter(&self) -> impl Iterator<Item = (u32, &Entry<M>)> {
+    /// The indices of the entries for which `select(key, slot)` is true.
+    pub(super) fn indices_where(&self, select: &mut dyn FnMut(&str, &Slot) -> bool) -> Vec<u32> {
         self.entries
             .iter()
             .enumerate()
-            .filter_map(|(index, entry)| Some((index as u32, entry.as_ref()?)))
+            .filter_map(|(index, entry)| {
+                let entry = entry.as_ref()?;
+                select(entry.key.as_str(), &entry.slot).then_some(index as u32)
+            })
+            .collect()
     }
 
     /// The number of slots, occupied or not (indices are below it).
@@ -231,6 +235,6 @@ mod tests {
         let c = arena.insert(3, "c", slot(30), ());
         assert_eq!(c, a, "the vacant slot is reused");
         assert_eq!(arena.len(), 2);
-        assert_eq!(arena.iter().count(), 2);
+        assert_eq!(arena.indices_where(&mut |key, _| key != "b"), [c]);
     }
 }

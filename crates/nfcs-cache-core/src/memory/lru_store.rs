@@ -182,12 +182,7 @@ impl Store for LruStore {
     }
 
     fn retain(&mut self, keep: &mut dyn FnMut(&str, &Slot) -> bool) -> (u64, u64) {
-        let doomed: Vec<u32> = self
-            .arena
-            .iter()
-            .filter(|(_, entry)| !keep(entry.key.as_str(), &entry.slot))
-            .map(|(index, _)| index)
-            .collect();
+        let doomed = self.arena.indices_where(&mut |key, slot| !keep(key, slot));
         let freed = doomed
             .iter()
             .filter_map(|&index| self.remove_at(index))
