@@ -1,0 +1,227 @@
+//! `DiskConfig` and the errors of opening a disk cache.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// How to open a [`DiskCache`](crate::DiskCache).
+///
+/// ```
+/// use std::time::Duration;
+/// use nfcs_cache_disk::DiskConfig;
+///
+/// let config = DiskConfig::new(10_000_000_000) // the spec's 10 GB
+///     .compression(true)
+///     .default_ttl(Some(Duration::from_secs(24 * 3600)));
+/// assert_eq!(config.max_bytes, 10_000_000_000);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct DiskConfig {
+    /// The most bytes the cache's files take on disk (segments and their headers).
+    pub max_bytes: u64,
+    /// Whether values are compressed with zstd when that makes them at least 1/16 smaller.
+    pub compression: bool,
+    /// The zstd level (1 to 19 are sensible; 3 is zstd's default).
+    pub compression_level: i32,
+    /// The TTL of entries set without one; `None` means they never expire.
+    pub default_ttl: Option<Duration>,
+    /// The size of one segment file; `None` picks 1/16 of `max_bytes` within 64 KiB to 64 MiB.
+    /// Fixed when the directory is first used: reopening keeps the recorded size.
+    pub segment_bytes: Option<u64>,
+    /// Whether every write is flushed to the device (`fdatasync`) before it returns. Without it
+    /// a process crash loses nothing (the page cache survives it); a power loss may lose the
+    /// most recent writes, never consistency.
+    pub sync_writes: bool,
+    /// The tier's name in stats, errors and metric labels.
+    pub name: String,
+}
+
+impl DiskConfig {
+    /// The smallest segment.
+    pub const MIN_SEGMENT_BYTES: u64 = 64 << 10;
+    /// The largest segment.
+    pub const MAX_SEGMENT_BYTES: u64 = 1 << 30;
+    /// The fewest segments a cache is split into: one being written, one kept free for
+    /// rotation, at least one holding data.
+    pub const MIN_SEGMENTS: u64 = 3;
+
+    /// A configuration with `max_bytes` on disk, compression on, no default TTL.
+    pub fn new(max_bytes: u64) -> DiskConfig {
+        DiskConfig {
+            max_bytes,
+            compression: true,
+            compression_level: 3,
+            default_ttl: None,
+            segment_bytes: None,
+            sync_writes: false,
+            name: "disk".to_owned(),
+        }
+    }
+
+    /// Turns compression on or off.
+    #[must_use]
+    pub fn compression(mut self, on: bool) -> DiskConfig {
+        self.compression = on;
+        self
+    }
+
+    /// Sets the zstd level.
+    #[must_use]
+    pub fn compression_level(mut self, level: i32) -> DiskConfig {
+        self.compression_level = level;
+        self
+    }
+
+    /// Sets the TTL of entries set without one.
+    #[must_use]
+    pub fn default_ttl(mut self, ttl: Option<Duration>) -> DiskConfig {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// Sets the segment size.
+    #[must_use]
+    pub fn segment_bytes(mut self, bytes: u64) -> DiskConfig {
+        self.segment_bytes = Some(bytes);
+        self
+    }
+
+    /// Flushes every write to the device before returning.
+    #[must_use]
+    pub fn sync_writes(mut self, on: bool) -> DiskConfig {
+        self.sync_writes = on;
+        self
+    }
+
+    /// Sets the tier's name.
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> DiskConfig {
+        self.name = name.into();
+        self
+    }
+
+    /// The segment size this configuration asks for a new directory.
+    pub(crate) fn planned_segment_bytes(&self) -> u64 {
+        self.segment_bytes
+            .unwrap_or_else(|| (self.max_bytes / 16).clamp(DiskConfig::MIN_SEGMENT_BYTES, 64 << 20))
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), DiskError> {
+        let invalid =
+            |field: &'static str, reason: String| DiskError::InvalidConfig { field, reason };
+        let segment = self.planned_segment_bytes();
+        if !(DiskConfig::MIN_SEGMENT_BYTES..=DiskConfig::MAX_SEGMENT_BYTES).contains(&segment) {
+            return Err(invalid(
+                "segment_bytes",
+                format!(
+                    "{segment} is outside {} to {} bytes",
+                    DiskConfig::MIN_SEGMENT_BYTES,
+                    DiskConfig::MAX_SEGMENT_BYTES
+                ),
+            ));
+        }
+        if self.max_bytes / segment < DiskConfig::MIN_SEGMENTS {
+            return Err(invalid(
+                "max_bytes",
+                format!(
+                    "{} bytes hold fewer than {} segments of {segment} bytes (the least is {} bytes)",
+                    self.max_bytes,
+                    DiskConfig::MIN_SEGMENTS,
+                    DiskConfig::MIN_SEGMENTS * segment
+                ),
+            ));
+        }
+        if let Some(ttl) = self.default_ttl {
+            nfcs_cache_core::validate_ttl(ttl)
+                .map_err(|problem| invalid("default_ttl", problem.to_string()))?;
+        }
+        let levels = zstd::compression_level_range();
+        if !levels.contains(&self.compression_level) {
+            return Err(invalid(
+                "compression_level",
+                format!("{} is outside zstd's {levels:?}", self.compression_level),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a disk cache could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DiskError {
+    /// Another `DiskCache` (in this or another process) has the directory open.
+    #[error("the disk cache directory {} is in use by another DiskCache (it holds {})", directory.display(), lock_file.display())]
+    Locked {
+        /// The cache directory.
+        directory: PathBuf,
+        /// The lock file held by the other opener.
+        lock_file: PathBuf,
+    },
+    /// A file-system operation failed.
+    #[error("could not {operation} {}: {source}", path.display())]
+    Io {
+        /// What was being done ("create the directory", "write a segment header").
+        operation: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The configuration cannot work.
+    #[error("invalid disk cache configuration: {field}: {reason}")]
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+impl DiskError {
+    pub(crate) fn io(
+        operation: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+    ) -> DiskError {
+        DiskError::Io {
+            operation,
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_sizes_and_limits() {
+        assert_eq!(
+            DiskConfig::new(10_000_000_000).planned_segment_bytes(),
+            64 << 20
+        );
+        assert_eq!(DiskConfig::new(16 << 20).planned_segment_bytes(), 1 << 20);
+        assert_eq!(DiskConfig::new(1 << 20).planned_segment_bytes(), 64 << 10);
+        DiskConfig::new(1 << 20).validate().unwrap();
+        let error = DiskConfig::new(100 << 10).validate().unwrap_err();
+        assert!(error.to_string().contains("max_bytes"), "{error}");
+        let error = DiskConfig::new(1 << 30)
+            .segment_bytes(1000)
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().contains("segment_bytes"), "{error}");
+        let error = DiskConfig::new(1 << 30)
+            .default_ttl(Some(Duration::ZERO))
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().contains("default_ttl"), "{error}");
+        let error = DiskConfig::new(1 << 30)
+            .compression_level(99)
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().contains("compression_level"), "{error}");
+    }
+}

@@ -1,0 +1,258 @@
+//! `DiskCache`: the public handle, its blocking API, and its `CacheTier` implementation.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use nfcs_cache_core::{
+    BoxFuture, CacheEntry, CacheError, CacheTier, Pattern, TierResult, TierStats, check_key, ready,
+};
+
+use crate::config::{DiskConfig, DiskError};
+use crate::store::{RecoveryReport, Store};
+
+/// The disk tier: a crash-safe, checksummed, compressed, size-bounded cache in one directory.
+///
+/// Entries are appended to segment files; an in-memory index maps keys to records; whole
+/// segments are evicted oldest first, and entries read since they were written are carried
+/// into the newest segment (approximate LRU). Opening a directory rebuilds the index from the
+/// segments and cuts off whatever a crash left half-written. See the crate documentation for
+/// the guarantees.
+///
+/// The inherent methods (`get`, `insert`, ...) block on file I/O: call them from a thread that
+/// may block. The [`CacheTier`] methods run the same work on tokio's blocking pool, so they
+/// never block a runtime worker (outside a runtime they run on the calling thread).
+///
+/// Cloning is cheap: clones share the open cache.
+#[derive(Clone)]
+pub struct DiskCache {
+    store: Arc<Store>,
+}
+
+impl DiskCache {
+    /// Opens (creating if needed) the cache in `directory`, recovering its entries.
+    ///
+    /// # Errors
+    /// [`DiskError::Locked`] when another `DiskCache` has the directory open,
+    /// [`DiskError::Io`] naming the path when the directory cannot be created, read or
+    /// written, [`DiskError::InvalidConfig`] for a configuration that cannot work.
+    pub fn open(directory: impl AsRef<Path>, config: DiskConfig) -> Result<DiskCache, DiskError> {
+        Ok(DiskCache {
+            store: Arc::new(Store::open(directory.as_ref(), &config)?),
+        })
+    }
+
+    /// [`open`](DiskCache::open) on tokio's blocking pool, for async code (recovery reads
+    /// every segment).
+    ///
+    /// # Errors
+    /// As [`open`](DiskCache::open).
+    pub async fn open_async(
+        directory: impl AsRef<Path>,
+        config: DiskConfig,
+    ) -> Result<DiskCache, DiskError> {
+        let directory = directory.as_ref().to_owned();
+        let open = move || DiskCache::open(directory, config);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => handle
+                .spawn_blocking(open)
+                .await
+                .unwrap_or_else(|join_error| {
+                    Err(DiskError::Io {
+                        operation: "open (the opening task failed)",
+                        path: Default::default(),
+                        source: std::io::Error::other(join_error),
+                    })
+                }),
+            Err(_) => open(),
+        }
+    }
+
+    /// Reads `key`: `Ok(None)` on a miss, an expired entry, or a damaged record (which is
+    /// counted in `errors` and dropped). Blocks on file I/O.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`]; [`CacheError::Backend`] when the file cannot be read.
+    pub fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        Ok(self.store.get(key)?.map(|entry| entry.value))
+    }
+
+    /// Reads `key` with its remaining TTL. Blocks on file I/O.
+    ///
+    /// # Errors
+    /// As [`get`](DiskCache::get).
+    pub fn get_entry(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
+        self.store.get(key)
+    }
+
+    /// Writes `value` under `key` (`ttl: None` applies the default TTL). Blocks on file I/O.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`], [`CacheError::InvalidTtl`], [`CacheError::ValueTooLarge`]
+    /// for an entry larger than a segment, [`CacheError::Backend`] when the write fails (the
+    /// earlier value, if any, is still served).
+    pub fn insert(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
+        self.store.set(key, value, ttl)
+    }
+
+    /// Removes `key`; `true` when a live entry was there. The removal survives restarts.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`], [`CacheError::Backend`].
+    pub fn remove(&self, key: &str) -> Result<bool, CacheError> {
+        self.store.delete(key)
+    }
+
+    /// Removes every key matching `pattern`; returns how many live entries were removed.
+    ///
+    /// # Errors
+    /// [`CacheError::Backend`].
+    pub fn remove_matching(&self, pattern: &Pattern) -> Result<u64, CacheError> {
+        self.store.invalidate(pattern)
+    }
+
+    /// Removes every entry; returns how many live entries were removed.
+    ///
+    /// # Errors
+    /// [`CacheError::Backend`].
+    pub fn clear(&self) -> Result<u64, CacheError> {
+        self.store.clear()
+    }
+
+    /// Drops expired entries from the index now; returns how many.
+    pub fn purge_expired(&self) -> u64 {
+        self.store.purge_expired()
+    }
+
+    /// Flushes written data to the device (`fdatasync`).
+    ///
+    /// # Errors
+    /// [`CacheError::Backend`].
+    pub fn flush(&self) -> Result<(), CacheError> {
+        self.store.flush()
+    }
+
+    /// Counters and gauges.
+    pub fn stats(&self) -> TierStats {
+        self.store.stats()
+    }
+
+    /// Entries indexed now.
+    pub fn len(&self) -> u64 {
+        self.store.len()
+    }
+
+    /// Whether no entry is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The most bytes the segment files may take.
+    pub fn capacity(&self) -> u64 {
+        self.store.capacity()
+    }
+
+    /// The size of one segment file.
+    pub fn segment_bytes(&self) -> u64 {
+        self.store.segment_size()
+    }
+
+    /// Bytes the segment files take now.
+    pub fn disk_usage(&self) -> u64 {
+        self.store.disk_usage()
+    }
+
+    /// Entries carried into a newer segment by eviction because they had been read.
+    pub fn reinserted(&self) -> u64 {
+        self.store.reinserted()
+    }
+
+    /// The cache directory.
+    pub fn directory(&self) -> &Path {
+        self.store.directory()
+    }
+
+    /// What opening the directory found and cleaned.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        self.store.recovery_report()
+    }
+
+    /// Runs `work` on tokio's blocking pool when there is a runtime, else right here.
+    fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, CacheError> + Send + 'static,
+    ) -> BoxFuture<Result<T, CacheError>> {
+        let store = Arc::clone(&self.store);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => Box::pin(async move {
+                let name = store.name.clone();
+                handle
+                    .spawn_blocking(move || work(&store))
+                    .await
+                    .unwrap_or_else(|join_error| {
+                        Err(CacheError::backend(
+                            &name,
+                            "run a blocking task",
+                            join_error,
+                        ))
+                    })
+            }),
+            Err(_) => ready(work(&store)),
+        }
+    }
+}
+
+impl std::fmt::Debug for DiskCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DiskCache")
+            .field("directory", &self.directory())
+            .field("capacity", &self.capacity())
+            .field("segment_bytes", &self.segment_bytes())
+            .field("len", &self.len())
+            .finish()
+    }
+}
+
+impl CacheTier for DiskCache {
+    fn name(&self) -> &str {
+        &self.store.name
+    }
+
+    fn get(&self, key: &str) -> TierResult<Option<CacheEntry>> {
+        if let Err(error) = check_key(key) {
+            return ready(Err(error));
+        }
+        let key = key.to_owned();
+        self.blocking(move |store| store.get(&key))
+    }
+
+    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()> {
+        if let Err(error) = check_key(key) {
+            return ready(Err(error));
+        }
+        let key = key.to_owned();
+        self.blocking(move |store| store.set(&key, &value, ttl))
+    }
+
+    fn delete(&self, key: &str) -> TierResult<bool> {
+        if let Err(error) = check_key(key) {
+            return ready(Err(error));
+        }
+        let key = key.to_owned();
+        self.blocking(move |store| store.delete(&key))
+    }
+
+    fn invalidate_pattern(&self, pattern: &Pattern) -> TierResult<u64> {
+        let pattern = pattern.clone();
+        self.blocking(move |store| store.invalidate(&pattern))
+    }
+
+    fn clear(&self) -> TierResult<u64> {
+        self.blocking(Store::clear)
+    }
+
+    fn stats(&self) -> TierStats {
+        self.store.stats()
+    }
+}

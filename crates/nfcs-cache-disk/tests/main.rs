@@ -1,0 +1,13 @@
+//! Integration tests of the disk tier: the conformance suite, recovery, corruption, bounds,
+//! crashes and faults.
+
+// In tests a panic is the failure report: helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
+mod bounds;
+mod conformance;
+mod corruption;
+mod crash;
+mod faults;
+mod recovery;
+mod support;
