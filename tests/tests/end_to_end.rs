@@ -29,7 +29,12 @@ fn solve(params: &CglParams) -> CglResult {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn solve_cgl_optimized_computes_once_and_invalidates_by_pattern() {
-    let config = CacheConfig::from_toml_str("[memory]\nmax_size = \"128MiB\"").unwrap();
+    let directory = tempfile::tempdir().unwrap();
+    let config = CacheConfig::from_toml_str(&format!(
+        "[memory]\nmax_size = \"128MiB\"\n[disk]\ndirectory = \"{}\"",
+        directory.path().display()
+    ))
+    .unwrap();
     let cache = NFCSCacheManager::from_config(config).await.unwrap();
     let solves = Arc::new(AtomicUsize::new(0));
     let params = CglParams {
@@ -64,7 +69,11 @@ async fn solve_cgl_optimized_computes_once_and_invalidates_by_pattern() {
 
     cache.set("cgl_128_x", &solve(&params), None).await.unwrap();
     cache.set("kuramoto_50", &0.97_f64, None).await.unwrap();
-    assert_eq!(cache.invalidate_pattern("cgl_*").await.unwrap(), 2);
+    assert_eq!(
+        cache.invalidate_pattern("cgl_*").await.unwrap(),
+        4,
+        "two entries, memory and disk"
+    );
     assert_eq!(cache.get::<f64>("kuramoto_50").await.unwrap(), Some(0.97));
     let stats = cache.stats();
     assert_eq!(stats.loads, 1);
@@ -73,9 +82,11 @@ async fn solve_cgl_optimized_computes_once_and_invalidates_by_pattern() {
 
 mod manager_as_a_tier_backend {
     // The conformance suite, run against a memory tier built the way the facade builds it
-    // from the spec's configuration (1 GB, LRU, a default TTL of an hour).
+    // from the spec's configuration (1 GB, LRU, a default TTL of an hour). The disk tier is off
+    // here: it would open ./cache; its own suite runs in nfcs-cache-disk.
     nfcs_cache_core::cache_tier_conformance!(|| async {
-        let config = nfcs_performance::CacheConfig::default();
+        let mut config = nfcs_performance::CacheConfig::default();
+        config.disk.enabled = false;
         let manager = nfcs_performance::NFCSCacheManager::from_config(config)
             .await
             .expect("the default configuration builds");

@@ -1,8 +1,8 @@
 //! The nfcs-perf facade: one cache over every tier.
 //!
 //! `nfcs-performance` is the crate most users depend on. Its [`NFCSCacheManager`] composes the
-//! tiers of the nfcs-perf stack (the in-memory tier today; the disk and Redis tiers plug in
-//! with their crates) into one cache with typed values, TTLs, glob invalidation and
+//! tiers of the nfcs-perf stack (the in-memory and disk tiers today; the Redis tier plugs in
+//! with its crate) into one cache with typed values, TTLs, glob invalidation and
 //! single-flight loading, configured from TOML with the NFCS specification's defaults.
 //!
 //! # What it provides
@@ -27,11 +27,16 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! let config = CacheConfig::from_toml_str(r#"
+//! let directory = tempfile::tempdir()?;
+//! let config = CacheConfig::from_toml_str(&format!(r#"
 //!     [memory]
 //!     max_size = "256MiB"
 //!     ttl_default = "1h"
-//! "#)?;
+//!
+//!     [disk]
+//!     directory = "{}"
+//!     max_size = "1GiB"
+//! "#, directory.path().display()))?;
 //! let cache = NFCSCacheManager::from_config(config).await?;
 //!
 //! // The spec's solve_cgl_optimized: check, compute once, store.
@@ -47,10 +52,11 @@
 //! cache.set("key_1", &"value_1", None).await?; // the tier's default TTL
 //! let hit: Option<String> = cache.get("key_1").await?; // Ok(None) on a miss
 //! assert_eq!(hit.as_deref(), Some("value_1"));
-//! assert_eq!(cache.invalidate_pattern("cgl_*").await?, 1);
+//! // Counts are summed over tiers: one entry, removed from memory and from disk.
+//! assert_eq!(cache.invalidate_pattern("cgl_*").await?, 2);
 //!
-//! // The spec enables disk, Redis, semantic caching and warming by default; this build runs
-//! // the memory tier and reports the others instead of failing.
+//! // The spec enables Redis, semantic caching and warming by default too; this build runs
+//! // the memory and disk tiers and reports the others instead of failing.
 //! for status in cache.tier_status() {
 //!     println!("{}: {:?}", status.name, status.state);
 //! }
@@ -61,9 +67,11 @@
 //!
 //! # Feature flags
 //!
-//! None yet. The disk, Redis and semantic tiers will arrive behind `disk`, `redis` and
-//! `semantic` features that forward to their crates, so that an application compiles only
-//! the tiers it uses.
+//! - `disk` (default): the disk tier, [`cache_disk`], which `from_config` opens under the
+//!   memory tier when `[disk] enabled = true`.
+//!
+//! The Redis and semantic tiers will arrive behind `redis` and `semantic` features that
+//! forward to their crates, so that an application compiles only the tiers it uses.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -76,6 +84,11 @@ mod units;
 
 /// The tier crate underneath: keys, patterns, the codec, the tier trait and the memory tier.
 pub use nfcs_cache_core as cache_core;
+
+/// The disk tier (feature `disk`, on by default).
+#[cfg(feature = "disk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
+pub use nfcs_cache_disk as cache_disk;
 
 pub use config::{
     CacheConfig, CacheWarmingConfig, ConfigError, DiskTierConfig, MemoryTierConfig,

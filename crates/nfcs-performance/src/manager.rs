@@ -232,8 +232,7 @@ impl ManagerBuilder {
 }
 
 /// Which crate brings each configurable tier that this build does not run yet.
-const NOT_YET_BUILT: [(&str, &str); 4] = [
-    ("disk", "the nfcs-cache-disk crate"),
+const NOT_YET_BUILT: [(&str, &str); 3] = [
     ("redis", "the nfcs-cache-redis crate"),
     ("semantic", "the nfcs-semantic crate"),
     ("cache_warming", "the cache-warming work"),
@@ -272,8 +271,8 @@ impl NFCSCacheManager {
         } else {
             builder = builder.status("memory", TierState::Disabled);
         }
+        builder = NFCSCacheManager::attach_disk(builder, &config).await;
         let enabled = [
-            config.disk.enabled,
             config.redis.enabled,
             config.semantic.enabled,
             config.cache_warming.enabled,
@@ -291,6 +290,36 @@ impl NFCSCacheManager {
             builder = builder.status(name, state);
         }
         Ok(builder.build())
+    }
+
+    /// Opens the disk tier `config` asks for. A disk tier that cannot be opened (a directory
+    /// that cannot be written, one in use by another process) does not stop the manager: it
+    /// starts without it, logs why, and reports it in `tier_status`.
+    async fn attach_disk(builder: ManagerBuilder, config: &CacheConfig) -> ManagerBuilder {
+        let disk = &config.disk;
+        if !disk.enabled {
+            return builder.status("disk", TierState::Disabled);
+        }
+        #[cfg(feature = "disk")]
+        {
+            let settings = nfcs_cache_disk::DiskConfig::new(disk.max_size.bytes())
+                .compression(disk.compression);
+            match nfcs_cache_disk::DiskCache::open_async(&disk.directory, settings).await {
+                Ok(cache) => builder.tier(Arc::new(cache)),
+                Err(error) => {
+                    let reason = format!("could not be opened: {error}");
+                    tracing::warn!(tier = "disk", %error, "the disk tier could not be opened; serving without it");
+                    builder.status("disk", TierState::NotRunning { reason })
+                }
+            }
+        }
+        #[cfg(not(feature = "disk"))]
+        {
+            let reason = "configured, but this build lacks the `disk` feature of nfcs-performance"
+                .to_owned();
+            tracing::warn!(tier = "disk", "{reason}; serving without it");
+            builder.status("disk", TierState::NotRunning { reason })
+        }
     }
 
     /// The in-memory tier, for synchronous access on the hot path.

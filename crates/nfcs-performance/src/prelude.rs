@@ -7,3 +7,6 @@ pub use nfcs_cache_core::{
     Bytes, CacheEntry, CacheError, CacheTier, Codec, EvictionPolicy, MemoryCache, MemoryConfig,
     Pattern, TierStats,
 };
+
+#[cfg(feature = "disk")]
+pub use nfcs_cache_disk::{DiskCache, DiskConfig};

@@ -7,14 +7,21 @@ async fn a_config_file_builds_a_manager_that_reports_tiers_it_does_not_run() {
     let path = directory.path().join("nfcs.toml");
     std::fs::write(
         &path,
-        r#"
-        [memory]
-        max_size = "64MiB"
-        eviction_policy = "s3_fifo"
+        format!(
+            r#"
+            [memory]
+            max_size = "64MiB"
+            eviction_policy = "s3_fifo"
 
-        [redis]
-        enabled = false
-        "#,
+            [disk]
+            directory = "{}"
+            max_size = "64MiB"
+
+            [redis]
+            enabled = false
+            "#,
+            directory.path().join("disk").display()
+        ),
     )
     .unwrap();
     let cache = NFCSCacheManager::from_config(CacheConfig::from_toml_file(&path).unwrap())
@@ -36,8 +43,9 @@ async fn a_config_file_builds_a_manager_that_reports_tiers_it_does_not_run() {
             .unwrap_or_else(|| panic!("no status for {name}"))
     };
     assert_eq!(state("memory"), TierState::Running);
+    assert_eq!(state("disk"), TierState::Running);
     assert_eq!(state("redis"), TierState::Disabled);
-    for name in ["disk", "semantic", "cache_warming"] {
+    for name in ["semantic", "cache_warming"] {
         match state(name) {
             TierState::NotRunning { reason } => {
                 assert!(reason.contains("not available"), "{reason}")

@@ -4,5 +4,6 @@
 #![allow(clippy::unwrap_used)]
 
 mod config_files;
+mod disk_tier;
 mod manager;
 mod single_flight;
