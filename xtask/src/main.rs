@@ -3,8 +3,9 @@
 //! - `test`: everything CI runs: format check, clippy with warnings denied, every test and
 //!   doctest, and the docs with warnings denied.
 //! - `bench [--write-docs]`: the benchmark suite in release mode (for now the memory tier
-//!   against moka, quick_cache and a plain sharded LRU), printed as a table; `--write-docs`
-//!   also replaces the table in `docs/benchmarks.md`.
+//!   against moka, quick_cache and a plain sharded LRU, and the disk tier against cacache and
+//!   plain files), printed as tables; `--write-docs` also replaces the tables in
+//!   `docs/benchmarks.md`.
 //!
 //! Plain Rust rather than shell scripts, so it runs the same everywhere cargo does.
 
@@ -22,7 +23,8 @@ usage: cargo xtask <command>
 
 commands:
   test                  format check, clippy (-D warnings), all tests and doctests, docs (-D warnings)
-  bench [--write-docs]  the benchmark suite in release mode; --write-docs updates docs/benchmarks.md
+  bench [--write-docs]  the benchmark suite in release mode (memory tier, disk tier);
+                        --write-docs updates docs/benchmarks.md
 ";
 
 fn main() -> ExitCode {
@@ -138,34 +140,158 @@ fn bench(write_docs: bool) -> Result<(), Error> {
     let criterion_home = target.join("criterion");
     let out = target.join("nfcs-bench");
     std::fs::create_dir_all(&out)?;
-    step(
+    let machine = machine_description();
+    let run = |name: &str, package: &str, bench: &str| {
+        step(
+            name,
+            cargo()
+                .args(["bench", "-p", package, "--bench", bench, "--", "--noplot"])
+                .env("CRITERION_HOME", &criterion_home)
+                .env("NFCS_BENCH_OUT", &out),
+        )
+    };
+
+    run(
         "memory tier against moka, quick_cache and a sharded lru (release)",
-        cargo()
-            .args([
-                "bench",
-                "-p",
-                "nfcs-cache-core",
-                "--bench",
-                "memory_tier",
-                "--",
-                "--noplot",
-            ])
-            .env("CRITERION_HOME", &criterion_home)
-            .env("NFCS_BENCH_OUT", &out),
+        "nfcs-cache-core",
+        "memory_tier",
     )?;
     let table = memory_tier_table(&criterion_home, &out.join("memory_tier_hit_ratios.json"))?;
-    let report = format!(
+    let memory_report = format!(
         "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 3 s)\n\
-         Machine: {}\n\n{table}",
-        machine_description()
+         Machine: {machine}\n\n{table}"
     );
-    println!("\n{report}");
-    std::fs::write(out.join("memory_tier.md"), &report)?;
+    println!("\n{memory_report}");
+
+    run(
+        "disk tier against cacache and plain files (release)",
+        "nfcs-cache-disk",
+        "disk_tier",
+    )?;
+    let table = disk_tier_table(&criterion_home, &out.join("disk_tier_report.json"))?;
+    let disk_report = format!(
+        "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; the \
+         percentiles, ratios, eviction and reopen rows from the same run's report phase)\n\
+         Machine: {machine}\n\n{table}"
+    );
+    println!("\n{disk_report}");
+
+    std::fs::write(out.join("memory_tier.md"), &memory_report)?;
+    std::fs::write(out.join("disk_tier.md"), &disk_report)?;
     if write_docs {
-        replace_section(&root().join("docs/benchmarks.md"), "memory-tier", &report)?;
+        let docs = root().join("docs/benchmarks.md");
+        replace_section(&docs, "memory-tier", &memory_report)?;
+        replace_section(&docs, "disk-tier", &disk_report)?;
         eprintln!("updated docs/benchmarks.md");
     }
     Ok(())
+}
+
+/// Criterion's median time per iteration, in nanoseconds, of `group`/`subject`.
+fn criterion_median(criterion_home: &Path, group: &str, subject: &str) -> Option<f64> {
+    // Criterion turns the slashes of a group name into underscores on disk.
+    let path = criterion_home
+        .join(group.replace('/', "_"))
+        .join(subject)
+        .join("new/estimates.json");
+    let estimates: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    estimates["median"]["point_estimate"].as_f64()
+}
+
+/// The disk tier's tables: throughput from criterion, the rest from the report phase.
+fn disk_tier_table(criterion_home: &Path, report: &Path) -> Result<String, Error> {
+    let report: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report)?)?;
+    let subjects = [
+        "nfcs_disk",
+        "nfcs_disk_uncompressed",
+        "cacache",
+        "plain_files",
+    ];
+    let mut table = String::from(
+        "| 4 KiB values | nfcs_disk | nfcs_disk_uncompressed | cacache | plain_files | nfcs_disk vs plain |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for (operation, group) in [
+        ("write, random (ops/s, MB/s)", "disk_tier/write_4k_random"),
+        ("write, text (ops/s, MB/s)", "disk_tier/write_4k_text"),
+        (
+            "warm read, random (ops/s, MB/s)",
+            "disk_tier/read_4k_random",
+        ),
+        ("warm read, text (ops/s, MB/s)", "disk_tier/read_4k_text"),
+    ] {
+        let rate = |subject: &str| {
+            criterion_median(criterion_home, group, subject).map(|nanos| 1e9 / nanos)
+        };
+        let cells: Vec<String> = subjects
+            .iter()
+            .map(|subject| {
+                rate(subject).map_or("n/a".to_owned(), |ops| {
+                    format!("{:.1} k, {:.0} MB/s", ops / 1e3, ops * 4096.0 / 1e6)
+                })
+            })
+            .collect();
+        let ratio = match (rate("nfcs_disk"), rate("plain_files")) {
+            (Some(ours), Some(plain)) => format!("{:.2}x", ours / plain),
+            _ => "n/a".to_owned(),
+        };
+        let _ = writeln!(table, "| {operation} | {} | {ratio} |", cells.join(" | "));
+    }
+    for (label, content) in [("random", "random"), ("text", "text")] {
+        let cell = |subject: &str, field: &str, format: &dyn Fn(f64) -> String| {
+            report[format!("{subject}/{content}")][field]
+                .as_f64()
+                .map_or("n/a".to_owned(), format)
+        };
+        let latency = |subject: &str| {
+            format!(
+                "{} / {}",
+                cell(subject, "get_p50_us", &|us| format!("{us:.1} us")),
+                cell(subject, "get_p99_us", &|us| format!("{us:.1} us"))
+            )
+        };
+        let cells: Vec<String> = subjects.iter().map(|subject| latency(subject)).collect();
+        let _ = writeln!(
+            table,
+            "| get p50 / p99, {label} (warm) | {} | |",
+            cells.join(" | ")
+        );
+        let cells: Vec<String> = subjects
+            .iter()
+            .map(|subject| cell(subject, "compression_ratio", &|ratio| format!("{ratio:.2}")))
+            .collect();
+        let _ = writeln!(
+            table,
+            "| stored / on disk, {label} | {} | |",
+            cells.join(" | ")
+        );
+    }
+    let number = |key: &str| report[key].as_f64();
+    let evicting = |subject: &str| {
+        number(&format!("{subject}/evicting_writes_per_s"))
+            .map_or("n/a".to_owned(), |ops| format!("{:.1} k", ops / 1e3))
+    };
+    let ratio = match (
+        number("nfcs_disk/evicting_writes_per_s"),
+        number("plain_files/evicting_writes_per_s"),
+    ) {
+        (Some(ours), Some(plain)) => format!("{:.2}x", ours / plain),
+        _ => "n/a".to_owned(),
+    };
+    let _ = writeln!(
+        table,
+        "| writes/s while every write evicts (64 MiB bound) | {} | | n/a (unbounded) | {} (FIFO unlink) | {ratio} |",
+        evicting("nfcs_disk"),
+        evicting("plain_files")
+    );
+    let reopen = number("nfcs_disk/reopen_1m_s")
+        .map_or("n/a".to_owned(), |seconds| format!("{seconds:.2} s"));
+    let _ = writeln!(
+        table,
+        "| reopen with 1,000,000 small entries | {reopen} | | | | |"
+    );
+    Ok(table)
 }
 
 /// The table of the memory-tier benchmark: ops/s (criterion's median), the ratio to
@@ -197,14 +323,7 @@ fn memory_tier_table(criterion_home: &Path, hit_ratios: &Path) -> Result<String,
     for exponent in ["0.99", "1.2"] {
         for threads in ["1t", "2t"] {
             let group = format!("memory_tier/zipf_{exponent}/{threads}");
-            // Criterion turns the slashes of a group name into underscores on disk.
-            let directory = criterion_home.join(group.replace('/', "_"));
-            let median = |subject: &str| -> Option<f64> {
-                let path = directory.join(subject).join("new/estimates.json");
-                let text = std::fs::read_to_string(path).ok()?;
-                let estimates: serde_json::Value = serde_json::from_str(&text).ok()?;
-                estimates["median"]["point_estimate"].as_f64()
-            };
+            let median = |subject: &str| criterion_median(criterion_home, &group, subject);
             let Some(reference) = median("quick_cache") else {
                 continue;
             };

@@ -27,8 +27,6 @@ use crate::format::{
 const LOCK_FILE: &str = ".nfcs-disk.lock";
 const SEGMENT_PREFIX: &str = "seg-";
 const SEGMENT_SUFFIX: &str = ".nfcs";
-/// Values at least this long are offered to zstd.
-const COMPRESSION_THRESHOLD: usize = 512;
 /// Attempts of a read whose entry moved (reinserted by eviction) while it was being read.
 const READ_ATTEMPTS: usize = 4;
 
@@ -190,6 +188,7 @@ pub(crate) struct Store {
     pub(crate) name: String,
     compression: bool,
     compression_level: i32,
+    compression_min_bytes: usize,
     default_ttl: Option<Duration>,
     sync_writes: bool,
     segment_size: u64,
@@ -375,6 +374,7 @@ impl Store {
             name: config.name.clone(),
             compression: config.compression,
             compression_level: config.compression_level,
+            compression_min_bytes: config.compression_min_bytes,
             default_ttl: config.default_ttl,
             sync_writes: config.sync_writes,
             segment_size,
@@ -660,7 +660,7 @@ impl Store {
                 MAX_RAW_LEN as u64,
             ));
         }
-        let compressed = if self.compression && value.len() >= COMPRESSION_THRESHOLD {
+        let compressed = if self.compression && value.len() >= self.compression_min_bytes {
             let packed = compress(self.compression_level, value)
                 .map_err(|error| self.io_error("compress a value", error))?;
             // Kept only when it saves at least a sixteenth: decompressing costs time too.
@@ -727,6 +727,10 @@ impl Store {
         if self.sync_writes {
             file.sync_data()
                 .map_err(|error| self.io_error("flush a record", error))?;
+        }
+        // A huge value's buffer is not kept for the small ones that follow.
+        if writer.buffer.capacity() > 4 << 20 {
+            writer.buffer = Vec::new();
         }
         let state = &mut writer.segments[slot as usize];
         state.end += record.len();
