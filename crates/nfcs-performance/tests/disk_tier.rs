@@ -145,3 +145,27 @@ async fn when_disk_writes_fail_memory_keeps_serving() {
     assert_eq!(stats.tier_errors, 1, "{stats:?}");
     assert_eq!(stats.tiers[1].1.errors, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_disk_directory_is_reported_and_memory_serves() {
+    let parent = tempfile::tempdir().unwrap();
+    let directory = parent.path().join("disk");
+    std::fs::create_dir(&directory).unwrap();
+    let _ = Command::new("chattr").arg("+i").arg(&directory).status();
+    if std::fs::write(directory.join(".probe"), b"x").is_ok() {
+        let _ = std::fs::remove_file(directory.join(".probe"));
+        let _ = Command::new("chattr").arg("-i").arg(&directory).status();
+        eprintln!("notice: cannot make a directory unwritable here; skipped");
+        return;
+    }
+    let cache = manager_on(&directory).await;
+    let _ = Command::new("chattr").arg("-i").arg(&directory).status();
+    match state_of(&cache, "disk") {
+        TierState::NotRunning { reason } => {
+            assert!(reason.contains(&directory.display().to_string()), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    cache.set("k", &1_u8, None).await.unwrap();
+    assert_eq!(cache.get::<u8>("k").await.unwrap(), Some(1));
+}
