@@ -88,4 +88,4 @@ pub use memory::{
 };
 pub use pattern::{Pattern, PatternError, PatternProblem};
 pub use stats::TierStats;
-pub use tier::{BoxFuture, CacheEntry, CacheTier, TierResult, ready};
+pub use tier::{BoxFuture, CacheEntry, CacheTier, TierHealth, TierResult, ready};

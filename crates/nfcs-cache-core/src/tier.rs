@@ -18,6 +18,25 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
 /// The result of a tier operation.
 pub type TierResult<T> = BoxFuture<Result<T, CacheError>>;
 
+/// Whether a tier can serve requests now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TierHealth {
+    /// Serving requests.
+    Healthy,
+    /// Serving, with a problem worth knowing (slow, some requests failing).
+    Degraded {
+        /// What is wrong, in words.
+        reason: String,
+    },
+    /// Not serving (not connected yet, server down, circuit breaker open); requests fail fast
+    /// and a multi-tier cache reads around the tier.
+    Unavailable {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
 /// An entry as read from a tier: the value and the TTL it has left.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -71,6 +90,12 @@ pub trait CacheTier: Send + Sync {
 
     /// A snapshot of the tier's counters and gauges.
     fn stats(&self) -> TierStats;
+
+    /// Whether the tier can serve requests now. Local tiers are always healthy; networked ones
+    /// report their connection and circuit-breaker state.
+    fn health(&self) -> TierHealth {
+        TierHealth::Healthy
+    }
 }
 
 macro_rules! forward_cache_tier {
@@ -96,6 +121,9 @@ macro_rules! forward_cache_tier {
             }
             fn stats(&self) -> TierStats {
                 (**self).stats()
+            }
+            fn health(&self) -> TierHealth {
+                (**self).health()
             }
         }
     )*};

@@ -162,7 +162,10 @@ async fn an_unwritable_disk_directory_is_reported_and_memory_serves() {
     let _ = Command::new("chattr").arg("-i").arg(&directory).status();
     match state_of(&cache, "disk") {
         TierState::NotRunning { reason } => {
-            assert!(reason.contains(&directory.display().to_string()), "{reason}");
+            assert!(
+                reason.contains(&directory.display().to_string()),
+                "{reason}"
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -1,0 +1,143 @@
+//! A circuit breaker: after repeated failures, skip Redis for a cool-down, then probe it.
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+fn now_ms() -> u64 {
+    static BASE: OnceLock<Instant> = OnceLock::new();
+    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+/// Closed (commands flow), open (commands are refused at once until `open_until`), or half
+/// open (one probe is let through; its result closes or reopens the breaker).
+pub(crate) struct Breaker {
+    threshold: u32,
+    cooldown_ms: u64,
+    consecutive_failures: AtomicU32,
+    /// Monotonic milliseconds until which the breaker is open; 0 when closed.
+    open_until: AtomicU64,
+    probing: AtomicBool,
+    opened: AtomicU64,
+}
+
+/// What the breaker says about the next command.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Run it.
+    Allowed,
+    /// Run it as the probe; report its result.
+    Probe,
+    /// Do not run it; the breaker is open for this much longer.
+    Refused(Duration),
+}
+
+impl Breaker {
+    pub(crate) fn new(threshold: u32, cooldown: Duration) -> Breaker {
+        Breaker {
+            threshold,
+            cooldown_ms: cooldown.as_millis() as u64,
+            consecutive_failures: AtomicU32::new(0),
+            open_until: AtomicU64::new(0),
+            probing: AtomicBool::new(false),
+            opened: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn admit(&self) -> Admission {
+        let open_until = self.open_until.load(Ordering::Acquire);
+        if open_until == 0 {
+            return Admission::Allowed;
+        }
+        let now = now_ms();
+        if now < open_until {
+            return Admission::Refused(Duration::from_millis(open_until - now));
+        }
+        // Cool-down over: exactly one caller probes.
+        if self
+            .probing
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            Admission::Probe
+        } else {
+            Admission::Refused(Duration::ZERO)
+        }
+    }
+
+    pub(crate) fn success(&self) {
+        self.consecutive_failures.store(0, Ordering::Release);
+        if self.open_until.load(Ordering::Acquire) != 0 {
+            self.open_until.store(0, Ordering::Release);
+            tracing::info!("redis tier: circuit breaker closed, Redis answers again");
+        }
+        self.probing.store(false, Ordering::Release);
+    }
+
+    pub(crate) fn failure(&self) {
+        let failures = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
+        let probing = self.probing.swap(false, Ordering::AcqRel);
+        if failures >= self.threshold || probing {
+            let until = now_ms() + self.cooldown_ms.max(1);
+            if self.open_until.swap(until, Ordering::AcqRel) == 0 {
+                self.opened.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    failures,
+                    "redis tier: circuit breaker open; skipping Redis for {} ms",
+                    self.cooldown_ms
+                );
+            }
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.open_until.load(Ordering::Acquire) != 0
+    }
+
+    /// How many times the breaker has opened.
+    pub(crate) fn times_opened(&self) -> u64 {
+        self.opened.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_after_the_threshold_and_probes_after_the_cooldown() {
+        let breaker = Breaker::new(3, Duration::from_millis(50));
+        for _ in 0..2 {
+            breaker.failure();
+            assert_eq!(breaker.admit(), Admission::Allowed);
+        }
+        breaker.failure();
+        assert!(matches!(breaker.admit(), Admission::Refused(_)));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(breaker.admit(), Admission::Probe);
+        assert!(
+            matches!(breaker.admit(), Admission::Refused(_)),
+            "one probe at a time"
+        );
+        breaker.failure();
+        assert!(
+            matches!(breaker.admit(), Admission::Refused(_)),
+            "a failed probe reopens"
+        );
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(breaker.admit(), Admission::Probe);
+        breaker.success();
+        assert_eq!(breaker.admit(), Admission::Allowed);
+        assert!(!breaker.is_open());
+        assert_eq!(breaker.times_opened(), 1);
+    }
+
+    #[test]
+    fn a_success_resets_the_count() {
+        let breaker = Breaker::new(2, Duration::from_secs(1));
+        breaker.failure();
+        breaker.success();
+        breaker.failure();
+        assert_eq!(breaker.admit(), Admission::Allowed);
+    }
+}

@@ -1,0 +1,825 @@
+//! `RedisCache`: the tier, its background tasks, and its `CacheTier` implementation.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use nfcs_cache_core::{
+    CacheEntry, CacheError, CacheTier, Expiry, Pattern, TierHealth, TierResult, TierStats,
+    check_key, check_ttl, ready,
+};
+use parking_lot::RwLock;
+use redis::RedisResult;
+use tokio::sync::{broadcast, mpsc, watch};
+
+use crate::breaker::{Admission, Breaker};
+use crate::config::{RedisConfig, RedisError, redact};
+use crate::connection::{Backend, Conn};
+use crate::invalidation::{self, Invalidation};
+
+/// Version tag of the value framing: `[1][expiry: u64 LE Unix ms, 0 = none][value]`. The
+/// expiry inside the value gives a read its remaining TTL without a second command.
+const FRAME_VERSION: u8 = 1;
+const FRAME_HEADER: usize = 9;
+/// Keys removed per `UNLINK`.
+const UNLINK_BATCH: usize = 500;
+/// Keys announced per invalidation message, at most.
+const ANNOUNCE_BATCH: usize = 256;
+
+enum State {
+    Connecting { last_error: Option<String> },
+    Connected(Arc<Backend>),
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    inserts: AtomicU64,
+    expirations: AtomicU64,
+    errors: AtomicU64,
+}
+
+struct Shared {
+    config: RedisConfig,
+    /// The key prefix with glob characters escaped, for `SCAN MATCH`.
+    scan_prefix: String,
+    channel: String,
+    node_id: u64,
+    state: RwLock<State>,
+    breaker: Breaker,
+    counters: Counters,
+    invalidations: broadcast::Sender<Invalidation>,
+    announce: mpsc::UnboundedSender<String>,
+    /// Dropped with the last handle: tells the background tasks to stop.
+    _shutdown: watch::Sender<()>,
+}
+
+/// The Redis tier: a cache shared by every node that points at the same Redis (or Redis
+/// Cluster), under a key prefix.
+///
+/// - **Connections**: `max_connections` multiplexed connections (redis-rs connection managers,
+///   which reconnect by themselves), or one cluster connection (feature `cluster`).
+/// - **Outages**: every command has a timeout (250 ms by default); after 5 consecutive
+///   failures a circuit breaker skips Redis for a second, then lets one command probe it.
+///   Errors are `CacheError::Unavailable` or `CacheError::Backend` at once, never a hang.
+/// - **Values** are stored as `[1][expiry][bytes]` with `SET ... PX`, so one `GET` returns the
+///   value and its remaining TTL.
+/// - **Invalidation** uses `SCAN MATCH` (every primary of a cluster) and `UNLINK` in batches,
+///   touching only keys under the prefix.
+/// - **Coherence**: writes, deletions, pattern invalidations and clears are announced on a
+///   pub/sub channel; [`invalidations`](RedisCache::invalidations) yields what the other nodes
+///   changed, so that a multi-tier cache can drop its local copies.
+///
+/// Cloning is cheap; clones share the connections and the background tasks, which stop when
+/// the last clone is dropped.
+#[derive(Clone)]
+pub struct RedisCache {
+    shared: Arc<Shared>,
+}
+
+impl RedisCache {
+    /// Connects now; fails if Redis cannot be reached or refuses us.
+    ///
+    /// # Errors
+    /// [`RedisError::InvalidConfig`] for settings that cannot work, [`RedisError::Connect`]
+    /// for a refused or unreachable server, a wrong password or database index, or a peer that
+    /// does not speak Redis, [`RedisError::ConnectTimeout`] when it does not answer in time.
+    pub async fn connect(config: RedisConfig) -> Result<RedisCache, RedisError> {
+        config.validate()?;
+        let backend = Backend::connect(&config).await?;
+        let cache = RedisCache::build(config, State::Connected(Arc::new(backend)));
+        cache.start_subscriber();
+        Ok(cache)
+    }
+
+    /// Returns at once and connects in the background, retrying with back-off until Redis
+    /// answers. Until then (and whenever it is down) every command fails fast with
+    /// `CacheError::Unavailable`, and [`health`](CacheTier::health) says why. This is how a
+    /// service starts while Redis is still down.
+    ///
+    /// # Errors
+    /// [`RedisError::InvalidConfig`] for settings that cannot work, or when called outside a
+    /// tokio runtime.
+    pub fn connect_lazy(config: RedisConfig) -> Result<RedisCache, RedisError> {
+        config.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(RedisError::InvalidConfig {
+                field: "runtime",
+                reason: "connect_lazy must be called inside a tokio runtime".into(),
+            });
+        }
+        let cache = RedisCache::build(config, State::Connecting { last_error: None });
+        let weak = Arc::downgrade(&cache.shared);
+        let shutdown = cache.shared._shutdown.subscribe();
+        tokio::spawn(connect_in_background(weak, shutdown));
+        Ok(cache)
+    }
+
+    fn build(config: RedisConfig, state: State) -> RedisCache {
+        let (announce, announcements) = mpsc::unbounded_channel();
+        let (shutdown, _) = watch::channel(());
+        let scan_prefix = escape_glob(&config.key_prefix);
+        let channel = format!("{}invalidations", config.key_prefix);
+        let breaker = Breaker::new(config.breaker_threshold, config.breaker_cooldown);
+        let shared = Arc::new(Shared {
+            scan_prefix,
+            channel,
+            node_id: random_node_id(),
+            state: RwLock::new(state),
+            breaker,
+            counters: Counters::default(),
+            invalidations: broadcast::channel(1024).0,
+            announce,
+            _shutdown: shutdown,
+            config,
+        });
+        if shared.config.publish_invalidations {
+            tokio::spawn(announce_in_background(
+                Arc::downgrade(&shared),
+                announcements,
+            ));
+        }
+        RedisCache { shared }
+    }
+
+    fn start_subscriber(&self) {
+        let weak = Arc::downgrade(&self.shared);
+        let shutdown = self.shared._shutdown.subscribe();
+        tokio::spawn(subscribe_in_background(weak, shutdown));
+    }
+
+    /// This node's id in invalidation messages.
+    pub fn node_id(&self) -> u64 {
+        self.shared.node_id
+    }
+
+    /// Whether a connection is established (it may still be failing; see
+    /// [`health`](CacheTier::health)).
+    pub fn is_connected(&self) -> bool {
+        matches!(*self.shared.state.read(), State::Connected(_))
+    }
+
+    /// What the other nodes changed, as they announce it. A receiver that falls behind gets
+    /// `RecvError::Lagged`, which means the same as [`Invalidation::Resync`].
+    pub fn invalidations(&self) -> broadcast::Receiver<Invalidation> {
+        self.shared.invalidations.subscribe()
+    }
+
+    /// Times the circuit breaker has opened.
+    pub fn breaker_openings(&self) -> u64 {
+        self.shared.breaker.times_opened()
+    }
+
+    /// Reads `key`: `Ok(None)` on a miss.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`]; [`CacheError::Unavailable`] or [`CacheError::Backend`]
+    /// when Redis cannot answer.
+    pub async fn get(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        Ok(self.get_entry(key).await?.map(|entry| entry.value))
+    }
+
+    /// Reads `key` with its remaining TTL.
+    ///
+    /// # Errors
+    /// As [`get`](RedisCache::get).
+    pub async fn get_entry(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
+        get_entry(Arc::clone(&self.shared), key).await
+    }
+
+    /// Writes `value` under `key` (`ttl: None` applies the default TTL).
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`], [`CacheError::InvalidTtl`], or the connection's error.
+    pub async fn set(
+        &self,
+        key: &str,
+        value: &[u8],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        set(Arc::clone(&self.shared), key, value, ttl).await
+    }
+
+    /// Removes `key`; `true` when it was there.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`], or the connection's error.
+    pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
+        delete(Arc::clone(&self.shared), key).await
+    }
+
+    /// Removes every key under the prefix that matches `pattern`; returns how many.
+    ///
+    /// # Errors
+    /// The connection's error (keys removed before it stay removed).
+    pub async fn invalidate_pattern(&self, pattern: &Pattern) -> Result<u64, CacheError> {
+        invalidate(Arc::clone(&self.shared), Some(pattern.clone())).await
+    }
+
+    /// Removes every key under the prefix; returns how many.
+    ///
+    /// # Errors
+    /// The connection's error.
+    pub async fn clear(&self) -> Result<u64, CacheError> {
+        invalidate(Arc::clone(&self.shared), None).await
+    }
+
+    /// Reads many keys in one round trip (`MGET`; split by slot on a cluster).
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`] for any bad key, or the connection's error.
+    pub async fn get_many(&self, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+        let shared = &self.shared;
+        for key in keys {
+            check_key(key)?;
+        }
+        let full: Vec<String> = keys
+            .iter()
+            .map(|key| format!("{}{key}", shared.config.key_prefix))
+            .collect();
+        let replies: Vec<Option<Vec<u8>>> =
+            run(shared, "read entries", move |mut connection| async move {
+                redis::cmd("MGET")
+                    .arg(&full)
+                    .query_async(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(replies
+            .into_iter()
+            .map(|reply| {
+                reply
+                    .and_then(|stored| unframe(shared, stored))
+                    .map(|entry| entry.value)
+            })
+            .collect())
+    }
+
+    /// Writes many entries with one TTL in one round trip (a pipeline; concurrent commands on a
+    /// cluster).
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`], [`CacheError::InvalidTtl`], or the connection's error.
+    pub async fn set_many(
+        &self,
+        entries: &[(&str, &[u8])],
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
+        let shared = &self.shared;
+        let ttl = check_ttl(ttl)?.or(shared.config.default_ttl);
+        let mut commands = Vec::with_capacity(entries.len());
+        for (key, value) in entries {
+            check_key(key)?;
+            commands.push(set_command(shared, key, value, ttl));
+        }
+        let cluster = current_backend(shared).is_some_and(|backend| backend.is_cluster());
+        run(shared, "write entries", move |mut connection| async move {
+            if cluster {
+                let writes = commands.iter().map(|command| {
+                    let mut connection = connection.clone();
+                    async move { command.query_async::<()>(&mut connection).await }
+                });
+                futures_util::future::try_join_all(writes).await.map(|_| ())
+            } else {
+                let mut pipeline = redis::pipe();
+                for command in &commands {
+                    pipeline.add_command(command.clone()).ignore();
+                }
+                pipeline.query_async::<()>(&mut connection).await
+            }
+        })
+        .await?;
+        shared
+            .counters
+            .inserts
+            .fetch_add(entries.len() as u64, Ordering::Relaxed);
+        for (key, _) in entries {
+            announce(shared, key);
+        }
+        Ok(())
+    }
+
+    /// Counters (`entries`, `bytes` and `capacity_bytes` are 0: the server holds them).
+    pub fn stats(&self) -> TierStats {
+        stats(&self.shared)
+    }
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache")
+            .field(
+                "urls",
+                &self
+                    .shared
+                    .config
+                    .urls
+                    .iter()
+                    .map(|url| redact(url))
+                    .collect::<Vec<_>>(),
+            )
+            .field("key_prefix", &self.shared.config.key_prefix)
+            .field("connected", &self.is_connected())
+            .finish()
+    }
+}
+
+fn random_node_id() -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
+
+/// `text` with Redis glob characters escaped.
+fn escape_glob(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn current_backend(shared: &Shared) -> Option<Arc<Backend>> {
+    match &*shared.state.read() {
+        State::Connected(backend) => Some(Arc::clone(backend)),
+        State::Connecting { .. } => None,
+    }
+}
+
+fn is_connection_problem(error: &redis::RedisError) -> bool {
+    error.is_io_error()
+        || error.is_timeout()
+        || error.is_connection_dropped()
+        || error.is_connection_refusal()
+        || error.is_unrecoverable_error()
+}
+
+/// Runs one command (or pipeline) with the timeout and the circuit breaker.
+async fn run<T, F, Fut>(
+    shared: &Shared,
+    operation: &'static str,
+    command: F,
+) -> Result<T, CacheError>
+where
+    F: FnOnce(Conn) -> Fut,
+    Fut: Future<Output = RedisResult<T>>,
+{
+    let name = &shared.config.name;
+    let backend = match &*shared.state.read() {
+        State::Connected(backend) => Arc::clone(backend),
+        State::Connecting { last_error } => {
+            return Err(CacheError::Unavailable {
+                tier: name.clone(),
+                reason: match last_error {
+                    Some(error) => format!("not connected: {error}"),
+                    None => "not connected yet".to_owned(),
+                },
+            });
+        }
+    };
+    let probe = match shared.breaker.admit() {
+        Admission::Allowed => false,
+        Admission::Probe => true,
+        Admission::Refused(left) => {
+            return Err(CacheError::Unavailable {
+                tier: name.clone(),
+                reason: format!(
+                    "circuit breaker open after repeated failures (probing again in {} ms)",
+                    left.as_millis()
+                ),
+            });
+        }
+    };
+    let timeout = shared.config.command_timeout;
+    match tokio::time::timeout(timeout, command(backend.conn())).await {
+        Ok(Ok(value)) => {
+            shared.breaker.success();
+            Ok(value)
+        }
+        Ok(Err(error)) => {
+            if is_connection_problem(&error) {
+                shared.breaker.failure();
+            } else if probe {
+                // The server answered (with an error about the command): it is up.
+                shared.breaker.success();
+            }
+            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+            Err(CacheError::backend(name, operation, error))
+        }
+        Err(_) => {
+            shared.breaker.failure();
+            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+            Err(CacheError::backend(
+                name,
+                operation,
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("no answer within {} ms", timeout.as_millis()),
+                ),
+            ))
+        }
+    }
+}
+
+/// Parses a stored frame; `None` (counted) for an expired or malformed one.
+fn unframe(shared: &Shared, stored: Vec<u8>) -> Option<CacheEntry> {
+    if stored.len() < FRAME_HEADER || stored[0] != FRAME_VERSION {
+        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            "redis tier: a value under the prefix is not ours (no frame header); treated as a miss"
+        );
+        return None;
+    }
+    let mut expiry = [0_u8; 8];
+    expiry.copy_from_slice(&stored[1..FRAME_HEADER]);
+    let expiry = u64::from_le_bytes(expiry);
+    let ttl = if expiry == 0 {
+        None
+    } else {
+        match Expiry::from_unix_millis(expiry).remaining() {
+            Some(left) => Some(left),
+            None => {
+                shared.counters.expirations.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        }
+    };
+    Some(CacheEntry::new(
+        Bytes::from(stored).slice(FRAME_HEADER..),
+        ttl,
+    ))
+}
+
+fn set_command(shared: &Shared, key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
+    let expiry = ttl.map_or(0, |ttl| Expiry::after(ttl).as_unix_millis());
+    let mut stored = Vec::with_capacity(FRAME_HEADER + value.len());
+    stored.push(FRAME_VERSION);
+    stored.extend_from_slice(&expiry.to_le_bytes());
+    stored.extend_from_slice(value);
+    let mut command = redis::cmd("SET");
+    command
+        .arg(format!("{}{key}", shared.config.key_prefix))
+        .arg(stored);
+    if let Some(ttl) = ttl {
+        let millis = u64::try_from(ttl.as_nanos().div_ceil(1_000_000))
+            .unwrap_or(u64::MAX)
+            .max(1);
+        command.arg("PX").arg(millis);
+    }
+    command
+}
+
+fn announce(shared: &Shared, key: &str) {
+    if shared.config.publish_invalidations {
+        // The receiving task lives as long as `shared`; a failed send means it is shutting down.
+        let _ = shared.announce.send(key.to_owned());
+    }
+}
+
+async fn get_entry(shared: Arc<Shared>, key: &str) -> Result<Option<CacheEntry>, CacheError> {
+    check_key(key)?;
+    let full = format!("{}{key}", shared.config.key_prefix);
+    let reply: Option<Vec<u8>> = run(&shared, "read an entry", move |mut connection| async move {
+        redis::cmd("GET")
+            .arg(full)
+            .query_async(&mut connection)
+            .await
+    })
+    .await?;
+    let entry = reply.and_then(|stored| unframe(&shared, stored));
+    let counter = if entry.is_some() {
+        &shared.counters.hits
+    } else {
+        &shared.counters.misses
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+    Ok(entry)
+}
+
+async fn set(
+    shared: Arc<Shared>,
+    key: &str,
+    value: &[u8],
+    ttl: Option<Duration>,
+) -> Result<(), CacheError> {
+    check_key(key)?;
+    let ttl = check_ttl(ttl)?.or(shared.config.default_ttl);
+    let command = set_command(&shared, key, value, ttl);
+    run(
+        &shared,
+        "write an entry",
+        move |mut connection| async move { command.query_async::<()>(&mut connection).await },
+    )
+    .await?;
+    shared.counters.inserts.fetch_add(1, Ordering::Relaxed);
+    announce(&shared, key);
+    Ok(())
+}
+
+async fn delete(shared: Arc<Shared>, key: &str) -> Result<bool, CacheError> {
+    check_key(key)?;
+    let full = format!("{}{key}", shared.config.key_prefix);
+    let removed: u64 = run(
+        &shared,
+        "delete an entry",
+        move |mut connection| async move {
+            redis::cmd("UNLINK")
+                .arg(full)
+                .query_async(&mut connection)
+                .await
+        },
+    )
+    .await?;
+    announce(&shared, key);
+    Ok(removed > 0)
+}
+
+/// Removes the keys under the prefix that match `pattern` (all of them for `None`).
+async fn invalidate(shared: Arc<Shared>, pattern: Option<Pattern>) -> Result<u64, CacheError> {
+    let backend = current_backend(&shared);
+    let glob = format!(
+        "{}{}",
+        shared.scan_prefix,
+        pattern
+            .as_ref()
+            .map_or_else(|| "*".to_owned(), Pattern::to_redis_superset)
+    );
+    // The scan's own time limit grows with the keyspace; each page still has its timeout
+    // inside redis-rs, and the breaker still applies.
+    let scan_limit = shared.config.command_timeout * 40;
+    let keys = match &backend {
+        Some(backend) => {
+            let scanned = tokio::time::timeout(scan_limit, backend.scan(glob)).await;
+            match scanned {
+                Ok(Ok(keys)) => keys,
+                Ok(Err(error)) => {
+                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(CacheError::backend(
+                        &shared.config.name,
+                        "scan for keys",
+                        error,
+                    ));
+                }
+                Err(_) => {
+                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    return Err(CacheError::backend(
+                        &shared.config.name,
+                        "scan for keys",
+                        std::io::Error::new(
+                            std::io::ErrorKind::TimedOut,
+                            "the scan did not finish in time",
+                        ),
+                    ));
+                }
+            }
+        }
+        None => {
+            return Err(CacheError::Unavailable {
+                tier: shared.config.name.clone(),
+                reason: "not connected".to_owned(),
+            });
+        }
+    };
+    let prefix = shared.config.key_prefix.as_bytes();
+    let doomed: Vec<Vec<u8>> = keys
+        .into_iter()
+        .filter(|full| {
+            let Some(key) = full
+                .strip_prefix(prefix)
+                .and_then(|key| std::str::from_utf8(key).ok())
+            else {
+                return false;
+            };
+            pattern.as_ref().is_none_or(|pattern| pattern.matches(key))
+        })
+        .collect();
+    let mut removed = 0_u64;
+    for batch in doomed.chunks(UNLINK_BATCH) {
+        let batch = batch.to_vec();
+        let count: u64 = run(&shared, "unlink keys", move |mut connection| async move {
+            redis::cmd("UNLINK")
+                .arg(batch)
+                .query_async(&mut connection)
+                .await
+        })
+        .await?;
+        removed += count;
+    }
+    let message = match pattern {
+        Some(pattern) => Invalidation::Pattern(pattern.as_str().to_owned()),
+        None => Invalidation::Clear,
+    };
+    if shared.config.publish_invalidations {
+        publish(&shared, &message).await;
+    }
+    Ok(removed)
+}
+
+async fn publish(shared: &Shared, message: &Invalidation) {
+    let payload = invalidation::encode(shared.node_id, message);
+    let channel = shared.channel.clone();
+    let published = run(
+        shared,
+        "publish an invalidation",
+        move |mut connection| async move {
+            redis::cmd("PUBLISH")
+                .arg(channel)
+                .arg(payload)
+                .query_async::<u64>(&mut connection)
+                .await
+        },
+    )
+    .await;
+    if let Err(error) = published {
+        tracing::debug!(%error, "redis tier: an invalidation could not be published");
+    }
+}
+
+fn stats(shared: &Shared) -> TierStats {
+    let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    let mut stats = TierStats::default();
+    stats.hits = load(&shared.counters.hits);
+    stats.misses = load(&shared.counters.misses);
+    stats.inserts = load(&shared.counters.inserts);
+    stats.expirations = load(&shared.counters.expirations);
+    stats.errors = load(&shared.counters.errors);
+    stats
+}
+
+/// Connects with back-off until it succeeds or the cache is dropped.
+async fn connect_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiver<()>) {
+    let mut delay = Duration::from_millis(100);
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let config = shared.config.clone();
+        drop(shared);
+        let attempt = Backend::connect(&config).await;
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        match attempt {
+            Ok(backend) => {
+                *shared.state.write() = State::Connected(Arc::new(backend));
+                tracing::info!(url = %redact(&config.urls[0]), "redis tier: connected");
+                let cache = RedisCache { shared };
+                cache.start_subscriber();
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "redis tier: not reachable; retrying in {} ms", delay.as_millis());
+                *shared.state.write() = State::Connecting {
+                    last_error: Some(error.to_string()),
+                };
+            }
+        }
+        drop(shared);
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}
+
+/// Listens for the other nodes' invalidations; re-subscribes (and announces a resync) after a
+/// lost connection.
+async fn subscribe_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiver<()>) {
+    let mut delay = Duration::from_millis(100);
+    let mut subscribed_before = false;
+    loop {
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        let (client, channel) = match current_backend(&shared) {
+            Some(backend) => (backend.client.clone(), shared.channel.clone()),
+            None => return,
+        };
+        let limit = shared.config.connect_timeout + shared.config.command_timeout;
+        drop(shared);
+        let subscription = tokio::time::timeout(limit, async {
+            let mut pubsub = client.get_async_pubsub().await?;
+            pubsub.subscribe(&channel).await?;
+            Ok::<_, redis::RedisError>(pubsub)
+        })
+        .await;
+        match subscription {
+            Ok(Ok(pubsub)) => {
+                delay = Duration::from_millis(100);
+                if subscribed_before && let Some(shared) = weak.upgrade() {
+                    let _ = shared.invalidations.send(Invalidation::Resync);
+                }
+                subscribed_before = true;
+                let mut messages = pubsub.into_on_message();
+                loop {
+                    tokio::select! {
+                        message = messages.next() => {
+                            let Some(message) = message else { break };
+                            let Some(shared) = weak.upgrade() else { return };
+                            match invalidation::decode(message.get_payload_bytes()) {
+                                Some((node, invalidation)) if node != shared.node_id => {
+                                    let _ = shared.invalidations.send(invalidation);
+                                }
+                                Some(_) => {}
+                                None => tracing::warn!("redis tier: malformed invalidation message ignored"),
+                            }
+                        }
+                        _ = shutdown.changed() => return,
+                    }
+                }
+                tracing::warn!("redis tier: invalidation subscription lost; re-subscribing");
+            }
+            Ok(Err(error)) => {
+                tracing::debug!(%error, "redis tier: could not subscribe to invalidations")
+            }
+            Err(_) => tracing::debug!("redis tier: subscribing to invalidations timed out"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
+/// Publishes announced keys, batching those written while the previous message was in flight.
+async fn announce_in_background(weak: Weak<Shared>, mut keys: mpsc::UnboundedReceiver<String>) {
+    while let Some(first) = keys.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < ANNOUNCE_BATCH {
+            match keys.try_recv() {
+                Ok(key) => batch.push(key),
+                Err(_) => break,
+            }
+        }
+        let Some(shared) = weak.upgrade() else {
+            return;
+        };
+        publish(&shared, &Invalidation::Keys(batch)).await;
+    }
+}
+
+impl CacheTier for RedisCache {
+    fn name(&self) -> &str {
+        &self.shared.config.name
+    }
+
+    fn get(&self, key: &str) -> TierResult<Option<CacheEntry>> {
+        if let Err(error) = check_key(key) {
+            return ready(Err(error));
+        }
+        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+        Box::pin(async move { get_entry(shared, &key).await })
+    }
+
+    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()> {
+        if let Err(error) = check_key(key) {
+            return ready(Err(error));
+        }
+        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+        Box::pin(async move { set(shared, &key, &value, ttl).await })
+    }
+
+    fn delete(&self, key: &str) -> TierResult<bool> {
+        if let Err(error) = check_key(key) {
+            return ready(Err(error));
+        }
+        let (shared, key) = (Arc::clone(&self.shared), key.to_owned());
+        Box::pin(async move { delete(shared, &key).await })
+    }
+
+    fn invalidate_pattern(&self, pattern: &Pattern) -> TierResult<u64> {
+        let (shared, pattern) = (Arc::clone(&self.shared), pattern.clone());
+        Box::pin(invalidate(shared, Some(pattern)))
+    }
+
+    fn clear(&self) -> TierResult<u64> {
+        Box::pin(invalidate(Arc::clone(&self.shared), None))
+    }
+
+    fn stats(&self) -> TierStats {
+        stats(&self.shared)
+    }
+
+    fn health(&self) -> TierHealth {
+        match &*self.shared.state.read() {
+            State::Connecting { last_error } => TierHealth::Unavailable {
+                reason: match last_error {
+                    Some(error) => format!("not connected: {error}"),
+                    None => "connecting".to_owned(),
+                },
+            },
+            State::Connected(_) if self.shared.breaker.is_open() => TierHealth::Unavailable {
+                reason: "circuit breaker open after repeated failures".to_owned(),
+            },
+            State::Connected(_) => TierHealth::Healthy,
+        }
+    }
+}

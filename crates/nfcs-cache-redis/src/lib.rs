@@ -1,0 +1,71 @@
+//! The nfcs-perf Redis tier: one cache shared by every node of a deployment.
+//!
+//! `nfcs-cache-redis` provides [`RedisCache`], a [`CacheTier`](nfcs_cache_core::CacheTier) on
+//! the `redis` crate (tokio), for standalone Redis or (feature `cluster`) Redis Cluster. It
+//! passes the core conformance suite against a real `redis-server`, and `nfcs-performance`
+//! puts it under the memory and disk tiers.
+//!
+//! # What it provides
+//!
+//! - A pool of multiplexed connections that reconnect by themselves; URLs with user, password
+//!   and database; TLS (`rediss://`) with the `tls` feature.
+//! - A key prefix (`nfcs:` by default): `clear` and `invalidate_pattern` touch only our keys,
+//!   with `SCAN MATCH` looped to the end of the cursor and `UNLINK` in batches (never `KEYS`).
+//! - TTLs with `PX`; the absolute expiry is also stored with the value, so one `GET` gives the
+//!   remaining TTL.
+//! - Outage handling: a timeout on every command, a circuit breaker, fast `Unavailable`
+//!   errors, automatic recovery; [`RedisCache::connect_lazy`] starts while Redis is down.
+//! - Cross-node coherence: writes and deletions are announced on a pub/sub channel, and
+//!   [`RedisCache::invalidations`] yields what the other nodes changed.
+//! - Batch calls ([`RedisCache::get_many`], [`RedisCache::set_many`]): one round trip.
+//! - `test_server` (feature `test-utils`): real `redis-server` processes (and a three-master
+//!   cluster) for tests, on free loopback ports, killed on drop.
+//!
+//! # Example
+//!
+//! ```
+//! use std::time::Duration;
+//! use nfcs_cache_redis::{RedisCache, RedisConfig};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let Some(server) = nfcs_cache_redis::test_server::RedisServer::start_or_skip("doctest") else { return Ok(()) };
+//! # let url = server.url();
+//! // url: "redis://127.0.0.1:6379", say.
+//! let cache = RedisCache::connect(RedisConfig::new(url).key_prefix("myapp:")).await?;
+//! cache.set("cgl_128_a1", b"solver result", Some(Duration::from_secs(3600))).await?;
+//! let entry = cache.get_entry("cgl_128_a1").await?.expect("just written");
+//! assert_eq!(&entry.value[..], b"solver result");
+//! assert!(entry.ttl.expect("it has a TTL") <= Duration::from_secs(3600));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Feature flags
+//!
+//! - `tls`: `rediss://` URLs (rustls, with the webpki root certificates).
+//! - `cluster`: Redis Cluster ([`RedisConfig::cluster`]).
+//! - `test-utils`: the [`test_server`] module.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod breaker;
+mod cache;
+mod config;
+mod connection;
+mod invalidation;
+
+#[cfg(any(test, feature = "test-utils"))]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-utils")))]
+pub mod test_server;
+
+pub use cache::RedisCache;
+pub use config::{RedisConfig, RedisError, redact};
+pub use invalidation::Invalidation;
+
+impl From<RedisError> for nfcs_cache_core::CacheError {
+    fn from(error: RedisError) -> nfcs_cache_core::CacheError {
+        nfcs_cache_core::CacheError::backend("redis", "connect", error)
+    }
+}

@@ -1,0 +1,14 @@
+//! The core conformance suite against a real redis-server (one per check).
+
+nfcs_cache_core::cache_tier_conformance!(
+    optional
+        || async {
+            let server =
+                nfcs_cache_redis::test_server::RedisServer::start_or_skip("redis conformance")?;
+            let config = nfcs_cache_redis::RedisConfig::new(server.url()).max_connections(4);
+            let cache = nfcs_cache_redis::RedisCache::connect(config)
+                .await
+                .expect("connects");
+            Some(nfcs_cache_core::conformance::Guarded::new(cache, server))
+        }
+);

@@ -1,0 +1,12 @@
+//! Integration tests of the Redis tier against real `redis-server` processes.
+
+// In tests a panic is the failure report: helpers outside #[test] functions unwrap too.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+#[cfg(feature = "cluster")]
+mod cluster;
+mod conformance;
+mod cross_node;
+mod outage;
+mod patterns;
