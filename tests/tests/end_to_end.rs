@@ -31,7 +31,7 @@ fn solve(params: &CglParams) -> CglResult {
 async fn solve_cgl_optimized_computes_once_and_invalidates_by_pattern() {
     let directory = tempfile::tempdir().unwrap();
     let config = CacheConfig::from_toml_str(&format!(
-        "[memory]\nmax_size = \"128MiB\"\n[disk]\ndirectory = \"{}\"",
+        "[memory]\nmax_size = \"128MiB\"\n[disk]\ndirectory = \"{}\"\n[redis]\nenabled = false",
         directory.path().display()
     ))
     .unwrap();
@@ -87,6 +87,7 @@ mod manager_as_a_tier_backend {
     nfcs_cache_core::cache_tier_conformance!(|| async {
         let mut config = nfcs_performance::CacheConfig::default();
         config.disk.enabled = false;
+        config.redis.enabled = false;
         let manager = nfcs_performance::NFCSCacheManager::from_config(config)
             .await
             .expect("the default configuration builds");

@@ -1,7 +1,8 @@
 //! The workspace's tasks: `cargo xtask <command>`.
 //!
 //! - `test`: everything CI runs: format check, clippy with warnings denied, every test and
-//!   doctest, and the docs with warnings denied.
+//!   doctest (with `NFCS_REQUIRE_REDIS=1`: a missing `redis-server` fails the run instead of
+//!   skipping the Redis tests), and the docs with warnings denied.
 //! - `bench [--write-docs]`: the benchmark suite in release mode (for now the memory tier
 //!   against moka, quick_cache and a plain sharded LRU, and the disk tier against cacache and
 //!   plain files), printed as tables; `--write-docs` also replaces the tables in

@@ -162,6 +162,13 @@ pub struct RedisTierConfig {
     pub max_connections: u32,
     /// TTL of entries set without one.
     pub ttl_default: TtlSetting,
+    /// Prepended to every key, so that applications can share a server.
+    pub key_prefix: String,
+    /// The longest a Redis command may take, in milliseconds, before it counts as failed.
+    pub command_timeout_ms: u64,
+    /// Redis Cluster nodes (feature `redis-cluster`); when not empty, `url` and `db` are not
+    /// used.
+    pub cluster_nodes: Vec<String>,
 }
 
 impl Default for RedisTierConfig {
@@ -172,6 +179,9 @@ impl Default for RedisTierConfig {
             db: 0,
             max_connections: 10,
             ttl_default: TtlSetting::After(Duration::from_secs(7200)),
+            key_prefix: "nfcs:".to_owned(),
+            command_timeout_ms: 250,
+            cluster_nodes: Vec::new(),
         }
     }
 }
@@ -312,6 +322,26 @@ impl CacheConfig {
         }
         validate_redis_url(&self.redis.url)
             .map_err(|message| ConfigError::invalid("redis.url", message))?;
+        for (index, node) in self.redis.cluster_nodes.iter().enumerate() {
+            validate_redis_url(node).map_err(|message| {
+                ConfigError::invalid(&format!("redis.cluster_nodes[{index}]"), message)
+            })?;
+        }
+        if self.redis.command_timeout_ms == 0 || self.redis.command_timeout_ms > 60_000 {
+            return Err(ConfigError::invalid(
+                "redis.command_timeout_ms",
+                format!(
+                    "{} ms: must be between 1 and 60000",
+                    self.redis.command_timeout_ms
+                ),
+            ));
+        }
+        if self.redis.key_prefix.len() > 256 {
+            return Err(ConfigError::invalid(
+                "redis.key_prefix",
+                "must be at most 256 bytes",
+            ));
+        }
         if self.redis.max_connections == 0 {
             return Err(ConfigError::invalid(
                 "redis.max_connections",

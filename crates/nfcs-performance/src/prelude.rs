@@ -2,7 +2,7 @@
 
 pub use crate::config::CacheConfig;
 pub use crate::error::{BuildError, LoadError};
-pub use crate::manager::{ManagerStats, NFCSCacheManager, TierState, TierStatus};
+pub use crate::manager::{CacheType, ManagerStats, NFCSCacheManager, TierState, TierStatus};
 pub use nfcs_cache_core::{
     Bytes, CacheEntry, CacheError, CacheTier, Codec, EvictionPolicy, MemoryCache, MemoryConfig,
     Pattern, TierStats,
@@ -10,3 +10,6 @@ pub use nfcs_cache_core::{
 
 #[cfg(feature = "disk")]
 pub use nfcs_cache_disk::{DiskCache, DiskConfig};
+
+#[cfg(feature = "redis")]
+pub use nfcs_cache_redis::{RedisCache, RedisConfig};

@@ -6,4 +6,6 @@
 mod config_files;
 mod disk_tier;
 mod manager;
+#[cfg(feature = "redis")]
+mod redis_tier;
 mod single_flight;

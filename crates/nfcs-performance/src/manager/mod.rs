@@ -1,95 +1,58 @@
 //! `NFCSCacheManager`: the tiers composed into one cache.
 
-use std::any::Any;
+mod coherence;
+mod flight;
+mod status;
+
 use std::fmt;
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use dashmap::mapref::entry::Entry as MapEntry;
 use futures_util::future::join_all;
 use nfcs_cache_core::{
-    CacheEntry, CacheError, CacheTier, Codec, MemoryCache, MemoryConfig, Pattern, TierResult,
-    TierStats, check_key, check_ttl, key_preview,
+    CacheEntry, CacheError, CacheTier, Codec, MemoryCache, MemoryConfig, Pattern, TierHealth,
+    TierResult, check_key, check_ttl, key_preview,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::watch;
 
 use crate::config::CacheConfig;
-use crate::error::{BuildError, LoadError};
+use crate::error::BuildError;
 
-/// Whether a configured tier (or feature) is running.
-#[derive(Debug, Clone, PartialEq, Eq)]
+pub use status::{ManagerStats, TierState, TierStatus};
+
+/// Which tier a call addresses, as the spec's `cache_type` argument.
+///
+/// `Auto` is the normal multi-tier behaviour; the others read or write exactly one tier (a read
+/// of one tier does not promote).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum TierState {
-    /// Serving requests.
-    Running,
-    /// Turned off in the configuration.
-    Disabled,
-    /// Configured (and its configuration valid) but not running; the manager serves without it.
-    NotRunning {
-        /// Why, in words.
-        reason: String,
-    },
+pub enum CacheType {
+    /// Every tier: reads fall through and promote, writes go through.
+    #[default]
+    Auto,
+    /// The memory tier only.
+    Memory,
+    /// The disk tier only.
+    Disk,
+    /// The Redis tier only.
+    Redis,
 }
 
-/// A configured tier or feature and its state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TierStatus {
-    /// "memory", "disk", "redis", "semantic", "cache_warming", or a custom tier's name.
-    pub name: String,
-    /// Its state.
-    pub state: TierState,
+/// What a lower tier is, for `cache_type` and for cross-node coherence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Disk,
+    Redis,
+    Other,
 }
 
-impl TierStatus {
-    fn new(name: &str, state: TierState) -> TierStatus {
-        TierStatus {
-            name: name.to_owned(),
-            state,
-        }
-    }
-}
-
-/// A snapshot of the manager: per-tier statistics, tier states, and the manager's own counters.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct ManagerStats {
-    /// Each running tier's name and statistics, fastest tier first.
-    pub tiers: Vec<(String, TierStats)>,
-    /// Each configured tier's state.
-    pub status: Vec<TierStatus>,
-    /// Loader runs by `get_or_insert_with`.
-    pub loads: u64,
-    /// Callers of `get_or_insert_with` that waited for another caller's load instead of
-    /// running their own.
-    pub coalesced: u64,
-    /// Lower-tier operations that failed and were served around (a read became a miss).
-    pub tier_errors: u64,
-    /// Entries copied from a lower tier into faster ones.
-    pub promotions: u64,
-}
-
-impl ManagerStats {
-    /// Hits over reads across the whole cache: a read counts as a hit when any tier had it.
-    pub fn hit_ratio(&self) -> f64 {
-        let hits: u64 = self.tiers.iter().map(|(_, stats)| stats.hits).sum();
-        // Every read ends in the first tier's hit, or in a miss of the last tier it reached.
-        let first_tier_reads = self
-            .tiers
-            .first()
-            .map_or(0, |(_, stats)| stats.hits + stats.misses);
-        if first_tier_reads == 0 {
-            0.0
-        } else {
-            hits as f64 / first_tier_reads as f64
-        }
-    }
+struct Lower {
+    tier: Arc<dyn CacheTier>,
+    role: Role,
 }
 
 #[derive(Default)]
@@ -98,31 +61,21 @@ struct Counters {
     coalesced: AtomicU64,
     tier_errors: AtomicU64,
     promotions: AtomicU64,
-}
-
-/// A load in progress, as the other callers see it.
-struct Flight {
-    id: u64,
-    outcome: watch::Receiver<Outcome>,
-}
-
-#[derive(Clone)]
-enum Outcome {
-    Pending,
-    /// The loaded value, encoded.
-    Ready(Bytes),
-    /// The loader's error, an `Arc<E>` behind `Any`.
-    Failed(Arc<dyn Any + Send + Sync>),
+    remote_invalidations: AtomicU64,
 }
 
 struct Inner {
     memory: Option<MemoryCache>,
-    lower: Vec<Arc<dyn CacheTier>>,
+    lower: Vec<Lower>,
     codec: Codec,
-    in_flight: DashMap<String, Flight>,
+    in_flight: DashMap<String, flight::Flight>,
     next_flight: AtomicU64,
-    status: Vec<TierStatus>,
+    /// States of configured tiers that are not among the running ones.
+    not_running: Vec<TierStatus>,
     counters: Counters,
+    /// Bumped by every invalidation from another node: a read from a shared tier that saw it
+    /// change does not promote what it read (it may predate the other node's write).
+    invalidation_epoch: AtomicU64,
 }
 
 /// The multi-tier cache: an in-memory tier in front of slower tiers (disk, Redis, your own),
@@ -137,6 +90,8 @@ struct Inner {
 /// - **Invalidation** (`delete`, `invalidate_pattern`, `clear`) reaches every tier and fails
 ///   (after trying them all) if a tier could not be reached, since a stale copy could
 ///   otherwise come back.
+/// - **Coherence** (feature `redis`): what other nodes write, delete or invalidate through
+///   the shared Redis is dropped from this node's memory and disk tiers.
 /// - **Single flight**: concurrent [`get_or_insert_with`](NFCSCacheManager::get_or_insert_with)
 ///   calls on one cold key run the loader once.
 ///
@@ -175,9 +130,11 @@ pub struct NFCSCacheManager {
 #[must_use]
 pub struct ManagerBuilder {
     memory: Option<MemoryCache>,
-    lower: Vec<Arc<dyn CacheTier>>,
+    lower: Vec<Lower>,
     codec: Codec,
-    status: Vec<TierStatus>,
+    not_running: Vec<TierStatus>,
+    #[cfg(feature = "redis")]
+    redis: Option<nfcs_cache_redis::RedisCache>,
 }
 
 impl ManagerBuilder {
@@ -190,7 +147,34 @@ impl ManagerBuilder {
     /// Adds a tier below the memory tier and below the tiers added before it (so add them
     /// fastest first).
     pub fn tier(mut self, tier: Arc<dyn CacheTier>) -> ManagerBuilder {
-        self.lower.push(tier);
+        self.lower.push(Lower {
+            tier,
+            role: Role::Other,
+        });
+        self
+    }
+
+    /// Adds the disk tier (below the tiers added before it).
+    #[cfg(feature = "disk")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
+    pub fn disk(mut self, cache: nfcs_cache_disk::DiskCache) -> ManagerBuilder {
+        self.lower.push(Lower {
+            tier: Arc::new(cache),
+            role: Role::Disk,
+        });
+        self
+    }
+
+    /// Adds the shared Redis tier (below the tiers added before it) and keeps this node's
+    /// memory and disk tiers coherent with what other nodes write through it.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(mut self, cache: nfcs_cache_redis::RedisCache) -> ManagerBuilder {
+        self.lower.push(Lower {
+            tier: Arc::new(cache.clone()),
+            role: Role::Redis,
+        });
+        self.redis = Some(cache);
         self
     }
 
@@ -203,37 +187,36 @@ impl ManagerBuilder {
     /// Records the state of a configured tier that is not among the running ones (so that
     /// [`NFCSCacheManager::tier_status`] reports it).
     pub fn status(mut self, name: &str, state: TierState) -> ManagerBuilder {
-        self.status.push(TierStatus::new(name, state));
+        self.not_running.push(TierStatus::new(name, state));
         self
     }
 
-    /// Builds the manager.
+    /// Builds the manager. With a Redis tier, call it inside a tokio runtime: it starts the
+    /// task that applies other nodes' invalidations (without a runtime, that task does not
+    /// run and a warning is logged).
     pub fn build(self) -> NFCSCacheManager {
-        let mut status = Vec::new();
-        if let Some(memory) = &self.memory {
-            status.push(TierStatus::new(CacheTier::name(memory), TierState::Running));
-        }
-        for tier in &self.lower {
-            status.push(TierStatus::new(tier.name(), TierState::Running));
-        }
-        status.extend(self.status);
-        NFCSCacheManager {
+        let manager = NFCSCacheManager {
             inner: Arc::new(Inner {
                 memory: self.memory,
                 lower: self.lower,
                 codec: self.codec,
                 in_flight: DashMap::new(),
                 next_flight: AtomicU64::new(0),
-                status,
+                not_running: self.not_running,
                 counters: Counters::default(),
+                invalidation_epoch: AtomicU64::new(0),
             }),
+        };
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.redis {
+            coherence::start(&manager, &redis);
         }
+        manager
     }
 }
 
-/// Which crate brings each configurable tier that this build does not run yet.
-const NOT_YET_BUILT: [(&str, &str); 3] = [
-    ("redis", "the nfcs-cache-redis crate"),
+/// Which crate brings each configurable feature that this build does not run yet.
+const NOT_YET_BUILT: [(&str, &str); 2] = [
     ("semantic", "the nfcs-semantic crate"),
     ("cache_warming", "the cache-warming work"),
 ];
@@ -245,19 +228,24 @@ impl NFCSCacheManager {
             memory: None,
             lower: Vec::new(),
             codec: Codec::default(),
-            status: Vec::new(),
+            not_running: Vec::new(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
     }
 
-    /// Builds the tiers `config` enables.
+    /// Builds the tiers `config` enables: memory, disk (feature `disk`), Redis (feature
+    /// `redis`).
     ///
     /// The whole configuration is validated, including sections of tiers this build does not
-    /// run yet; such tiers are reported by [`tier_status`](NFCSCacheManager::tier_status) (and
-    /// logged) as not running, and the manager serves without them.
+    /// run. A disk tier that cannot be opened, and tiers this build lacks, are reported by
+    /// [`tier_status`](NFCSCacheManager::tier_status) (and logged) as not running; a Redis
+    /// that cannot be reached yet is part of the manager, reported as unavailable, and
+    /// attached by itself when it answers. In every case the manager starts and serves.
     ///
     /// # Errors
-    /// [`BuildError::Config`] for an invalid configuration, [`BuildError::Tier`] when a tier
-    /// refuses its settings.
+    /// [`BuildError::Config`] for an invalid configuration, [`BuildError::Tier`] when the memory
+    /// tier refuses its settings.
     pub async fn from_config(config: CacheConfig) -> Result<NFCSCacheManager, BuildError> {
         config.validate()?;
         let mut builder = NFCSCacheManager::builder();
@@ -272,11 +260,8 @@ impl NFCSCacheManager {
             builder = builder.status("memory", TierState::Disabled);
         }
         builder = NFCSCacheManager::attach_disk(builder, &config).await;
-        let enabled = [
-            config.redis.enabled,
-            config.semantic.enabled,
-            config.cache_warming.enabled,
-        ];
+        builder = NFCSCacheManager::attach_redis(builder, &config);
+        let enabled = [config.semantic.enabled, config.cache_warming.enabled];
         for ((name, arrives_with), enabled) in NOT_YET_BUILT.into_iter().zip(enabled) {
             let state = if enabled {
                 let reason = format!(
@@ -305,7 +290,7 @@ impl NFCSCacheManager {
             let settings = nfcs_cache_disk::DiskConfig::new(disk.max_size.bytes())
                 .compression(disk.compression);
             match nfcs_cache_disk::DiskCache::open_async(&disk.directory, settings).await {
-                Ok(cache) => builder.tier(Arc::new(cache)),
+                Ok(cache) => builder.disk(cache),
                 Err(error) => {
                     let reason = format!("could not be opened: {error}");
                     tracing::warn!(tier = "disk", %error, "the disk tier could not be opened; serving without it");
@@ -315,10 +300,39 @@ impl NFCSCacheManager {
         }
         #[cfg(not(feature = "disk"))]
         {
-            let reason = "configured, but this build lacks the `disk` feature of nfcs-performance"
-                .to_owned();
-            tracing::warn!(tier = "disk", "{reason}; serving without it");
-            builder.status("disk", TierState::NotRunning { reason })
+            not_compiled(builder, "disk")
+        }
+    }
+
+    /// Starts the Redis tier `config` asks for, connecting in the background.
+    fn attach_redis(builder: ManagerBuilder, config: &CacheConfig) -> ManagerBuilder {
+        let redis = &config.redis;
+        if !redis.enabled {
+            return builder.status("redis", TierState::Disabled);
+        }
+        #[cfg(feature = "redis")]
+        {
+            let settings = if redis.cluster_nodes.is_empty() {
+                nfcs_cache_redis::RedisConfig::new(redis.url.clone()).db(redis.db)
+            } else {
+                nfcs_cache_redis::RedisConfig::cluster(redis.cluster_nodes.clone())
+            }
+            .max_connections(redis.max_connections as usize)
+            .default_ttl(redis.ttl_default.as_duration())
+            .key_prefix(redis.key_prefix.clone())
+            .command_timeout(Duration::from_millis(redis.command_timeout_ms));
+            match nfcs_cache_redis::RedisCache::connect_lazy(settings) {
+                Ok(cache) => builder.redis(cache),
+                Err(error) => {
+                    let reason = format!("could not be started: {error}");
+                    tracing::warn!(tier = "redis", %error, "the Redis tier could not be started; serving without it");
+                    builder.status("redis", TierState::NotRunning { reason })
+                }
+            }
+        }
+        #[cfg(not(feature = "redis"))]
+        {
+            not_compiled(builder, "redis")
         }
     }
 
@@ -332,9 +346,31 @@ impl NFCSCacheManager {
         &self.inner.codec
     }
 
-    /// Each configured tier's state: running, disabled, or configured but not running (and why).
-    pub fn tier_status(&self) -> &[TierStatus] {
-        &self.inner.status
+    /// Each configured tier's state now: running, unavailable (and why: a Redis that is down or
+    /// not yet reached), disabled, or configured but not running (and why).
+    pub fn tier_status(&self) -> Vec<TierStatus> {
+        let mut status = Vec::new();
+        if let Some(memory) = &self.inner.memory {
+            status.push(TierStatus::new(CacheTier::name(memory), TierState::Running));
+        }
+        for lower in &self.inner.lower {
+            let state = match lower.tier.health() {
+                TierHealth::Unavailable { reason } => TierState::Unavailable { reason },
+                _ => TierState::Running,
+            };
+            status.push(TierStatus::new(lower.tier.name(), state));
+        }
+        status.extend(self.inner.not_running.iter().cloned());
+        status
+    }
+
+    /// The lower tier with `role`, if running.
+    fn lower_with(&self, role: Role) -> Option<&Arc<dyn CacheTier>> {
+        self.inner
+            .lower
+            .iter()
+            .find(|lower| lower.role == role)
+            .map(|lower| &lower.tier)
     }
 
     /// Reads and decodes `key`; `Ok(None)` on a miss.
@@ -344,8 +380,20 @@ impl NFCSCacheManager {
     /// (stored as another type, or with [`set_bytes`](NFCSCacheManager::set_bytes)). A tier
     /// that is down is never an error here: it is counted and read around.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
-        match self.get_bytes(key).await? {
-            Some(frame) => self.decode(key, &frame).map(Some),
+        self.get_in(key, CacheType::Auto).await
+    }
+
+    /// [`get`](NFCSCacheManager::get) from the tiers `cache_type` names.
+    ///
+    /// # Errors
+    /// As [`get`](NFCSCacheManager::get).
+    pub async fn get_in<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        cache_type: CacheType,
+    ) -> Result<Option<T>, CacheError> {
+        match self.get_entry_in(key, cache_type).await? {
+            Some(entry) => self.decode(key, &entry.value).map(Some),
             None => Ok(None),
         }
     }
@@ -363,6 +411,44 @@ impl NFCSCacheManager {
     /// # Errors
     /// [`CacheError::InvalidKey`].
     pub async fn get_entry(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
+        self.get_entry_in(key, CacheType::Auto).await
+    }
+
+    /// Reads `key` with its remaining TTL from the tiers `cache_type` names.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`].
+    pub async fn get_entry_in(
+        &self,
+        key: &str,
+        cache_type: CacheType,
+    ) -> Result<Option<CacheEntry>, CacheError> {
+        let single = match cache_type {
+            CacheType::Auto => None,
+            CacheType::Memory => {
+                check_key(key)?;
+                return match &self.inner.memory {
+                    Some(memory) => memory.get_entry(key),
+                    None => Ok(None),
+                };
+            }
+            CacheType::Disk => Some(Role::Disk),
+            CacheType::Redis => Some(Role::Redis),
+        };
+        if let Some(role) = single {
+            check_key(key)?;
+            let Some(tier) = self.lower_with(role) else {
+                return Ok(None);
+            };
+            return match tier.get(key).await {
+                Ok(found) => Ok(found),
+                Err(error) if error.is_input_error() => Err(error),
+                Err(error) => {
+                    self.tier_failed(tier.name(), "read", &error);
+                    Ok(None)
+                }
+            };
+        }
         match &self.inner.memory {
             Some(memory) => {
                 if let Some(entry) = memory.get_entry(key)? {
@@ -371,15 +457,18 @@ impl NFCSCacheManager {
             }
             None => check_key(key)?,
         }
-        for (depth, tier) in self.inner.lower.iter().enumerate() {
-            match tier.get(key).await {
+        let epoch = self.inner.invalidation_epoch.load(Ordering::Acquire);
+        for (depth, lower) in self.inner.lower.iter().enumerate() {
+            match lower.tier.get(key).await {
                 Ok(Some(entry)) => {
-                    self.promote(key, &entry, depth).await;
+                    if self.inner.invalidation_epoch.load(Ordering::Acquire) == epoch {
+                        self.promote(key, &entry, depth).await;
+                    }
                     return Ok(Some(entry));
                 }
                 Ok(None) => {}
                 Err(error) if error.is_input_error() => return Err(error),
-                Err(error) => self.tier_failed(tier.name(), "read", &error),
+                Err(error) => self.tier_failed(lower.tier.name(), "read", &error),
             }
         }
         Ok(None)
@@ -405,10 +494,10 @@ impl NFCSCacheManager {
         let upper = &self.inner.lower[..depth];
         let writes = upper
             .iter()
-            .map(|tier| tier.set(key, entry.value.clone(), entry.ttl));
-        for (tier, result) in upper.iter().zip(join_all(writes).await) {
+            .map(|lower| lower.tier.set(key, entry.value.clone(), entry.ttl));
+        for (lower, result) in upper.iter().zip(join_all(writes).await) {
             if let Err(error) = result {
-                self.tier_failed(tier.name(), "promote into", &error);
+                self.tier_failed(lower.tier.name(), "promote into", &error);
             }
         }
     }
@@ -431,6 +520,16 @@ impl NFCSCacheManager {
             })
     }
 
+    fn encode<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<Bytes, CacheError> {
+        self.inner
+            .codec
+            .encode(value)
+            .map_err(|source| CacheError::Encode {
+                key: key_preview(key),
+                source,
+            })
+    }
+
     /// Encodes `value` and stores it under `key`; `ttl: None` gives each tier its default TTL.
     ///
     /// # Errors
@@ -443,16 +542,24 @@ impl NFCSCacheManager {
         value: &T,
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
+        self.set_in(key, value, ttl, CacheType::Auto).await
+    }
+
+    /// [`set`](NFCSCacheManager::set) into the tiers `cache_type` names.
+    ///
+    /// # Errors
+    /// As [`set`](NFCSCacheManager::set); [`CacheError::Unavailable`] when the named tier is
+    /// not running.
+    pub async fn set_in<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        ttl: Option<Duration>,
+        cache_type: CacheType,
+    ) -> Result<(), CacheError> {
         check_key(key)?;
-        let frame = self
-            .inner
-            .codec
-            .encode(value)
-            .map_err(|source| CacheError::Encode {
-                key: key_preview(key),
-                source,
-            })?;
-        self.set_bytes(key, frame, ttl).await
+        let frame = self.encode(key, value)?;
+        self.set_bytes_in(key, frame, ttl, cache_type).await
     }
 
     /// Stores raw bytes under `key` (no encoding; read them back with
@@ -466,9 +573,50 @@ impl NFCSCacheManager {
         value: impl Into<Bytes>,
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
+        self.set_bytes_in(key, value, ttl, CacheType::Auto).await
+    }
+
+    /// [`set_bytes`](NFCSCacheManager::set_bytes) into the tiers `cache_type` names.
+    ///
+    /// # Errors
+    /// As [`set_in`](NFCSCacheManager::set_in).
+    pub async fn set_bytes_in(
+        &self,
+        key: &str,
+        value: impl Into<Bytes>,
+        ttl: Option<Duration>,
+        cache_type: CacheType,
+    ) -> Result<(), CacheError> {
         check_key(key)?;
         check_ttl(ttl)?;
         let value = value.into();
+        let not_running = |tier: &str| CacheError::Unavailable {
+            tier: tier.to_owned(),
+            reason: "not running in this manager".to_owned(),
+        };
+        match cache_type {
+            CacheType::Auto => self.write_through(key, value, ttl).await,
+            CacheType::Memory => match &self.inner.memory {
+                Some(memory) => memory.insert(key, value, ttl),
+                None => Err(not_running("memory")),
+            },
+            CacheType::Disk => match self.lower_with(Role::Disk) {
+                Some(tier) => tier.set(key, value, ttl).await,
+                None => Err(not_running("disk")),
+            },
+            CacheType::Redis => match self.lower_with(Role::Redis) {
+                Some(tier) => tier.set(key, value, ttl).await,
+                None => Err(not_running("redis")),
+            },
+        }
+    }
+
+    async fn write_through(
+        &self,
+        key: &str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> Result<(), CacheError> {
         let mut stored = false;
         let mut refusal = None;
         let mut memory_refused = false;
@@ -483,15 +631,17 @@ impl NFCSCacheManager {
             }
         }
         let lower = &self.inner.lower;
-        let writes = lower.iter().map(|tier| tier.set(key, value.clone(), ttl));
+        let writes = lower
+            .iter()
+            .map(|lower| lower.tier.set(key, value.clone(), ttl));
         let mut failure = None;
-        for (tier, result) in lower.iter().zip(join_all(writes).await) {
+        for (lower, result) in lower.iter().zip(join_all(writes).await) {
             match result {
                 Ok(()) => stored = true,
                 Err(error @ CacheError::ValueTooLarge { .. }) => refusal = Some(error),
                 Err(error) if error.is_input_error() => return Err(error),
                 Err(error) => {
-                    self.tier_failed(tier.name(), "write", &error);
+                    self.tier_failed(lower.tier.name(), "write", &error);
                     failure = Some(error);
                 }
             }
@@ -570,14 +720,14 @@ impl NFCSCacheManager {
         call: impl Fn(&dyn CacheTier) -> TierResult<T>,
     ) -> Result<Vec<T>, CacheError> {
         let lower = &self.inner.lower;
-        let results = join_all(lower.iter().map(|tier| call(tier.as_ref()))).await;
+        let results = join_all(lower.iter().map(|lower| call(lower.tier.as_ref()))).await;
         let mut values = Vec::with_capacity(results.len());
         let mut failure = None;
-        for (tier, result) in lower.iter().zip(results) {
+        for (lower, result) in lower.iter().zip(results) {
             match result {
                 Ok(value) => values.push(value),
                 Err(error) => {
-                    self.tier_failed(tier.name(), operation, &error);
+                    self.tier_failed(lower.tier.name(), operation, &error);
                     failure = Some(error);
                 }
             }
@@ -588,140 +738,17 @@ impl NFCSCacheManager {
         }
     }
 
-    /// Returns the cached value of `key`, or runs `loader`, caches its value with `ttl` and
-    /// returns it.
-    ///
-    /// Concurrent calls for one key run one loader (single flight): the first caller runs
-    /// it, the others wait and receive its value, or its error (as the same `Arc<E>`; nothing
-    /// is cached then). A waiting caller that is dropped or times out affects no one. If the
-    /// caller running the loader is dropped or times out, the waiting callers notice at once
-    /// and one of them runs its own loader in its place.
-    ///
-    /// # Errors
-    /// [`LoadError::Loader`] with the loader's error; [`LoadError::Cache`] for an invalid key
-    /// or TTL, a value that cannot be encoded, or a cached value that is not a `T`.
-    pub async fn get_or_insert_with<T, F, Fut, E>(
-        &self,
-        key: &str,
-        ttl: Option<Duration>,
-        loader: F,
-    ) -> Result<T, LoadError<E>>
-    where
-        T: Serialize + DeserializeOwned,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: Send + Sync + 'static,
-    {
-        check_ttl(ttl)?;
-        let mut loader = Some(loader);
-        loop {
-            if let Some(value) = self.get::<T>(key).await? {
-                return Ok(value);
-            }
-            let (leader, mut outcome) = match self.inner.in_flight.entry(key.to_owned()) {
-                MapEntry::Occupied(flight) => (None, flight.get().outcome.clone()),
-                MapEntry::Vacant(vacant) => {
-                    let (sender, receiver) = watch::channel(Outcome::Pending);
-                    let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
-                    vacant.insert(Flight {
-                        id,
-                        outcome: receiver.clone(),
-                    });
-                    let guard = FlightGuard {
-                        inner: &self.inner,
-                        key,
-                        id,
-                        sender,
-                    };
-                    (Some(guard), receiver)
-                }
-            };
-            if let Some(guard) = leader {
-                // A leader always has its loader: it is taken only here, and a leader returns.
-                let Some(loader) = loader.take() else {
-                    continue;
-                };
-                return self.lead(key, ttl, loader, guard).await;
-            }
-            let settled = outcome
-                .wait_for(|outcome| !matches!(outcome, Outcome::Pending))
-                .await
-                .map(|outcome| outcome.clone());
-            match settled {
-                Ok(Outcome::Ready(frame)) => {
-                    self.inner
-                        .counters
-                        .coalesced
-                        .fetch_add(1, Ordering::Relaxed);
-                    return self.decode(key, &frame).map_err(LoadError::Cache);
-                }
-                Ok(Outcome::Failed(error)) => {
-                    if let Ok(error) = error.downcast::<E>() {
-                        self.inner
-                            .counters
-                            .coalesced
-                            .fetch_add(1, Ordering::Relaxed);
-                        return Err(LoadError::Loader(error));
-                    }
-                    // The leader's error has another type (another call site); load ourselves.
-                }
-                // The leader was dropped: try again, perhaps as the leader.
-                Ok(Outcome::Pending) | Err(_) => {}
-            }
-        }
-    }
-
-    /// Runs the loader as the flight's leader and publishes the outcome.
-    async fn lead<T, F, Fut, E>(
-        &self,
-        key: &str,
-        ttl: Option<Duration>,
-        loader: F,
-        guard: FlightGuard<'_>,
-    ) -> Result<T, LoadError<E>>
-    where
-        T: Serialize,
-        F: FnOnce() -> Fut,
-        Fut: Future<Output = Result<T, E>>,
-        E: Send + Sync + 'static,
-    {
-        self.inner.counters.loads.fetch_add(1, Ordering::Relaxed);
-        match loader().await {
-            Ok(value) => {
-                let frame =
-                    self.inner
-                        .codec
-                        .encode(&value)
-                        .map_err(|source| CacheError::Encode {
-                            key: key_preview(key),
-                            source,
-                        })?;
-                if let Err(error) = self.set_bytes(key, frame.clone(), ttl).await {
-                    // The value is still good; it is only not cached.
-                    tracing::debug!(key = %key_preview(key), %error, "loaded value not cached");
-                }
-                guard.sender.send_replace(Outcome::Ready(frame));
-                Ok(value)
-            }
-            Err(error) => {
-                let error = Arc::new(error);
-                let shared: Arc<dyn Any + Send + Sync> = Arc::clone(&error) as _;
-                guard.sender.send_replace(Outcome::Failed(shared));
-                Err(LoadError::Loader(error))
-            }
-        }
-    }
-
     /// A snapshot of every tier's statistics and the manager's counters. Also publishes them
     /// through the `metrics` facade (`nfcs_cache_*{tier=...}`, see
-    /// [`TierStats::publish`]), so calling this from a scrape handler keeps them current.
+    /// [`TierStats::publish`](nfcs_cache_core::TierStats::publish)), so calling this from a
+    /// scrape handler keeps them current.
     pub fn stats(&self) -> ManagerStats {
         let mut tiers = Vec::new();
         if let Some(memory) = &self.inner.memory {
             tiers.push((CacheTier::name(memory).to_owned(), memory.stats()));
         }
-        for tier in &self.inner.lower {
-            tiers.push((tier.name().to_owned(), tier.stats()));
+        for lower in &self.inner.lower {
+            tiers.push((lower.tier.name().to_owned(), lower.tier.stats()));
         }
         for (name, stats) in &tiers {
             stats.publish(name);
@@ -729,18 +756,29 @@ impl NFCSCacheManager {
         let counters = &self.inner.counters;
         let stats = ManagerStats {
             tiers,
-            status: self.inner.status.clone(),
+            status: self.tier_status(),
             loads: counters.loads.load(Ordering::Relaxed),
             coalesced: counters.coalesced.load(Ordering::Relaxed),
             tier_errors: counters.tier_errors.load(Ordering::Relaxed),
             promotions: counters.promotions.load(Ordering::Relaxed),
+            remote_invalidations: counters.remote_invalidations.load(Ordering::Relaxed),
         };
         metrics::counter!("nfcs_cache_loads_total").absolute(stats.loads);
         metrics::counter!("nfcs_cache_coalesced_loads_total").absolute(stats.coalesced);
         metrics::counter!("nfcs_cache_tier_errors_total").absolute(stats.tier_errors);
         metrics::counter!("nfcs_cache_promotions_total").absolute(stats.promotions);
+        metrics::counter!("nfcs_cache_remote_invalidations_total")
+            .absolute(stats.remote_invalidations);
         stats
     }
+}
+
+#[cfg(any(not(feature = "disk"), not(feature = "redis")))]
+fn not_compiled(builder: ManagerBuilder, tier: &str) -> ManagerBuilder {
+    let reason =
+        format!("configured, but this build lacks the `{tier}` feature of nfcs-performance");
+    tracing::warn!(tier, "{reason}; serving without it");
+    builder.status(tier, TierState::NotRunning { reason })
 }
 
 impl fmt::Debug for NFCSCacheManager {
@@ -753,28 +791,10 @@ impl fmt::Debug for NFCSCacheManager {
                     .inner
                     .lower
                     .iter()
-                    .map(|tier| tier.name())
+                    .map(|lower| lower.tier.name())
                     .collect::<Vec<_>>(),
             )
-            .field("status", &self.inner.status)
+            .field("status", &self.tier_status())
             .finish()
-    }
-}
-
-/// The leader's hold on a flight. Dropping it (after publishing, or because the leader was
-/// cancelled) removes the flight; a cancelled leader's waiters see the channel close and retry.
-struct FlightGuard<'a> {
-    inner: &'a Inner,
-    key: &'a str,
-    id: u64,
-    sender: watch::Sender<Outcome>,
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        let id = self.id;
-        self.inner
-            .in_flight
-            .remove_if(self.key, |_, flight| flight.id == id);
     }
 }

@@ -1,0 +1,103 @@
+//! Cross-node coherence: other nodes' writes, deletions and invalidations, announced through
+//! the shared Redis, are applied to this node's local (memory and disk) tiers.
+
+#[cfg(feature = "redis")]
+use std::sync::Arc;
+#[cfg(feature = "redis")]
+use std::sync::atomic::Ordering;
+
+#[cfg(feature = "redis")]
+use nfcs_cache_core::Pattern;
+#[cfg(feature = "redis")]
+use nfcs_cache_redis::{Invalidation, RedisCache};
+#[cfg(feature = "redis")]
+use tokio::sync::broadcast::error::RecvError;
+
+#[cfg(feature = "redis")]
+use super::{Inner, NFCSCacheManager, Role};
+
+/// Starts the task that applies `redis`'s invalidations to the manager's local tiers. It
+/// stops when the manager is dropped.
+#[cfg(feature = "redis")]
+pub(super) fn start(manager: &NFCSCacheManager, redis: &RedisCache) {
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        tracing::warn!(
+            "built outside a tokio runtime: other nodes' invalidations will not be applied"
+        );
+        return;
+    };
+    let weak = Arc::downgrade(&manager.inner);
+    let mut invalidations = redis.invalidations();
+    runtime.spawn(async move {
+        loop {
+            let invalidation = match invalidations.recv().await {
+                Ok(invalidation) => invalidation,
+                // Messages were lost: nothing local can be trusted.
+                Err(RecvError::Lagged(_)) => Invalidation::Resync,
+                Err(RecvError::Closed) => return,
+            };
+            let Some(inner) = weak.upgrade() else {
+                return;
+            };
+            apply(&inner, invalidation).await;
+        }
+    });
+}
+
+/// Drops what another node changed from the local tiers: lower tiers first, memory last, so
+/// that a local read never falls through to a stale lower copy after the memory copy is gone.
+/// The epoch is bumped before and after, so that a read overlapping any part of this does not
+/// promote what it read.
+#[cfg(feature = "redis")]
+async fn apply(inner: &Inner, invalidation: Invalidation) {
+    inner.invalidation_epoch.fetch_add(1, Ordering::AcqRel);
+    let local: Vec<_> = inner
+        .lower
+        .iter()
+        .filter(|lower| lower.role != Role::Redis)
+        .map(|lower| Arc::clone(&lower.tier))
+        .collect();
+    match invalidation {
+        Invalidation::Keys(keys) => {
+            for key in &keys {
+                for tier in &local {
+                    if let Err(error) = tier.delete(key).await {
+                        tracing::debug!(tier = tier.name(), %error, "could not drop a key another node changed");
+                    }
+                }
+            }
+            if let Some(memory) = &inner.memory {
+                for key in &keys {
+                    let _ = memory.remove(key);
+                }
+            }
+        }
+        Invalidation::Pattern(pattern) => match Pattern::new(&pattern) {
+            Ok(pattern) => {
+                for tier in &local {
+                    let _ = tier.invalidate_pattern(&pattern).await;
+                }
+                if let Some(memory) = &inner.memory {
+                    memory.remove_matching(&pattern);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "another node sent an invalid pattern"),
+        },
+        _ => {
+            tracing::info!(
+                "clearing local tiers: another node cleared the cache, or invalidations were missed"
+            );
+            for tier in &local {
+                let _ = tier.clear().await;
+            }
+            if let Some(memory) = &inner.memory {
+                memory.clear();
+            }
+        }
+    }
+    inner.invalidation_epoch.fetch_add(1, Ordering::AcqRel);
+    inner
+        .counters
+        .remote_invalidations
+        .fetch_add(1, Ordering::Release);
+}
