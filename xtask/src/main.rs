@@ -4,9 +4,10 @@
 //!   doctest (with `NFCS_REQUIRE_REDIS=1`: a missing `redis-server` fails the run instead of
 //!   skipping the Redis tests), and the docs with warnings denied.
 //! - `bench [--write-docs]`: the benchmark suite in release mode (for now the memory tier
-//!   against moka, quick_cache and a plain sharded LRU, and the disk tier against cacache and
-//!   plain files), printed as tables; `--write-docs` also replaces the tables in
-//!   `docs/benchmarks.md`.
+//!   against moka, quick_cache and a plain sharded LRU, the disk tier against cacache and plain
+//!   files, and the Redis tier against the bare redis crate and redis-benchmark, skipped with a
+//!   notice where there is no redis-server), printed as tables; `--write-docs` also replaces
+//!   the tables in `docs/benchmarks.md`.
 //!
 //! Plain Rust rather than shell scripts, so it runs the same everywhere cargo does.
 
@@ -24,7 +25,7 @@ usage: cargo xtask <command>
 
 commands:
   test                  format check, clippy (-D warnings), all tests and doctests, docs (-D warnings)
-  bench [--write-docs]  the benchmark suite in release mode (memory tier, disk tier);
+  bench [--write-docs]  the benchmark suite in release mode (memory, disk and Redis tiers);
                         --write-docs updates docs/benchmarks.md
 ";
 
@@ -177,15 +178,103 @@ fn bench(write_docs: bool) -> Result<(), Error> {
     );
     println!("\n{disk_report}");
 
+    let _ = std::fs::remove_file(out.join("redis_tier_report.json"));
+    run("Redis tier against the bare redis crate and redis-benchmark (release)", "nfcs-cache-redis", "redis_tier")?;
+    let redis_report = match redis_tier_table(&criterion_home, &out.join("redis_tier_report.json"))? {
+        Some(table) => format!(
+            "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; one \
+             throwaway redis-server {} on loopback for every row)\n\
+             Machine: {machine}\n\n{table}",
+            redis_server_version()
+        ),
+        None => {
+            let notice = "skipped: no redis-server binary on this machine".to_owned();
+            eprintln!("notice: the Redis tier benchmark was {notice}");
+            notice
+        }
+    };
+    println!("\n{redis_report}");
+
     std::fs::write(out.join("memory_tier.md"), &memory_report)?;
     std::fs::write(out.join("disk_tier.md"), &disk_report)?;
+    std::fs::write(out.join("redis_tier.md"), &redis_report)?;
     if write_docs {
         let docs = root().join("docs/benchmarks.md");
         replace_section(&docs, "memory-tier", &memory_report)?;
         replace_section(&docs, "disk-tier", &disk_report)?;
+        replace_section(&docs, "redis-tier", &redis_report)?;
         eprintln!("updated docs/benchmarks.md");
     }
     Ok(())
+}
+
+fn redis_server_version() -> String {
+    Command::new("redis-server")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|output| {
+            String::from_utf8_lossy(&output.stdout)
+                .split_whitespace()
+                .find(|word| word.starts_with("v="))
+                .map(|version| version.trim_start_matches("v=").to_owned())
+        })
+        .unwrap_or_default()
+}
+
+/// The Redis tier's table, or `None` when the benchmark was skipped.
+fn redis_tier_table(criterion_home: &Path, report: &Path) -> Result<Option<String>, Error> {
+    let Ok(text) = std::fs::read_to_string(report) else {
+        return Ok(None);
+    };
+    let report: serde_json::Value = serde_json::from_str(&text)?;
+    let rate = |group: &str, subject: &str| {
+        criterion_median(criterion_home, &format!("redis_tier/{group}"), subject).map(|nanos| 1e9 / nanos)
+    };
+    let cell = |value: Option<f64>| value.map_or("n/a".to_owned(), |ops| format!("{:.0} k", ops / 1e3));
+    let ratio = |ours: Option<f64>, peer: Option<f64>| match (ours, peer) {
+        (Some(ours), Some(peer)) => format!("{:.2}x", ours / peer),
+        _ => "n/a".to_owned(),
+    };
+    let mut table = String::from(
+        "| 1 KiB values, 50 tasks | nfcs_redis | nfcs_redis_quiet | redis_crate | nfcs_redis vs crate | quiet vs crate |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for (label, group, unit) in [
+        ("GET", "get", "ops/s"),
+        ("SET", "set", "ops/s"),
+        ("90 % GET / 10 % SET", "mix_90_10", "ops/s"),
+        ("get_many, 16 keys a call (MGET)", "get_many_16", "keys/s"),
+        ("set_many, 16 keys a call (pipeline)", "set_many_16", "keys/s"),
+    ] {
+        let (ours, quiet, bare) = (rate(group, "nfcs_redis"), rate(group, "nfcs_redis_quiet"), rate(group, "redis_crate"));
+        let _ = writeln!(
+            table,
+            "| {label} ({unit}) | {} | {} | {} | {} | {} |",
+            cell(ours),
+            cell(quiet),
+            cell(bare),
+            ratio(ours, bare),
+            ratio(quiet, bare)
+        );
+    }
+    let benchmark = |test: &str, pipeline: u32| report[format!("redis_benchmark/{test}/P{pipeline}")].as_f64();
+    let _ = writeln!(
+        table,
+        "\n| redis-benchmark -d 1024 -c 50 | GET | SET |\n|---|---|---|\n| without pipelining | {} | {} |\n| -P 16 | {} | {} |",
+        cell(benchmark("get", 1)),
+        cell(benchmark("set", 1)),
+        cell(benchmark("get", 16)),
+        cell(benchmark("set", 16)),
+    );
+    let _ = writeln!(
+        table,
+        "\nBatch calls against redis-benchmark -P 16: get_many {} of its GET rate, set_many {} (quiet {}) of its SET rate.",
+        ratio(rate("get_many_16", "nfcs_redis"), benchmark("get", 16)),
+        ratio(rate("set_many_16", "nfcs_redis"), benchmark("set", 16)),
+        ratio(rate("set_many_16", "nfcs_redis_quiet"), benchmark("set", 16)),
+    );
+    Ok(Some(table))
 }
 
 /// Criterion's median time per iteration, in nanoseconds, of `group`/`subject`.

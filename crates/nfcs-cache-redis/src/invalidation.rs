@@ -48,9 +48,14 @@ pub(crate) fn encode(node: u64, invalidation: &Invalidation) -> Vec<u8> {
     message
 }
 
+/// The sender's node id, read without decoding the rest.
+pub(crate) fn sender(message: &[u8]) -> Option<u64> {
+    Some(u64::from_le_bytes(message.get(..8)?.try_into().ok()?))
+}
+
 /// The sender's node id and the invalidation; `None` for a malformed message.
 pub(crate) fn decode(message: &[u8]) -> Option<(u64, Invalidation)> {
-    let node = u64::from_le_bytes(message.get(..8)?.try_into().ok()?);
+    let node = sender(message)?;
     let body = message.get(9..)?;
     let invalidation = match *message.get(8)? {
         KEYS => {
