@@ -179,8 +179,13 @@ fn bench(write_docs: bool) -> Result<(), Error> {
     println!("\n{disk_report}");
 
     let _ = std::fs::remove_file(out.join("redis_tier_report.json"));
-    run("Redis tier against the bare redis crate and redis-benchmark (release)", "nfcs-cache-redis", "redis_tier")?;
-    let redis_report = match redis_tier_table(&criterion_home, &out.join("redis_tier_report.json"))? {
+    run(
+        "Redis tier against the bare redis crate and redis-benchmark (release)",
+        "nfcs-cache-redis",
+        "redis_tier",
+    )?;
+    let redis_report = match redis_tier_table(&criterion_home, &out.join("redis_tier_report.json"))?
+    {
         Some(table) => format!(
             "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; one \
              throwaway redis-server {} on loopback for every row)\n\
@@ -229,9 +234,11 @@ fn redis_tier_table(criterion_home: &Path, report: &Path) -> Result<Option<Strin
     };
     let report: serde_json::Value = serde_json::from_str(&text)?;
     let rate = |group: &str, subject: &str| {
-        criterion_median(criterion_home, &format!("redis_tier/{group}"), subject).map(|nanos| 1e9 / nanos)
+        criterion_median(criterion_home, &format!("redis_tier/{group}"), subject)
+            .map(|nanos| 1e9 / nanos)
     };
-    let cell = |value: Option<f64>| value.map_or("n/a".to_owned(), |ops| format!("{:.0} k", ops / 1e3));
+    let cell =
+        |value: Option<f64>| value.map_or("n/a".to_owned(), |ops| format!("{:.0} k", ops / 1e3));
     let ratio = |ours: Option<f64>, peer: Option<f64>| match (ours, peer) {
         (Some(ours), Some(peer)) => format!("{:.2}x", ours / peer),
         _ => "n/a".to_owned(),
@@ -245,9 +252,17 @@ fn redis_tier_table(criterion_home: &Path, report: &Path) -> Result<Option<Strin
         ("SET", "set", "ops/s"),
         ("90 % GET / 10 % SET", "mix_90_10", "ops/s"),
         ("get_many, 16 keys a call (MGET)", "get_many_16", "keys/s"),
-        ("set_many, 16 keys a call (pipeline)", "set_many_16", "keys/s"),
+        (
+            "set_many, 16 keys a call (pipeline)",
+            "set_many_16",
+            "keys/s",
+        ),
     ] {
-        let (ours, quiet, bare) = (rate(group, "nfcs_redis"), rate(group, "nfcs_redis_quiet"), rate(group, "redis_crate"));
+        let (ours, quiet, bare) = (
+            rate(group, "nfcs_redis"),
+            rate(group, "nfcs_redis_quiet"),
+            rate(group, "redis_crate"),
+        );
         let _ = writeln!(
             table,
             "| {label} ({unit}) | {} | {} | {} | {} | {} |",
@@ -258,7 +273,8 @@ fn redis_tier_table(criterion_home: &Path, report: &Path) -> Result<Option<Strin
             ratio(quiet, bare)
         );
     }
-    let benchmark = |test: &str, pipeline: u32| report[format!("redis_benchmark/{test}/P{pipeline}")].as_f64();
+    let benchmark =
+        |test: &str, pipeline: u32| report[format!("redis_benchmark/{test}/P{pipeline}")].as_f64();
     let _ = writeln!(
         table,
         "\n| redis-benchmark -d 1024 -c 50 | GET | SET |\n|---|---|---|\n| without pipelining | {} | {} |\n| -P 16 | {} | {} |",
@@ -272,7 +288,10 @@ fn redis_tier_table(criterion_home: &Path, report: &Path) -> Result<Option<Strin
         "\nBatch calls against redis-benchmark -P 16: get_many {} of its GET rate, set_many {} (quiet {}) of its SET rate.",
         ratio(rate("get_many_16", "nfcs_redis"), benchmark("get", 16)),
         ratio(rate("set_many_16", "nfcs_redis"), benchmark("set", 16)),
-        ratio(rate("set_many_16", "nfcs_redis_quiet"), benchmark("set", 16)),
+        ratio(
+            rate("set_many_16", "nfcs_redis_quiet"),
+            benchmark("set", 16)
+        ),
     );
     Ok(Some(table))
 }

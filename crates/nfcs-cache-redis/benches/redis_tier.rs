@@ -63,7 +63,9 @@ impl Subject for RedisCache {
     fn get_many(&self, n: u64) -> OpFuture {
         let cache = self.clone();
         Box::pin(async move {
-            let keys: Vec<String> = (0..BATCH as u64).map(|i| key(n * BATCH as u64 + i)).collect();
+            let keys: Vec<String> = (0..BATCH as u64)
+                .map(|i| key(n * BATCH as u64 + i))
+                .collect();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             cache.get_many(&keys).await.expect("get_many");
         })
@@ -71,8 +73,11 @@ impl Subject for RedisCache {
     fn set_many(&self, n: u64) -> OpFuture {
         let cache = self.clone();
         Box::pin(async move {
-            let keys: Vec<String> = (0..BATCH as u64).map(|i| key(n * BATCH as u64 + i)).collect();
-            let entries: Vec<(&str, &[u8])> = keys.iter().map(|key| (key.as_str(), &VALUE[..])).collect();
+            let keys: Vec<String> = (0..BATCH as u64)
+                .map(|i| key(n * BATCH as u64 + i))
+                .collect();
+            let entries: Vec<(&str, &[u8])> =
+                keys.iter().map(|key| (key.as_str(), &VALUE[..])).collect();
             cache.set_many(&entries, None).await.expect("set_many");
         })
     }
@@ -109,8 +114,14 @@ impl Subject for Bare {
     fn get_many(&self, n: u64) -> OpFuture {
         let mut connection = self.0.clone();
         Box::pin(async move {
-            let keys: Vec<String> = (0..BATCH as u64).map(|i| format!("nfcs:{}", key(n * BATCH as u64 + i))).collect();
-            let _: Vec<Option<Vec<u8>>> = redis::cmd("MGET").arg(keys).query_async(&mut connection).await.expect("MGET");
+            let keys: Vec<String> = (0..BATCH as u64)
+                .map(|i| format!("nfcs:{}", key(n * BATCH as u64 + i)))
+                .collect();
+            let _: Vec<Option<Vec<u8>>> = redis::cmd("MGET")
+                .arg(keys)
+                .query_async(&mut connection)
+                .await
+                .expect("MGET");
         })
     }
     fn set_many(&self, n: u64) -> OpFuture {
@@ -126,7 +137,10 @@ impl Subject for Bare {
                     .arg(7_200_000)
                     .ignore();
             }
-            pipeline.query_async::<()>(&mut connection).await.expect("pipeline");
+            pipeline
+                .query_async::<()>(&mut connection)
+                .await
+                .expect("pipeline");
         })
     }
 }
@@ -164,7 +178,13 @@ impl Workload {
 }
 
 /// Runs `operations` operations over `TASKS` tasks; returns the wall time.
-fn run(runtime: &tokio::runtime::Runtime, subject: Arc<dyn Subject>, workload: Workload, operations: u64, cursor: &AtomicU64) -> Duration {
+fn run(
+    runtime: &tokio::runtime::Runtime,
+    subject: Arc<dyn Subject>,
+    workload: Workload,
+    operations: u64,
+    cursor: &AtomicU64,
+) -> Duration {
     let start = cursor.fetch_add(operations, Ordering::Relaxed);
     runtime.block_on(async move {
         let began = Instant::now();
@@ -174,7 +194,9 @@ fn run(runtime: &tokio::runtime::Runtime, subject: Arc<dyn Subject>, workload: W
                 let subject = Arc::clone(&subject);
                 tokio::spawn(async move {
                     for i in 0..per_task {
-                        workload.operation(&*subject, start + task * per_task + i).await;
+                        workload
+                            .operation(&*subject, start + task * per_task + i)
+                            .await;
                     }
                 })
             })
@@ -189,7 +211,21 @@ fn run(runtime: &tokio::runtime::Runtime, subject: Arc<dyn Subject>, workload: W
 /// `redis-benchmark` against the same server; requests per second by test name.
 fn redis_benchmark(port: u16, pipeline: u32) -> Vec<(String, f64)> {
     let output = Command::new("redis-benchmark")
-        .args(["-h", "127.0.0.1", "-p", &port.to_string(), "-t", "set,get", "-d", "1024", "-c", "50", "-n", "300000", "-q"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-t",
+            "set,get",
+            "-d",
+            "1024",
+            "-c",
+            "50",
+            "-n",
+            "300000",
+            "-q",
+        ])
         .args(["-P", &pipeline.to_string()])
         .output();
     let Ok(output) = output else {
@@ -221,12 +257,20 @@ fn benchmarks(criterion: &mut Criterion) {
         .build()
         .expect("a tokio runtime");
     let (shipped, quiet, bare) = runtime.block_on(async {
-        let shipped = RedisCache::connect(RedisConfig::new(server.url())).await.expect("connect");
-        let quiet = RedisCache::connect(RedisConfig::new(server.url()).cross_node_invalidation(false))
+        let shipped = RedisCache::connect(RedisConfig::new(server.url()))
             .await
             .expect("connect");
+        let quiet =
+            RedisCache::connect(RedisConfig::new(server.url()).cross_node_invalidation(false))
+                .await
+                .expect("connect");
         let client = redis::Client::open(server.url()).expect("client");
-        let bare = Bare(client.get_multiplexed_async_connection().await.expect("connect"));
+        let bare = Bare(
+            client
+                .get_multiplexed_async_connection()
+                .await
+                .expect("connect"),
+        );
         // Every key exists before reads are measured.
         for chunk in 0..KEYS / BATCH as u64 {
             Subject::set_many(&shipped, chunk).await;
@@ -238,9 +282,19 @@ fn benchmarks(criterion: &mut Criterion) {
         ("nfcs_redis_quiet", Arc::new(quiet)),
         ("redis_crate", Arc::new(bare)),
     ];
-    for workload in [Workload::Get, Workload::Set, Workload::Mix, Workload::GetMany, Workload::SetMany] {
+    for workload in [
+        Workload::Get,
+        Workload::Set,
+        Workload::Mix,
+        Workload::GetMany,
+        Workload::SetMany,
+    ] {
         let mut group = criterion.benchmark_group(format!("redis_tier/{}", workload.name()));
-        let per_call = if matches!(workload, Workload::GetMany | Workload::SetMany) { BATCH as u64 } else { 1 };
+        let per_call = if matches!(workload, Workload::GetMany | Workload::SetMany) {
+            BATCH as u64
+        } else {
+            1
+        };
         group
             .throughput(Throughput::Elements(per_call))
             .sample_size(10)
@@ -249,7 +303,9 @@ fn benchmarks(criterion: &mut Criterion) {
         for (name, subject) in &subjects {
             let cursor = AtomicU64::new(0);
             group.bench_function(BenchmarkId::from_parameter(name), |bencher| {
-                bencher.iter_custom(|operations| run(&runtime, Arc::clone(subject), workload, operations, &cursor))
+                bencher.iter_custom(|operations| {
+                    run(&runtime, Arc::clone(subject), workload, operations, &cursor)
+                })
             });
         }
         group.finish();
@@ -259,15 +315,22 @@ fn benchmarks(criterion: &mut Criterion) {
     let mut report = serde_json::Map::new();
     for pipeline in [1, 16] {
         for (test, rate) in redis_benchmark(server.port(), pipeline) {
-            report.insert(format!("redis_benchmark/{}/P{pipeline}", test.to_lowercase()), serde_json::json!(rate));
+            report.insert(
+                format!("redis_benchmark/{}/P{pipeline}", test.to_lowercase()),
+                serde_json::json!(rate),
+            );
         }
     }
     let report = serde_json::Value::Object(report);
     println!("\nredis-benchmark against the same server: {report}");
     if let Some(directory) = std::env::var_os("NFCS_BENCH_OUT") {
         let path = std::path::Path::new(&directory).join("redis_tier_report.json");
-        let written = std::fs::create_dir_all(&directory)
-            .and_then(|()| std::fs::write(&path, serde_json::to_vec_pretty(&report).unwrap_or_default()));
+        let written = std::fs::create_dir_all(&directory).and_then(|()| {
+            std::fs::write(
+                &path,
+                serde_json::to_vec_pretty(&report).unwrap_or_default(),
+            )
+        });
         if let Err(error) = written {
             eprintln!("could not write {}: {error}", path.display());
         }

@@ -31,7 +31,6 @@ const ANNOUNCE_BATCH: usize = 4096;
 /// How long the announcer waits for more keys before publishing.
 const ANNOUNCE_LINGER: Duration = Duration::from_millis(1);
 
-
 #[derive(Default)]
 struct Counters {
     hits: AtomicU64,
@@ -283,7 +282,9 @@ impl RedisCache {
         for (key, _) in entries {
             check_key(key)?;
         }
-        let commands = entries.iter().map(|(key, value)| set_command(shared, key, value, ttl));
+        let commands = entries
+            .iter()
+            .map(|(key, value)| set_command(shared, key, value, ttl));
         if current_backend(shared).is_some_and(|backend| backend.is_cluster()) {
             // A cluster pipeline cannot span slots: the writes go concurrently instead.
             let commands: Vec<redis::Cmd> = commands.collect();

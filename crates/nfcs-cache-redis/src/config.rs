@@ -15,7 +15,7 @@ use std::time::Duration;
 ///     .key_prefix("nfcs:");
 /// assert_eq!(config.urls, ["redis://localhost:6379"]);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RedisConfig {
     /// `redis://[user[:password]@]host[:port][/db]`, `rediss://...` (feature `tls`), or
@@ -45,8 +45,31 @@ pub struct RedisConfig {
     /// and invalidations, and listening to the other nodes'. Off, it is a plain shared cache
     /// (one node, or nodes without local tiers).
     pub cross_node_invalidation: bool,
+    /// A root certificate (PEM) to trust for `rediss://` instead of the webpki roots, for a
+    /// server with a private certificate authority (feature `tls`; standalone servers).
+    pub tls_root_certificate: Option<Vec<u8>>,
     /// The tier's name in stats, errors and metric labels.
     pub name: String,
+}
+
+impl std::fmt::Debug for RedisConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // URLs are shown without their passwords.
+        f.debug_struct("RedisConfig")
+            .field(
+                "urls",
+                &self.urls.iter().map(|url| redact(url)).collect::<Vec<_>>(),
+            )
+            .field("cluster", &self.cluster)
+            .field("db", &self.db)
+            .field("max_connections", &self.max_connections)
+            .field("key_prefix", &self.key_prefix)
+            .field("default_ttl", &self.default_ttl)
+            .field("command_timeout", &self.command_timeout)
+            .field("cross_node_invalidation", &self.cross_node_invalidation)
+            .field("tls_root_certificate", &self.tls_root_certificate.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl RedisConfig {
@@ -65,6 +88,7 @@ impl RedisConfig {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(1),
             cross_node_invalidation: true,
+            tls_root_certificate: None,
             name: "redis".to_owned(),
         }
     }
@@ -135,6 +159,13 @@ impl RedisConfig {
         self
     }
 
+    /// Trusts `pem` (a root certificate) for `rediss://` connections.
+    #[must_use]
+    pub fn tls_root_certificate(mut self, pem: impl Into<Vec<u8>>) -> RedisConfig {
+        self.tls_root_certificate = Some(pem.into());
+        self
+    }
+
     /// Sets the tier's name.
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> RedisConfig {
@@ -178,6 +209,18 @@ impl RedisConfig {
         }
         if self.cluster && self.db.is_some_and(|db| db != 0) {
             return Err(invalid("db", "a Redis Cluster only has database 0".into()));
+        }
+        if self.tls_root_certificate.is_some() && !cfg!(feature = "tls") {
+            return Err(invalid(
+                "tls_root_certificate",
+                "needs the `tls` feature of nfcs-cache-redis".into(),
+            ));
+        }
+        if self.tls_root_certificate.is_some() && self.cluster {
+            return Err(invalid(
+                "tls_root_certificate",
+                "is not supported for Redis Cluster yet".into(),
+            ));
         }
         for url in &self.urls {
             if url.starts_with("rediss://") && !cfg!(feature = "tls") {

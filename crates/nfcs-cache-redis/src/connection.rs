@@ -76,7 +76,18 @@ impl Backend {
             let settings = info.redis_settings().clone().set_db(i64::from(db));
             info = info.set_redis_settings(settings);
         }
-        let client = redis::Client::open(info).map_err(connect_error)?;
+        let client = match &config.tls_root_certificate {
+            #[cfg(feature = "tls")]
+            Some(pem) => redis::Client::build_with_tls(
+                info,
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem.clone()),
+                },
+            ),
+            _ => redis::Client::open(info),
+        }
+        .map_err(connect_error)?;
         let limit = config.connect_timeout + config.command_timeout;
         let timed_out = || RedisError::ConnectTimeout {
             url: shown.clone(),

@@ -10,3 +10,5 @@ mod conformance;
 mod cross_node;
 mod outage;
 mod patterns;
+#[cfg(feature = "tls")]
+mod tls;
