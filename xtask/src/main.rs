@@ -25,15 +25,25 @@ usage: cargo xtask <command>
 
 commands:
   test                  format check, clippy (-D warnings), all tests and doctests, docs (-D warnings)
-  bench [--write-docs]  the benchmark suite in release mode (memory, disk and Redis tiers);
-                        --write-docs updates docs/benchmarks.md
+  bench [--write-docs] [--only memory-tier|disk-tier|redis-tier]
+                        the benchmark suite in release mode (memory, disk and Redis tiers);
+                        --write-docs updates docs/benchmarks.md; --only runs one section
 ";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
-        Some("bench") => bench(args.iter().any(|arg| arg == "--write-docs")),
+        Some("bench") => {
+            let only = args
+                .iter()
+                .position(|arg| arg == "--only")
+                .and_then(|index| args.get(index + 1));
+            bench(
+                args.iter().any(|arg| arg == "--write-docs"),
+                only.map(String::as_str),
+            )
+        }
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())
@@ -137,7 +147,7 @@ fn target_dir() -> Result<PathBuf, Error> {
         .ok_or_else(|| "cargo metadata gave no target_directory".into())
 }
 
-fn bench(write_docs: bool) -> Result<(), Error> {
+fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
     let target = target_dir()?;
     let criterion_home = target.join("criterion");
     let out = target.join("nfcs-bench");
@@ -152,62 +162,73 @@ fn bench(write_docs: bool) -> Result<(), Error> {
                 .env("NFCS_BENCH_OUT", &out),
         )
     };
-
-    run(
-        "memory tier against moka, quick_cache and a sharded lru (release)",
-        "nfcs-cache-core",
-        "memory_tier",
-    )?;
-    let table = memory_tier_table(&criterion_home, &out.join("memory_tier_hit_ratios.json"))?;
-    let memory_report = format!(
-        "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 3 s)\n\
-         Machine: {machine}\n\n{table}"
-    );
-    println!("\n{memory_report}");
-
-    run(
-        "disk tier against cacache and plain files (release)",
-        "nfcs-cache-disk",
-        "disk_tier",
-    )?;
-    let table = disk_tier_table(&criterion_home, &out.join("disk_tier_report.json"))?;
-    let disk_report = format!(
-        "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; the \
-         percentiles, ratios, eviction and reopen rows from the same run's report phase)\n\
-         Machine: {machine}\n\n{table}"
-    );
-    println!("\n{disk_report}");
-
-    let _ = std::fs::remove_file(out.join("redis_tier_report.json"));
-    run(
-        "Redis tier against the bare redis crate and redis-benchmark (release)",
-        "nfcs-cache-redis",
-        "redis_tier",
-    )?;
-    let redis_report = match redis_tier_table(&criterion_home, &out.join("redis_tier_report.json"))?
+    let sections = ["memory-tier", "disk-tier", "redis-tier"];
+    if let Some(only) = only.filter(|only| !sections.contains(only)) {
+        return Err(format!("unknown section {only:?} (expected one of {sections:?})").into());
+    }
+    let mut reports = Vec::new();
+    for section in sections
+        .into_iter()
+        .filter(|section| only.is_none_or(|only| only == *section))
     {
-        Some(table) => format!(
-            "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; one \
-             throwaway redis-server {} on loopback for every row)\n\
-             Machine: {machine}\n\n{table}",
-            redis_server_version()
-        ),
-        None => {
-            let notice = "skipped: no redis-server binary on this machine".to_owned();
-            eprintln!("notice: the Redis tier benchmark was {notice}");
-            notice
-        }
-    };
-    println!("\n{redis_report}");
-
-    std::fs::write(out.join("memory_tier.md"), &memory_report)?;
-    std::fs::write(out.join("disk_tier.md"), &disk_report)?;
-    std::fs::write(out.join("redis_tier.md"), &redis_report)?;
+        let report = match section {
+            "memory-tier" => {
+                run(
+                    "memory tier against moka, quick_cache and a sharded lru (release)",
+                    "nfcs-cache-core",
+                    "memory_tier",
+                )?;
+                let table =
+                    memory_tier_table(&criterion_home, &out.join("memory_tier_hit_ratios.json"))?;
+                format!(
+                    "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 3 s)\n\
+                     Machine: {machine}\n\n{table}"
+                )
+            }
+            "disk-tier" => {
+                run(
+                    "disk tier against cacache and plain files (release)",
+                    "nfcs-cache-disk",
+                    "disk_tier",
+                )?;
+                let table = disk_tier_table(&criterion_home, &out.join("disk_tier_report.json"))?;
+                format!(
+                    "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; the \
+                     percentiles, ratios, eviction and reopen rows from the same run's report phase)\n\
+                     Machine: {machine}\n\n{table}"
+                )
+            }
+            _ => {
+                let _ = std::fs::remove_file(out.join("redis_tier_report.json"));
+                run(
+                    "Redis tier against the bare redis crate and redis-benchmark (release)",
+                    "nfcs-cache-redis",
+                    "redis_tier",
+                )?;
+                match redis_tier_table(&out.join("redis_tier_report.json"))? {
+                    Some(table) => format!(
+                        "Command: `cargo xtask bench` (release; each figure the median of five 0.5 s runs, \
+                         the subjects taking turns; one throwaway redis-server {} on loopback for every row)\n\
+                         Machine: {machine}\n\n{table}",
+                        redis_server_version()
+                    ),
+                    None => {
+                        let notice = "skipped: no redis-server binary on this machine".to_owned();
+                        eprintln!("notice: the Redis tier benchmark was {notice}");
+                        notice
+                    }
+                }
+            }
+        };
+        println!("\n{report}");
+        std::fs::write(out.join(format!("{section}.md")), &report)?;
+        reports.push((section, report));
+    }
     if write_docs {
         let docs = root().join("docs/benchmarks.md");
-        replace_section(&docs, "memory-tier", &memory_report)?;
-        replace_section(&docs, "disk-tier", &disk_report)?;
-        replace_section(&docs, "redis-tier", &redis_report)?;
+        for (section, report) in &reports {
+            replace_section(&docs, section, report)?;
+        }
         eprintln!("updated docs/benchmarks.md");
     }
     Ok(())
@@ -228,15 +249,13 @@ fn redis_server_version() -> String {
 }
 
 /// The Redis tier's table, or `None` when the benchmark was skipped.
-fn redis_tier_table(criterion_home: &Path, report: &Path) -> Result<Option<String>, Error> {
+fn redis_tier_table(report: &Path) -> Result<Option<String>, Error> {
     let Ok(text) = std::fs::read_to_string(report) else {
         return Ok(None);
     };
     let report: serde_json::Value = serde_json::from_str(&text)?;
-    let rate = |group: &str, subject: &str| {
-        criterion_median(criterion_home, &format!("redis_tier/{group}"), subject)
-            .map(|nanos| 1e9 / nanos)
-    };
+    // The interleaved medians of the report phase (criterion's own runs are for regressions).
+    let rate = |group: &str, subject: &str| report[format!("{group}/{subject}")].as_f64();
     let cell =
         |value: Option<f64>| value.map_or("n/a".to_owned(), |ops| format!("{:.0} k", ops / 1e3));
     let ratio = |ours: Option<f64>, peer: Option<f64>| match (ours, peer) {
