@@ -4,11 +4,13 @@ use nfcs_cache_core::Pattern;
 use nfcs_cache_redis::test_server::RedisServer;
 use nfcs_cache_redis::{RedisCache, RedisConfig};
 
+/// Counts the distinct keys matching `pattern`. SCAN may return a key more than once while the
+/// server rehashes its keyspace (which mass deletions trigger), so the keys go through a set.
 async fn count_keys(url: &str, pattern: &str) -> usize {
     let client = redis::Client::open(url).unwrap();
     let mut connection = client.get_multiplexed_async_connection().await.unwrap();
     let mut cursor = 0_u64;
-    let mut total = 0;
+    let mut seen = std::collections::HashSet::new();
     loop {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .cursor_arg(cursor)
@@ -19,9 +21,9 @@ async fn count_keys(url: &str, pattern: &str) -> usize {
             .query_async(&mut connection)
             .await
             .unwrap();
-        total += keys.len();
+        seen.extend(keys);
         if next == 0 {
-            return total;
+            return seen.len();
         }
         cursor = next;
     }
