@@ -1,0 +1,7 @@
+//! Math kernel tests: every solver against analytic results and its own order of convergence.
+
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod cgl;
+mod kuramoto;
