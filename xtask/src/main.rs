@@ -3,11 +3,13 @@
 //! - `test`: everything CI runs: format check, clippy with warnings denied, every test and
 //!   doctest (with `NFCS_REQUIRE_REDIS=1`: a missing `redis-server` fails the run instead of
 //!   skipping the Redis tests), and the docs with warnings denied.
-//! - `bench [--write-docs]`: the benchmark suite in release mode (for now the memory tier
-//!   against moka, quick_cache and a plain sharded LRU, the disk tier against cacache and plain
-//!   files, and the Redis tier against the bare redis crate and redis-benchmark, skipped with a
-//!   notice where there is no redis-server), printed as tables; `--write-docs` also replaces
-//!   the tables in `docs/benchmarks.md`.
+//! - `bench [--write-docs]`: the benchmark suite in release mode (the memory tier against
+//!   moka, quick_cache and a plain sharded LRU, the disk tier against cacache and plain files,
+//!   the Redis tier against the bare redis crate and redis-benchmark, skipped with a notice
+//!   where there is no redis-server, and the math kernels against a NumPy reference of the same
+//!   algorithms and the machine's floors, NumPy skipped with a notice where it cannot be
+//!   installed), printed as tables; `--write-docs` also replaces the tables in
+//!   `docs/benchmarks.md`.
 //!
 //! Plain Rust rather than shell scripts, so it runs the same everywhere cargo does.
 
@@ -18,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod math;
+
 type Error = Box<dyn std::error::Error>;
 
 const USAGE: &str = "\
@@ -25,9 +29,9 @@ usage: cargo xtask <command>
 
 commands:
   test                  format check, clippy (-D warnings), all tests and doctests, docs (-D warnings)
-  bench [--write-docs] [--only memory-tier|disk-tier|redis-tier]
-                        the benchmark suite in release mode (memory, disk and Redis tiers);
-                        --write-docs updates docs/benchmarks.md; --only runs one section
+  bench [--write-docs] [--only memory-tier|disk-tier|redis-tier|math]
+                        the benchmark suite in release mode (memory, disk and Redis tiers, math
+                        kernels); --write-docs updates docs/benchmarks.md; --only runs one section
 ";
 
 fn main() -> ExitCode {
@@ -162,7 +166,7 @@ fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                 .env("NFCS_BENCH_OUT", &out),
         )
     };
-    let sections = ["memory-tier", "disk-tier", "redis-tier"];
+    let sections = ["memory-tier", "disk-tier", "redis-tier", "math"];
     if let Some(only) = only.filter(|only| !sections.contains(only)) {
         return Err(format!("unknown section {only:?} (expected one of {sections:?})").into());
     }
@@ -195,6 +199,24 @@ fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                 format!(
                     "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; the \
                      percentiles, ratios, eviction and reopen rows from the same run's report phase)\n\
+                     Machine: {machine}\n\n{table}"
+                )
+            }
+            "math" => {
+                run(
+                    "math kernels: CGL and Kuramoto steps/s, FFT rate and bandwidth (release)",
+                    "nfcs-math-kernels",
+                    "kernels",
+                )?;
+                let _ = std::fs::remove_file(out.join("numpy_math.json"));
+                let skipped = math::run_numpy(&target, &out);
+                if let Some(reason) = &skipped {
+                    eprintln!("notice: the NumPy reference was {reason}");
+                }
+                let table = math::table(&criterion_home, &out, skipped.as_deref())?;
+                format!(
+                    "Command: `cargo xtask bench` (criterion, release; medians of 20 samples over 2 s; the \
+                     NumPy reference and the floor measurements in the same run)\n\
                      Machine: {machine}\n\n{table}"
                 )
             }

@@ -23,10 +23,10 @@ use rustfft::{Fft, FftPlanner};
 /// rayon's hand-offs cost more than they save; measured on the 2-core machine, see
 /// `docs/benchmarks.md`).
 pub(crate) const PARALLEL_POINTS: usize = 128 * 128;
+/// The edge of the tiles the transpose works in.
+const TILE: usize = 16;
 /// Points per block of rows.
 const BLOCK_POINTS: usize = 4096;
-/// The edge of the square tiles the transpose works in.
-const TILE: usize = 16;
 
 /// Row FFTs with their own scratch space: one per block, so blocks can run on any thread.
 pub(crate) struct RowFft {
@@ -60,7 +60,13 @@ impl Fft2 {
         let mut planner = FftPlanner::new();
         let forward = planner.plan_fft_forward(n);
         let inverse = planner.plan_fft_inverse(n);
-        let rows_per_block = (BLOCK_POINTS / n).clamp(1, n);
+        let parallel = n * n >= PARALLEL_POINTS;
+        let mut rows_per_block = (BLOCK_POINTS / n).clamp(1, n);
+        if parallel {
+            // At least two blocks per thread, so the threads can balance.
+            let threads = rayon::current_num_threads().max(1);
+            rows_per_block = rows_per_block.min((n / (2 * threads)).max(1));
+        }
         let count = n.div_ceil(rows_per_block);
         let scratch_len = forward
             .get_inplace_scratch_len()
@@ -75,21 +81,26 @@ impl Fft2 {
                     scratch: vec![Complex64::default(); scratch_len],
                 })
                 .collect(),
-            parallel: n * n >= PARALLEL_POINTS && count > 1,
+            parallel: parallel && count > 1,
         }
     }
 
     /// Runs `body(range, rows, fft)` on every block of rows of `data` (`range` is the block's
     /// place in `data`) and combines what the blocks return: the maximum of the first values,
-    /// the sum of the second.
+    /// the sum of the second. With a `source`, each block is first filled with its rows of the
+    /// transpose of `source` (so the transpose happens block by block, in cache).
     pub(crate) fn sweep(
         &mut self,
+        source: Option<&[Complex64]>,
         data: &mut [Complex64],
         body: impl Fn(Range<usize>, &mut [Complex64], &mut RowFft) -> [f64; 2] + Sync,
     ) -> [f64; 2] {
-        let block = self.block;
+        let (n, block) = (self.n, self.block);
         let run = |(index, (rows, fft)): (usize, (&mut [Complex64], &mut RowFft))| {
             let start = index * block;
+            if let Some(source) = source {
+                transpose_band(source, rows, n, start / n);
+            }
             body(start..start + rows.len(), rows, fft)
         };
         let combine = |a: [f64; 2], b: [f64; 2]| [max_keeping_nan(a[0], b[0]), a[1] + b[1]];
@@ -109,19 +120,22 @@ impl Fft2 {
     }
 
     /// Runs `body(range, rows, other_rows, fft)` on every block of rows of `data` and the
-    /// same rows of `other`.
+    /// same rows of `other`, each block of `data` first filled with its rows of the transpose
+    /// of `source`.
     pub(crate) fn sweep2(
         &mut self,
+        source: &[Complex64],
         data: &mut [Complex64],
         other: &mut [Complex64],
         body: impl Fn(Range<usize>, &mut [Complex64], &mut [Complex64], &mut RowFft) + Sync,
     ) {
-        let block = self.block;
+        let (n, block) = (self.n, self.block);
         let run = |(index, ((rows, other), fft)): (
             usize,
             ((&mut [Complex64], &mut [Complex64]), &mut RowFft),
         )| {
             let start = index * block;
+            transpose_band(source, rows, n, start / n);
             body(start..start + rows.len(), rows, other, fft);
         };
         if self.parallel {
@@ -139,28 +153,13 @@ impl Fft2 {
         }
     }
 
-    /// `out[j * n + i] = input[i * n + j]`, in bands of `TILE` output rows.
-    pub(crate) fn transpose(&self, input: &[Complex64], out: &mut [Complex64]) {
-        let n = self.n;
-        if self.parallel {
-            out.par_chunks_mut(TILE * n)
-                .enumerate()
-                .for_each(|(band, rows)| transpose_band(input, rows, n, band * TILE));
-        } else {
-            for (band, rows) in out.chunks_mut(TILE * n).enumerate() {
-                transpose_band(input, rows, n, band * TILE);
-            }
-        }
-    }
-
     /// Physical `input` (clobbered) to the transposed spectrum in `out`.
     pub(crate) fn forward(&mut self, input: &mut [Complex64], out: &mut [Complex64]) {
-        self.sweep(input, |_, rows, fft| {
+        self.sweep(None, input, |_, rows, fft| {
             fft.forward(rows);
             [0.0; 2]
         });
-        self.transpose(input, out);
-        self.sweep(out, |_, rows, fft| {
+        self.sweep(Some(input), out, |_, rows, fft| {
             fft.forward(rows);
             [0.0; 2]
         });
@@ -169,12 +168,11 @@ impl Fft2 {
     /// Transposed spectrum `input` (clobbered) to the physical field in `out`, unnormalised
     /// (multiply by 1 / n^2 to invert [`forward`](Fft2::forward)).
     pub(crate) fn inverse(&mut self, input: &mut [Complex64], out: &mut [Complex64]) {
-        self.sweep(input, |_, rows, fft| {
+        self.sweep(None, input, |_, rows, fft| {
             fft.inverse(rows);
             [0.0; 2]
         });
-        self.transpose(input, out);
-        self.sweep(out, |_, rows, fft| {
+        self.sweep(Some(input), out, |_, rows, fft| {
             fft.inverse(rows);
             [0.0; 2]
         });
@@ -191,7 +189,9 @@ fn max_keeping_nan(a: f64, b: f64) -> f64 {
 }
 
 crate::simd::dispatch! {
-    /// Output rows `first_row..` of the transpose (`rows` holds whole rows), tile by tile.
+    /// Rows `first_row..` of the transpose of `input` into `rows` (whole rows), in tiles of
+    /// `TILE` columns: each output row's run of a tile is written contiguously from `TILE`
+    /// rows of `input`, which stay in cache while the band's rows pass over them.
     fn transpose_band(input: &[Complex64], rows: &mut [Complex64], n: usize, first_row: usize) -> () {
         let height = rows.len() / n;
         for i0 in (0..n).step_by(TILE) {
@@ -261,14 +261,14 @@ mod tests {
         let mut fft = Fft2::new(160);
         let mut data = vec![Complex64::new(1.0, 0.0); 160 * 160];
         data[12_345] = Complex64::new(7.0, 0.0);
-        let found = fft.sweep(&mut data, |_, rows, _| {
+        let found = fft.sweep(None, &mut data, |_, rows, _| {
             let largest = rows.iter().map(|v| v.re).fold(0.0, f64::max);
             [largest, rows.len() as f64]
         });
         assert_eq!(found, [7.0, (160 * 160) as f64]);
         data[99] = Complex64::new(f64::NAN, 0.0);
         // The block holding the NaN reports it; the combination across blocks must keep it.
-        let found = fft.sweep(&mut data, |_, rows, _| {
+        let found = fft.sweep(None, &mut data, |_, rows, _| {
             [rows.iter().map(|v| v.re).fold(0.0, max_keeping_nan), 0.0]
         });
         assert!(found[0].is_nan());

@@ -5,3 +5,4 @@
 mod bad_input;
 mod cgl;
 mod kuramoto;
+mod simd;

@@ -292,10 +292,12 @@ impl CglSolver {
         };
         solver.fft.forward(&mut field, &mut solver.v);
         solver.spectral_rows.copy_from_slice(&solver.v);
-        solver.fft.sweep(&mut solver.spectral_rows, |_, rows, fft| {
-            fft.inverse(rows);
-            [0.0; 2]
-        });
+        solver
+            .fft
+            .sweep(None, &mut solver.spectral_rows, |_, rows, fft| {
+                fft.inverse(rows);
+                [0.0; 2]
+            });
         Ok(solver)
     }
 
@@ -357,38 +359,37 @@ impl CglSolver {
     /// sweep, after every blow-up check of the step has passed.
     fn try_step(&mut self) -> Result<(), f64> {
         for stage in 0..4 {
-            self.fft
-                .transpose(&self.spectral_rows, &mut self.physical_rows);
             let (factor, bound) = (self.nonlinear_factor, self.blow_up);
-            let [largest, total] = self.fft.sweep(&mut self.physical_rows, |_, rows, fft| {
-                fft.inverse(rows);
-                let found = nonlinear(rows, factor);
-                fft.forward(rows);
-                found
-            });
+            let source = Some(self.spectral_rows.as_slice());
+            let [largest, total] =
+                self.fft
+                    .sweep(source, &mut self.physical_rows, |_, rows, fft| {
+                        fft.inverse(rows);
+                        let found = nonlinear(rows, factor);
+                        fft.forward(rows);
+                        found
+                    });
             // A NaN or an infinity anywhere makes the total non-finite.
             if !(largest <= bound && total.is_finite()) {
                 let found = if total.is_finite() { largest } else { total };
                 return Err(found / bound * BLOW_UP_INTENSITY);
             }
-            self.fft
-                .transpose(&self.physical_rows, &mut self.spectral_rows);
             let c = &self.coefficients;
             let (v, nv, na, nb) = (&mut self.v, &mut self.nv, &mut self.na, &mut self.nb);
-            let rows = &mut self.spectral_rows;
+            let (source, rows) = (&self.physical_rows, &mut self.spectral_rows);
             let fft = &mut self.fft;
             match stage {
-                0 => fft.sweep2(rows, nv, |r, rows, nv, fft| {
+                0 => fft.sweep2(source, rows, nv, |r, rows, nv, fft| {
                     fft.forward(rows);
                     stage_a(rows, nv, &c.e2[r.clone()], &c.q[r.clone()], &v[r]);
                     fft.inverse(rows);
                 }),
-                1 => fft.sweep2(rows, na, |r, rows, na, fft| {
+                1 => fft.sweep2(source, rows, na, |r, rows, na, fft| {
                     fft.forward(rows);
                     stage_a(rows, na, &c.e2[r.clone()], &c.q[r.clone()], &v[r]);
                     fft.inverse(rows);
                 }),
-                2 => fft.sweep2(rows, nb, |r, rows, nb, fft| {
+                2 => fft.sweep2(source, rows, nb, |r, rows, nb, fft| {
                     fft.forward(rows);
                     stage_c(
                         rows,
@@ -399,7 +400,7 @@ impl CglSolver {
                     );
                     fft.inverse(rows);
                 }),
-                _ => fft.sweep2(rows, v, |r, rows, v, fft| {
+                _ => fft.sweep2(source, rows, v, |r, rows, v, fft| {
                     fft.forward(rows);
                     let coefficients = [
                         &c.e[r.clone()],
