@@ -47,6 +47,9 @@ impl RowFft {
     }
 }
 
+/// A block of rows of two arrays and the block's FFTs.
+type BlockPair<'a> = ((&'a mut [Complex64], &'a mut [Complex64]), &'a mut RowFft);
+
 pub(crate) struct Fft2 {
     n: usize,
     /// Points per block (a whole number of rows).
@@ -130,10 +133,7 @@ impl Fft2 {
         body: impl Fn(Range<usize>, &mut [Complex64], &mut [Complex64], &mut RowFft) + Sync,
     ) {
         let (n, block) = (self.n, self.block);
-        let run = |(index, ((rows, other), fft)): (
-            usize,
-            ((&mut [Complex64], &mut [Complex64]), &mut RowFft),
-        )| {
+        let run = |(index, ((rows, other), fft)): (usize, BlockPair<'_>)| {
             let start = index * block;
             transpose_band(source, rows, n, start / n);
             body(start..start + rows.len(), rows, other, fft);

@@ -114,7 +114,7 @@ fn a_blow_up_is_reported_and_the_solver_refuses_to_go_on() {
     else {
         panic!("{error:?}");
     };
-    assert!(step >= 1 && step <= 100);
+    assert!((1..=100).contains(&step));
     assert!(max_intensity.is_nan() || max_intensity > 1e6);
     assert!(error.to_string().contains("smaller time step"), "{error}");
     assert_eq!(solver.step().err(), Some(error));

@@ -64,9 +64,9 @@ impl ReferenceCgl {
         let h = self.params.dt;
         let weights = [0.5, 0.5, 1.0];
         rhs(&self.params, &self.field, &mut self.k[0]);
-        for stage in 0..3 {
+        for (stage, weight) in weights.into_iter().enumerate() {
             for ((s, a), k) in self.stage.iter_mut().zip(&self.field).zip(&self.k[stage]) {
-                *s = a + k * (weights[stage] * h);
+                *s = a + k * (weight * h);
             }
             rhs(&self.params, &self.stage, &mut self.k[stage + 1]);
         }
