@@ -24,6 +24,37 @@ pub trait Embedder: Send + Sync {
     /// # Errors
     /// [`SemanticError`] when the tokenizer or the model fails.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError>;
+
+    /// Whether `text` carries anything the model can read. Texts without (empty, blank, or made
+    /// only of symbols the vocabulary lacks) all embed to nearly the same vector, so the cache
+    /// matches them by exact text only. The default says whether any non-whitespace remains.
+    fn has_content(&self, text: &str) -> bool {
+        !text.trim().is_empty()
+    }
+}
+
+impl<E: Embedder + ?Sized> Embedder for &E {
+    fn dimension(&self) -> usize {
+        (**self).dimension()
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
+        (**self).embed(texts)
+    }
+    fn has_content(&self, text: &str) -> bool {
+        (**self).has_content(text)
+    }
+}
+
+impl<E: Embedder + ?Sized> Embedder for std::sync::Arc<E> {
+    fn dimension(&self) -> usize {
+        (**self).dimension()
+    }
+    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
+        (**self).embed(texts)
+    }
+    fn has_content(&self, text: &str) -> bool {
+        (**self).has_content(text)
+    }
 }
 
 /// all-MiniLM-L6-v2 (BERT, 6 layers, 384 dimensions) on the CPU with candle, as
@@ -122,6 +153,14 @@ impl MiniLmEmbedder {
 impl Embedder for MiniLmEmbedder {
     fn dimension(&self) -> usize {
         Self::DIMENSION
+    }
+
+    /// Whether any token other than `[CLS]`, `[SEP]` and `[UNK]` is left (an emoji-only text
+    /// is all `[UNK]`).
+    fn has_content(&self, text: &str) -> bool {
+        const SPECIAL: [u32; 3] = [100, 101, 102];
+        self.token_ids(text)
+            .is_ok_and(|ids| ids.iter().any(|id| !SPECIAL.contains(id)))
     }
 
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {

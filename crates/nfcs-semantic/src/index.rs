@@ -1,0 +1,164 @@
+//! Exact nearest-neighbour search over unit vectors stored as contiguous `f32` rows.
+
+/// Vectors of one dimension in one contiguous buffer, searched exhaustively by dot product
+/// (the cosine, for unit vectors). Rows are dense: removing a row moves the last row into its
+/// place ([`swap_remove`](FlatIndex::swap_remove)), so callers keep their side tables in the
+/// same order.
+///
+/// ```
+/// use nfcs_semantic::FlatIndex;
+///
+/// let mut index = FlatIndex::new(2);
+/// index.push(&[1.0, 0.0]);
+/// index.push(&[0.0, 1.0]);
+/// let (row, score) = index.best(&[0.6, 0.8], |_| true).unwrap();
+/// assert_eq!(row, 1);
+/// assert!((score - 0.8).abs() < 1e-6);
+/// ```
+#[derive(Debug, Clone)]
+pub struct FlatIndex {
+    dimension: usize,
+    rows: Vec<f32>,
+}
+
+impl FlatIndex {
+    /// An empty index of vectors of `dimension` components.
+    pub fn new(dimension: usize) -> FlatIndex {
+        FlatIndex {
+            dimension,
+            rows: Vec::new(),
+        }
+    }
+
+    /// The dimension.
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// Rows stored.
+    pub fn len(&self) -> usize {
+        self.rows.len().checked_div(self.dimension).unwrap_or(0)
+    }
+
+    /// Whether no row is stored.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Appends `vector` (which must have the index's dimension; extra components are ignored,
+    /// missing ones are zero) and returns its row.
+    pub fn push(&mut self, vector: &[f32]) -> usize {
+        let row = self.len();
+        let take = vector.len().min(self.dimension);
+        self.rows.extend_from_slice(&vector[..take]);
+        self.rows.resize((row + 1) * self.dimension, 0.0);
+        row
+    }
+
+    /// The vector of `row`.
+    pub fn row(&self, row: usize) -> Option<&[f32]> {
+        self.rows
+            .get(row * self.dimension..(row + 1) * self.dimension)
+    }
+
+    /// Removes `row`, moving the last row into its place; returns the row that moved (its old
+    /// number), if any did.
+    pub fn swap_remove(&mut self, row: usize) -> Option<usize> {
+        let last = self.len().checked_sub(1)?;
+        if row > last {
+            return None;
+        }
+        let d = self.dimension;
+        if row != last {
+            self.rows.copy_within(last * d..(last + 1) * d, row * d);
+        }
+        self.rows.truncate(last * d);
+        (row != last).then_some(last)
+    }
+
+    /// The row with the largest dot product with `query` among those `keep` accepts, and that
+    /// product.
+    pub fn best(&self, query: &[f32], mut keep: impl FnMut(usize) -> bool) -> Option<(usize, f32)> {
+        if query.len() != self.dimension || self.dimension == 0 {
+            return None;
+        }
+        let mut best: Option<(usize, f32)> = None;
+        for (row, vector) in self.rows.chunks_exact(self.dimension).enumerate() {
+            let score = dot(query, vector);
+            if best.is_none_or(|(_, top)| score > top) && keep(row) {
+                best = Some((row, score));
+            }
+        }
+        best
+    }
+}
+
+/// The dot product in eight partial sums, so that the compiler vectorises it.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    const LANES: usize = 8;
+    let mut partial = [0.0_f32; LANES];
+    let (a_blocks, a_tail) = a.as_chunks::<LANES>();
+    let (b_blocks, b_tail) = b.as_chunks::<LANES>();
+    for (x, y) in a_blocks.iter().zip(b_blocks) {
+        for lane in 0..LANES {
+            partial[lane] += x[lane] * y[lane];
+        }
+    }
+    let mut sum: f32 = partial.iter().sum();
+    for (x, y) in a_tail.iter().zip(b_tail) {
+        sum += x * y;
+    }
+    sum
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_finds_the_largest_dot_product_among_the_kept_rows() {
+        let mut index = FlatIndex::new(3);
+        for vector in [
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 0.0],
+            [0.0, 0.0, 1.0],
+            [0.6, 0.8, 0.0],
+        ] {
+            index.push(&vector);
+        }
+        assert_eq!(index.len(), 4);
+        let query = [0.8, 0.6, 0.0];
+        assert_eq!(index.best(&query, |_| true).map(|(row, _)| row), Some(3));
+        assert_eq!(
+            index.best(&query, |row| row != 3).map(|(row, _)| row),
+            Some(0)
+        );
+        assert_eq!(index.best(&query, |_| false), None);
+        assert_eq!(index.best(&[1.0, 0.0], |_| true), None, "wrong dimension");
+    }
+
+    #[test]
+    fn swap_remove_moves_the_last_row_into_the_hole() {
+        let mut index = FlatIndex::new(2);
+        for row in 0..4 {
+            index.push(&[row as f32, 0.0]);
+        }
+        assert_eq!(index.swap_remove(1), Some(3));
+        assert_eq!(index.row(1), Some(&[3.0, 0.0][..]));
+        assert_eq!(
+            index.swap_remove(2),
+            None,
+            "removing the last row moves nothing"
+        );
+        assert_eq!(index.len(), 2);
+        assert_eq!(index.swap_remove(5), None);
+    }
+
+    #[test]
+    fn the_dot_product_matches_the_plain_sum() {
+        let a: Vec<f32> = (0..19).map(|i| (i as f32 * 0.37).sin()).collect();
+        let b: Vec<f32> = (0..19).map(|i| (i as f32 * 0.11).cos()).collect();
+        let plain: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+        assert!((dot(&a, &b) - plain).abs() < 1e-5);
+    }
+}
