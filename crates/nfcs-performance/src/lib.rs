@@ -86,6 +86,8 @@ mod config;
 mod error;
 mod manager;
 pub mod prelude;
+#[cfg(feature = "semantic")]
+mod semantic;
 mod units;
 
 /// The tier crate underneath: keys, patterns, the codec, the tier trait and the memory tier.
@@ -100,6 +102,15 @@ pub use nfcs_cache_disk as cache_disk;
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use nfcs_cache_redis as cache_redis;
+
+/// The semantic cache crate (feature `semantic`).
+#[cfg(feature = "semantic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
+pub use nfcs_semantic as semantic_cache;
+
+#[cfg(feature = "semantic")]
+#[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
+pub use semantic::{SemanticMatch, SemanticStore, SemanticStoreError};
 
 pub use config::{
     CacheConfig, CacheWarmingConfig, ConfigError, DiskTierConfig, MemoryTierConfig,

@@ -8,4 +8,6 @@ mod disk_tier;
 mod manager;
 #[cfg(feature = "redis")]
 mod redis_tier;
+#[cfg(feature = "semantic")]
+mod semantic;
 mod single_flight;

@@ -76,6 +76,8 @@ struct Inner {
     /// Bumped by every invalidation from another node: a read from a shared tier that saw it
     /// change does not promote what it read (it may predate the other node's write).
     invalidation_epoch: AtomicU64,
+    #[cfg(feature = "semantic")]
+    semantic: crate::semantic::SemanticStore,
 }
 
 /// The multi-tier cache: an in-memory tier in front of slower tiers (disk, Redis, your own),
@@ -135,9 +137,22 @@ pub struct ManagerBuilder {
     not_running: Vec<TierStatus>,
     #[cfg(feature = "redis")]
     redis: Option<nfcs_cache_redis::RedisCache>,
+    #[cfg(feature = "semantic")]
+    semantic: Option<nfcs_semantic::SemanticCache<bytes::Bytes, nfcs_semantic::MiniLmEmbedder>>,
 }
 
 impl ManagerBuilder {
+    /// Runs `cache` as the manager's semantic cache ([`NFCSCacheManager::semantic`]).
+    #[cfg(feature = "semantic")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
+    pub fn semantic(
+        mut self,
+        cache: nfcs_semantic::SemanticCache<bytes::Bytes, nfcs_semantic::MiniLmEmbedder>,
+    ) -> ManagerBuilder {
+        self.semantic = Some(cache);
+        self
+    }
+
     /// Uses `cache` as the in-memory tier.
     pub fn memory(mut self, cache: MemoryCache) -> ManagerBuilder {
         self.memory = Some(cache);
@@ -195,6 +210,25 @@ impl ManagerBuilder {
     /// task that applies other nodes' invalidations (without a runtime, that task does not
     /// run and a warning is logged).
     pub fn build(self) -> NFCSCacheManager {
+        #[cfg(feature = "semantic")]
+        let semantic = match self.semantic {
+            Some(cache) => crate::semantic::SemanticStore::running(cache, self.codec.clone()),
+            None => {
+                let reason =
+                    self.not_running
+                        .iter()
+                        .find(|status| status.name == "semantic")
+                        .map_or("no semantic cache was configured".to_owned(), |status| {
+                            match &status.state {
+                                TierState::NotRunning { reason }
+                                | TierState::Unavailable { reason } => reason.clone(),
+                                TierState::Disabled => "disabled in the configuration".to_owned(),
+                                TierState::Running => "running".to_owned(),
+                            }
+                        });
+                crate::semantic::SemanticStore::not_running(reason, self.codec.clone())
+            }
+        };
         let manager = NFCSCacheManager {
             inner: Arc::new(Inner {
                 memory: self.memory,
@@ -205,6 +239,8 @@ impl ManagerBuilder {
                 not_running: self.not_running,
                 counters: Counters::default(),
                 invalidation_epoch: AtomicU64::new(0),
+                #[cfg(feature = "semantic")]
+                semantic,
             }),
         };
         #[cfg(feature = "redis")]
@@ -216,10 +252,7 @@ impl ManagerBuilder {
 }
 
 /// Which crate brings each configurable feature that this build does not run yet.
-const NOT_YET_BUILT: [(&str, &str); 2] = [
-    ("semantic", "the nfcs-semantic crate"),
-    ("cache_warming", "the cache-warming work"),
-];
+const NOT_YET_BUILT: [(&str, &str); 1] = [("cache_warming", "the cache-warming work")];
 
 impl NFCSCacheManager {
     /// A builder for a manager over tiers you construct.
@@ -231,6 +264,8 @@ impl NFCSCacheManager {
             not_running: Vec::new(),
             #[cfg(feature = "redis")]
             redis: None,
+            #[cfg(feature = "semantic")]
+            semantic: None,
         }
     }
 
@@ -261,7 +296,8 @@ impl NFCSCacheManager {
         }
         builder = NFCSCacheManager::attach_disk(builder, &config).await;
         builder = NFCSCacheManager::attach_redis(builder, &config);
-        let enabled = [config.semantic.enabled, config.cache_warming.enabled];
+        builder = NFCSCacheManager::attach_semantic(builder, &config).await;
+        let enabled = [config.cache_warming.enabled];
         for ((name, arrives_with), enabled) in NOT_YET_BUILT.into_iter().zip(enabled) {
             let state = if enabled {
                 let reason = format!(
@@ -301,6 +337,42 @@ impl NFCSCacheManager {
         #[cfg(not(feature = "disk"))]
         {
             not_compiled(builder, "disk")
+        }
+    }
+
+    /// Starts the semantic cache `config` asks for: loads the embedding model (on the blocking
+    /// pool) from `$NFCS_MODEL_DIR` or the default model directory. A model that cannot be
+    /// loaded does not stop the manager: it starts without the semantic cache, logs why, and
+    /// reports it in `tier_status`.
+    async fn attach_semantic(builder: ManagerBuilder, config: &CacheConfig) -> ManagerBuilder {
+        let semantic = &config.semantic;
+        if !semantic.enabled {
+            return builder.status("semantic", TierState::Disabled);
+        }
+        #[cfg(feature = "semantic")]
+        {
+            let loaded = tokio::task::spawn_blocking(nfcs_semantic::MiniLmEmbedder::load_default)
+                .await
+                .map_err(|error| error.to_string())
+                .and_then(|loaded| loaded.map_err(|error| error.to_string()));
+            let settings = nfcs_semantic::SemanticConfig::default()
+                .with_threshold(semantic.similarity_threshold as f32)
+                .with_max_entries(usize::try_from(semantic.max_entries).unwrap_or(usize::MAX));
+            match loaded.and_then(|model| {
+                nfcs_semantic::SemanticCache::new(model, settings)
+                    .map_err(|error| error.to_string())
+            }) {
+                Ok(cache) => builder.semantic(cache),
+                Err(error) => {
+                    let reason = format!("could not be started: {error}");
+                    tracing::warn!(tier = "semantic", %error, "the semantic cache could not be started; serving without it");
+                    builder.status("semantic", TierState::NotRunning { reason })
+                }
+            }
+        }
+        #[cfg(not(feature = "semantic"))]
+        {
+            not_compiled(builder, "semantic")
         }
     }
 
@@ -360,8 +432,28 @@ impl NFCSCacheManager {
             };
             status.push(TierStatus::new(lower.tier.name(), state));
         }
+        #[cfg(feature = "semantic")]
+        if self.inner.semantic.cache().is_some() {
+            status.push(TierStatus::new("semantic", TierState::Running));
+        }
         status.extend(self.inner.not_running.iter().cloned());
         status
+    }
+
+    /// The semantic cache (feature `semantic`): values found by the meaning of a text.
+    ///
+    /// ```no_run
+    /// # async fn example(cache: nfcs_performance::NFCSCacheManager) -> Result<(), Box<dyn std::error::Error>> {
+    /// cache.semantic().store("Hello world", &"greeting_response", "tenant-a").await?;
+    /// let similar = cache.semantic().find_similar::<String>("Hi world", 0.8, "tenant-a").await?;
+    /// assert!(similar.is_some_and(|hit| hit.similarity > 0.8)); // 0.839
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "semantic")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
+    pub fn semantic(&self) -> &crate::semantic::SemanticStore {
+        &self.inner.semantic
     }
 
     /// The lower tier with `role`, if running.

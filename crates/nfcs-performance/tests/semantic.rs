@@ -1,0 +1,100 @@
+//! The semantic cache through the manager (feature `semantic`), on the real model where it is
+//! present (`cargo xtask fetch-model`; required when `NFCS_REQUIRE_MODEL=1`).
+
+use nfcs_performance::prelude::*;
+use nfcs_performance::semantic_cache::{default_model_dir, model_present};
+use nfcs_performance::{CacheConfig, SemanticStoreError, TierState};
+
+fn model_or_skip(test: &str) -> bool {
+    if model_present(&default_model_dir()) {
+        return true;
+    }
+    assert!(
+        std::env::var_os("NFCS_REQUIRE_MODEL").is_none_or(|value| value != "1"),
+        "NFCS_REQUIRE_MODEL=1 but the model is not in {}: run `cargo xtask fetch-model`",
+        default_model_dir().display()
+    );
+    eprintln!("notice: {test} skipped: no embedding model (run `cargo xtask fetch-model`)");
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_config_runs_the_semantic_cache_with_typed_values() {
+    if !model_or_skip("from_config_runs_the_semantic_cache_with_typed_values") {
+        return;
+    }
+    let mut config = CacheConfig::default();
+    config.disk.enabled = false;
+    config.redis.enabled = false;
+    config.cache_warming.enabled = false;
+    let cache = NFCSCacheManager::from_config(config).await.unwrap();
+    let semantic = cache
+        .tier_status()
+        .into_iter()
+        .find(|status| status.name == "semantic")
+        .unwrap();
+    assert_eq!(semantic.state, TierState::Running);
+    cache
+        .semantic()
+        .store("Hello world", &"greeting_response", "tenant-a")
+        .await
+        .unwrap();
+    let hit = cache
+        .semantic()
+        .find_similar::<String>("Hi world", 0.8, "tenant-a")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hit.value, "greeting_response");
+    assert!((hit.similarity - 0.839).abs() < 1e-3);
+    // The configured threshold (0.95) keeps "Hi world" out; another tenant sees nothing.
+    assert!(
+        cache
+            .semantic()
+            .find::<String>("Hi world", "tenant-a")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        cache
+            .semantic()
+            .find_similar::<String>("Hello world", 0.8, "tenant-b")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A value that cannot be read as the type asked for is a typed error, not a panic. (The
+    // codec is not self-describing: a type whose encoding happens to fit would decode.)
+    let wrong = cache
+        .semantic()
+        .find_similar::<Vec<String>>("Hello world", 0.8, "tenant-a")
+        .await;
+    assert!(
+        matches!(wrong, Err(SemanticStoreError::Decode { .. })),
+        "{wrong:?}"
+    );
+}
+
+#[tokio::test]
+async fn without_a_semantic_cache_every_call_says_why() {
+    let cache = NFCSCacheManager::builder()
+        .memory(MemoryCache::new(1 << 20).unwrap())
+        .build();
+    let error = cache
+        .semantic()
+        .store("Hello world", &1_u8, "default")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, SemanticStoreError::NotRunning { .. }),
+        "{error}"
+    );
+    assert!(cache.semantic().cache().is_none());
+    assert!(
+        cache
+            .tier_status()
+            .iter()
+            .all(|status| status.name != "semantic")
+    );
+}
