@@ -48,7 +48,7 @@ async fn a_config_file_builds_a_manager_that_reports_tiers_it_does_not_run() {
     // The semantic cache runs where the build has it and the model is present; otherwise the
     // manager serves without it and says why.
     match state("semantic") {
-        TierState::Running => assert!(cfg!(feature = "semantic")),
+        TierState::Running if cfg!(feature = "semantic") => {}
         TierState::NotRunning { reason } => assert!(
             reason.contains("lacks the `semantic` feature")
                 || reason.contains("could not be started"),

@@ -94,7 +94,7 @@ impl FlatIndex {
 }
 
 /// The dot product in eight partial sums, so that the compiler vectorises it.
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     const LANES: usize = 8;
     let mut partial = [0.0_f32; LANES];
     let (a_blocks, a_tail) = a.as_chunks::<LANES>();

@@ -9,7 +9,8 @@
 //!   threshold, default 0.95), with an exact-text fast path, contexts that never see each
 //!   other's entries, a TTL and an entry limit with least-recently-used eviction, and batch
 //!   store and lookup (one forward pass for many texts).
-//! - [`FlatIndex`]: exact search over contiguous `f32` rows.
+//! - [`FlatIndex`]: exact search over contiguous `f32` rows; [`HnswIndex`]: approximate search
+//!   (a hierarchical navigable small world graph) for large collections.
 //!
 //! # Example
 //!
@@ -37,12 +38,14 @@
 mod cache;
 mod embedder;
 mod error;
+mod hnsw;
 mod index;
 mod model;
 
 pub use cache::{SemanticCache, SemanticConfig, SemanticHit};
 pub use embedder::{Embedder, MiniLmEmbedder};
 pub use error::{FETCH_COMMAND, SemanticError};
+pub use hnsw::{HnswConfig, HnswIndex};
 pub use index::FlatIndex;
 pub use model::{MODEL_DIR_ENV, MODEL_FILES, ModelFile, default_model_dir, model_present};
 
