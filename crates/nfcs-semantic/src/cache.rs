@@ -155,7 +155,7 @@ pub struct SemanticCache<V, E> {
     state: Mutex<State<V>>,
 }
 
-impl<V: Clone, E: Embedder> SemanticCache<V, E> {
+impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
     /// An empty cache.
     ///
     /// # Errors

@@ -263,7 +263,10 @@ impl HnswIndex {
         ef: usize,
         layer: usize,
     ) -> Vec<Scored> {
-        let mut visited: HashSet<u32> = entries.iter().map(|scored| scored.id).collect();
+        // foldhash: the std hasher (SipHash) costs more than the similarity it guards.
+        let mut visited: HashSet<u32, foldhash::fast::RandomState> =
+            HashSet::with_capacity_and_hasher(ef * 8, foldhash::fast::RandomState::default());
+        visited.extend(entries.iter().map(|scored| scored.id));
         let mut candidates: BinaryHeap<Scored> = entries.iter().copied().collect();
         let mut found: BinaryHeap<Reverse<Scored>> = entries.iter().copied().map(Reverse).collect();
         while found.len() > ef {

@@ -1,5 +1,7 @@
 //! Exact nearest-neighbour search over unit vectors stored as contiguous `f32` rows.
 
+use rayon::prelude::*;
+
 /// Vectors of one dimension in one contiguous buffer, searched exhaustively by dot product
 /// (the cosine, for unit vectors). Rows are dense: removing a row moves the last row into its
 /// place ([`swap_remove`](FlatIndex::swap_remove)), so callers keep their side tables in the
@@ -77,20 +79,46 @@ impl FlatIndex {
     }
 
     /// The row with the largest dot product with `query` among those `keep` accepts, and that
-    /// product.
-    pub fn best(&self, query: &[f32], mut keep: impl FnMut(usize) -> bool) -> Option<(usize, f32)> {
+    /// product (the lowest row among equal products). Indexes of at least
+    /// [`PARALLEL_ROWS`](FlatIndex::PARALLEL_ROWS) rows are scanned on all threads: the scan is
+    /// bound by memory bandwidth, which one core does not saturate.
+    pub fn best(&self, query: &[f32], keep: impl Fn(usize) -> bool + Sync) -> Option<(usize, f32)> {
         if query.len() != self.dimension || self.dimension == 0 {
             return None;
         }
-        let mut best: Option<(usize, f32)> = None;
-        for (row, vector) in self.rows.chunks_exact(self.dimension).enumerate() {
-            let score = dot(query, vector);
-            if best.is_none_or(|(_, top)| score > top) && keep(row) {
-                best = Some((row, score));
+        let scan = |first: usize, rows: &[f32]| {
+            let mut best: Option<(usize, f32)> = None;
+            for (offset, vector) in rows.chunks_exact(self.dimension).enumerate() {
+                let score = dot(query, vector);
+                if best.is_none_or(|(_, top)| score > top) && keep(first + offset) {
+                    best = Some((first + offset, score));
+                }
             }
+            best
+        };
+        if self.len() < Self::PARALLEL_ROWS {
+            return scan(0, &self.rows);
         }
-        best
+        let block = 1024;
+        self.rows
+            .par_chunks(block * self.dimension)
+            .enumerate()
+            .map(|(index, rows)| scan(index * block, rows))
+            .reduce(
+                || None,
+                |a, b| match (a, b) {
+                    (Some(a), Some(b)) => Some(if b.1 > a.1 || (b.1 == a.1 && b.0 < a.0) {
+                        b
+                    } else {
+                        a
+                    }),
+                    (a, b) => a.or(b),
+                },
+            )
     }
+
+    /// From this many rows on, [`best`](FlatIndex::best) splits the scan across threads.
+    pub const PARALLEL_ROWS: usize = 4096;
 }
 
 /// The dot product in eight partial sums, so that the compiler vectorises it.
@@ -152,6 +180,39 @@ mod tests {
         );
         assert_eq!(index.len(), 2);
         assert_eq!(index.swap_remove(5), None);
+    }
+
+    #[test]
+    fn the_parallel_scan_finds_what_a_plain_scan_finds() {
+        let dimension = 24;
+        let rows = FlatIndex::PARALLEL_ROWS + 1500;
+        let mut index = FlatIndex::new(dimension);
+        let vector = |row: usize| -> Vec<f32> {
+            (0..dimension)
+                .map(|i| ((row * 31 + i * 7) as f32 * 0.013).sin())
+                .collect()
+        };
+        for row in 0..rows {
+            index.push(&vector(row));
+        }
+        for probe in [3, 2_000, rows - 1] {
+            let query = vector(probe);
+            let plain = (0..rows)
+                .filter(|row| row % 3 != 0)
+                .map(|row| (row, dot(&query, index.row(row).unwrap())))
+                .fold(
+                    None,
+                    |best: Option<(usize, f32)>, (row, score)| match best {
+                        Some((_, top)) if top >= score => best,
+                        _ => Some((row, score)),
+                    },
+                );
+            assert_eq!(
+                index.best(&query, |row| row % 3 != 0),
+                plain,
+                "probe {probe}"
+            );
+        }
     }
 
     #[test]
