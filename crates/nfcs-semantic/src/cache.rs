@@ -81,6 +81,20 @@ struct State<V> {
     clock: u64,
 }
 
+impl<V: Clone> State<V> {
+    /// Marks `row` used now and returns it as a hit.
+    fn hit(&mut self, row: usize, similarity: f32) -> SemanticHit<V> {
+        self.clock += 1;
+        let entry = &mut self.entries[row];
+        entry.used = self.clock;
+        SemanticHit {
+            value: entry.value.clone(),
+            similarity,
+            text: entry.text.clone(),
+        }
+    }
+}
+
 impl<V> State<V> {
     fn remove_row(&mut self, row: usize) {
         let entry = self.entries.swap_remove(row);
@@ -309,17 +323,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                         state.remove_row(row);
                         pending.push(slot);
                     }
-                    Some(row) => {
-                        state.clock += 1;
-                        let used = state.clock;
-                        let entry = &mut state.entries[row];
-                        entry.used = used;
-                        results[slot] = Some(SemanticHit {
-                            value: entry.value.clone(),
-                            similarity: 1.0,
-                            text: entry.text.clone(),
-                        });
-                    }
+                    Some(row) => results[slot] = Some(state.hit(row, 1.0)),
                     None => pending.push(slot),
                 }
             }
@@ -348,15 +352,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
             if let Some((row, similarity)) =
                 found.filter(|&(_, similarity)| similarity >= threshold)
             {
-                state.clock += 1;
-                let used = state.clock;
-                let entry = &mut state.entries[row];
-                entry.used = used;
-                results[slot] = Some(SemanticHit {
-                    value: entry.value.clone(),
-                    similarity,
-                    text: entry.text.clone(),
-                });
+                results[slot] = Some(state.hit(row, similarity));
             }
         }
         Ok(results)
