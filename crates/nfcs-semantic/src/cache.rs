@@ -5,7 +5,25 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::{Embedder, FlatIndex, SemanticError};
+use crate::batch::Coalescing;
+use crate::guard::contradicts;
+use crate::{Embedder, FlatIndex, HnswConfig, HnswIndex, SemanticError};
+
+/// How a [`SemanticCache`] searches its vectors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum IndexKind {
+    /// Exact search over every entry of the cache ([`FlatIndex`]): the most similar entry is
+    /// always found. The default; at 10,000 entries a lookup scans them in well under a
+    /// millisecond (see `docs/benchmarks.md`).
+    #[default]
+    Flat,
+    /// Approximate search ([`HnswIndex`]), one graph per context: for caches of 100,000
+    /// entries and more, at a recall below 1 (0.98 and above on near-duplicates in the
+    /// benchmarks). Removed entries stay in the graph as deleted nodes until they outnumber
+    /// the live ones; then the context's graph is rebuilt.
+    Hnsw(HnswConfig),
+}
 
 /// How a [`SemanticCache`] behaves. The defaults are the NFCS spec's.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -18,6 +36,17 @@ pub struct SemanticConfig {
     pub max_entries: usize,
     /// How long an entry lives, `None` for ever. Default `None`.
     pub ttl: Option<Duration>,
+    /// The vector index. Default [`IndexKind::Flat`].
+    pub index: IndexKind,
+    /// The most texts one forward pass of the model embeds when concurrent lookups and
+    /// stores are merged (see [`SemanticCache`]). Default 32.
+    pub max_batch: usize,
+    /// Whether a match by meaning is refused when the two texts look like opposites: one
+    /// negates and the other does not, they differ by a pair of opposite words (`buy`/`sell`,
+    /// `enable`/`disable`, `on`/`off`, ...), or they hold the same words in another order.
+    /// Embeddings put such pairs close together (above 0.95 for some), so without the guard
+    /// a question receives its opposite's answer. Default `true`.
+    pub contradiction_guard: bool,
 }
 
 impl Default for SemanticConfig {
@@ -26,6 +55,9 @@ impl Default for SemanticConfig {
             threshold: 0.95,
             max_entries: 10_000,
             ttl: None,
+            index: IndexKind::Flat,
+            max_batch: 32,
+            contradiction_guard: true,
         }
     }
 }
@@ -46,6 +78,24 @@ impl SemanticConfig {
     /// With a time to live.
     pub fn with_ttl(mut self, ttl: Duration) -> SemanticConfig {
         self.ttl = Some(ttl);
+        self
+    }
+
+    /// With the vector index `index`.
+    pub fn with_index(mut self, index: IndexKind) -> SemanticConfig {
+        self.index = index;
+        self
+    }
+
+    /// With the contradiction guard on or off.
+    pub fn with_contradiction_guard(mut self, on: bool) -> SemanticConfig {
+        self.contradiction_guard = on;
+        self
+    }
+
+    /// With at most `max_batch` texts per forward pass.
+    pub fn with_max_batch(mut self, max_batch: usize) -> SemanticConfig {
+        self.max_batch = max_batch;
         self
     }
 }
@@ -70,10 +120,46 @@ struct Entry<V> {
     semantic: bool,
     expires: Option<Instant>,
     used: u64,
+    /// Its node in its context's graph ([`Vectors::Hnsw`] and `semantic` only).
+    node: u32,
+}
+
+/// A node of a graph that no longer has an entry.
+const NO_ROW: u32 = u32::MAX;
+
+/// One context's approximate index.
+struct Graph {
+    index: HnswIndex,
+    /// Node to row of `State::entries` (`NO_ROW` once removed).
+    rows: Vec<u32>,
+}
+
+enum Vectors {
+    /// Every entry's vector, in the entries' row order.
+    Flat(FlatIndex),
+    /// A graph per context, of its `semantic` entries.
+    Hnsw {
+        dimension: usize,
+        config: HnswConfig,
+        graphs: HashMap<String, Graph>,
+    },
+}
+
+impl Vectors {
+    fn new(kind: IndexKind, dimension: usize) -> Vectors {
+        match kind {
+            IndexKind::Flat => Vectors::Flat(FlatIndex::new(dimension)),
+            IndexKind::Hnsw(config) => Vectors::Hnsw {
+                dimension,
+                config,
+                graphs: HashMap::new(),
+            },
+        }
+    }
 }
 
 struct State<V> {
-    index: FlatIndex,
+    vectors: Vectors,
     /// In the index's row order.
     entries: Vec<Entry<V>>,
     /// `(context, text)` to row.
@@ -96,16 +182,100 @@ impl<V: Clone> State<V> {
 }
 
 impl<V> State<V> {
+    /// Appends an entry and its vector.
+    fn push(&mut self, mut entry: Entry<V>, vector: &[f32]) {
+        let row = self.entries.len();
+        match &mut self.vectors {
+            Vectors::Flat(index) => {
+                index.push(vector);
+            }
+            Vectors::Hnsw {
+                dimension,
+                config,
+                graphs,
+            } => {
+                if entry.semantic {
+                    let graph = graphs
+                        .entry(entry.context.clone())
+                        .or_insert_with(|| Graph {
+                            index: HnswIndex::new(*dimension, *config),
+                            rows: Vec::new(),
+                        });
+                    entry.node = graph.index.insert(vector);
+                    graph.rows.push(row as u32);
+                }
+            }
+        }
+        self.exact
+            .insert((entry.context.clone(), entry.text.clone()), row);
+        self.entries.push(entry);
+    }
+
     fn remove_row(&mut self, row: usize) {
         let entry = self.entries.swap_remove(row);
+        let moved = row < self.entries.len();
+        match &mut self.vectors {
+            Vectors::Flat(index) => {
+                index.swap_remove(row);
+            }
+            Vectors::Hnsw { graphs, .. } => {
+                if entry.semantic
+                    && let Some(graph) = graphs.get_mut(&entry.context)
+                {
+                    graph.index.remove(entry.node);
+                    graph.rows[entry.node as usize] = NO_ROW;
+                    if graph.index.is_empty() {
+                        graphs.remove(&entry.context);
+                    }
+                }
+                if moved {
+                    let moved = &self.entries[row];
+                    if moved.semantic
+                        && let Some(graph) = graphs.get_mut(&moved.context)
+                    {
+                        graph.rows[moved.node as usize] = row as u32;
+                    }
+                }
+            }
+        }
         self.exact.remove(&(entry.context, entry.text));
-        if let Some(moved) = self.index.swap_remove(row) {
-            let key = (
-                self.entries[row].context.clone(),
-                self.entries[row].text.clone(),
-            );
+        if moved {
+            let moved = &self.entries[row];
+            let key = (moved.context.clone(), moved.text.clone());
             self.exact.insert(key, row);
-            debug_assert!(moved == self.entries.len());
+        }
+    }
+
+    /// Rebuilds the graphs in which removed nodes outnumber the live ones, so that searches do
+    /// not wade through the dead.
+    fn compact(&mut self) {
+        let Vectors::Hnsw {
+            dimension,
+            config,
+            graphs,
+        } = &mut self.vectors
+        else {
+            return;
+        };
+        for graph in graphs.values_mut() {
+            if graph.index.nodes() < 2 * graph.index.len() + 64 {
+                continue;
+            }
+            let mut fresh = Graph {
+                index: HnswIndex::new(*dimension, *config),
+                rows: Vec::with_capacity(graph.index.len()),
+            };
+            for (node, &row) in graph.rows.iter().enumerate() {
+                if row == NO_ROW {
+                    continue;
+                }
+                let Some(vector) = graph.index.get(node as u32) else {
+                    continue;
+                };
+                self.entries[row as usize].node = fresh.index.insert(vector);
+                fresh.rows.push(row);
+            }
+            *graph = fresh;
         }
     }
 
@@ -135,6 +305,33 @@ impl<V> State<V> {
             };
             self.remove_row(oldest);
         }
+        self.compact();
+    }
+}
+
+impl<V: Sync> State<V> {
+    /// The live, `semantic` entry of `context` most similar to `vector`.
+    fn best(&self, vector: &[f32], context: &str, now: Instant) -> Option<(usize, f32)> {
+        let usable = |row: usize| {
+            let entry = &self.entries[row];
+            entry.semantic && entry.expires.is_none_or(|expires| expires > now)
+        };
+        match &self.vectors {
+            Vectors::Flat(index) => index.best(vector, |row| {
+                usable(row) && self.entries[row].context == context
+            }),
+            Vectors::Hnsw { graphs, .. } => {
+                let graph = graphs.get(context)?;
+                graph
+                    .index
+                    .search(vector, 1, |node| {
+                        let row = graph.rows[node as usize];
+                        row != NO_ROW && usable(row as usize)
+                    })
+                    .first()
+                    .map(|&(node, similarity)| (graph.rows[node as usize] as usize, similarity))
+            }
+        }
     }
 }
 
@@ -151,6 +348,15 @@ impl<V> State<V> {
 /// because they all embed to nearly the same vector. Texts past the model's 256 tokens are
 /// compared on their first 256 tokens (their exact text still tells them apart).
 ///
+/// A match by meaning that looks like the opposite of the query ("Turn the lights on" against
+/// "Turn the lights off") is refused: see [`SemanticConfig::contradiction_guard`].
+///
+/// Lookups and stores from several threads at once share forward passes of the model: a
+/// caller that finds the model idle runs it at once (a lone caller waits for nothing), and the
+/// texts of callers that arrive meanwhile are embedded together in the next pass, up to
+/// [`max_batch`](SemanticConfig::max_batch) texts. The index is searched under a short lock,
+/// never while the model runs.
+///
 /// ```
 /// use nfcs_semantic::{MiniLmEmbedder, SemanticCache, SemanticConfig};
 ///
@@ -164,7 +370,7 @@ impl<V> State<V> {
 /// # Ok::<(), nfcs_semantic::SemanticError>(())
 /// ```
 pub struct SemanticCache<V, E> {
-    embedder: E,
+    embedder: Coalescing<E>,
     config: SemanticConfig,
     state: Mutex<State<V>>,
 }
@@ -182,6 +388,12 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                 reason: "must be at least 1",
             });
         }
+        if config.max_batch == 0 {
+            return Err(SemanticError::InvalidConfig {
+                field: "max_batch",
+                reason: "must be at least 1",
+            });
+        }
         if config.ttl == Some(Duration::ZERO) {
             return Err(SemanticError::InvalidConfig {
                 field: "ttl",
@@ -190,10 +402,10 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
         }
         let dimension = embedder.dimension();
         Ok(SemanticCache {
-            embedder,
+            embedder: Coalescing::new(embedder, config.max_batch),
             config,
             state: Mutex::new(State {
-                index: FlatIndex::new(dimension),
+                vectors: Vectors::new(config.index, dimension),
                 entries: Vec::new(),
                 exact: HashMap::new(),
                 clock: 0,
@@ -208,7 +420,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
 
     /// The embedder.
     pub fn embedder(&self) -> &E {
-        &self.embedder
+        self.embedder.inner()
     }
 
     /// Entries stored (expired ones included until they are reclaimed).
@@ -241,7 +453,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
         let vectors = self.embedder.embed(&texts)?;
         let semantic: Vec<bool> = texts
             .iter()
-            .map(|text| self.embedder.has_content(text))
+            .map(|text| self.embedder.inner().has_content(text))
             .collect();
         let now = Instant::now();
         let expires = self.config.ttl.map(|ttl| now + ttl);
@@ -258,16 +470,17 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                 continue;
             }
             state.make_room(self.config.max_entries, now);
-            let row = state.index.push(vector);
-            state.entries.push(Entry {
-                text: key.1.clone(),
-                context: key.0.clone(),
+            let (context, text) = key;
+            let entry = Entry {
+                text,
+                context,
                 value: value.clone(),
                 semantic,
                 expires,
                 used,
-            });
-            state.exact.insert(key, row);
+                node: 0,
+            };
+            state.push(entry, vector);
         }
         Ok(())
     }
@@ -331,7 +544,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
         // Then by meaning, for the texts that have some.
         let pending: Vec<usize> = pending
             .into_iter()
-            .filter(|&slot| self.embedder.has_content(texts[slot]))
+            .filter(|&slot| self.embedder.inner().has_content(texts[slot]))
             .collect();
         if pending.is_empty() {
             return Ok(results);
@@ -340,17 +553,13 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
         let vectors = self.embedder.embed(&queries)?;
         let mut state = self.state.lock();
         for (slot, vector) in pending.into_iter().zip(&vectors) {
-            let found = {
-                let State { index, entries, .. } = &*state;
-                index.best(vector, |row| {
-                    let entry = &entries[row];
-                    entry.semantic
-                        && entry.context == context
-                        && entry.expires.is_none_or(|expires| expires > now)
+            if let Some((row, similarity)) = state
+                .best(vector, context, now)
+                .filter(|&(_, similarity)| similarity >= threshold)
+                .filter(|&(row, _)| {
+                    !(self.config.contradiction_guard
+                        && contradicts(texts[slot], &state.entries[row].text))
                 })
-            };
-            if let Some((row, similarity)) =
-                found.filter(|&(_, similarity)| similarity >= threshold)
             {
                 results[slot] = Some(state.hit(row, similarity));
             }
@@ -368,6 +577,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
         {
             Some(row) => {
                 state.remove_row(row);
+                state.compact();
                 true
             }
             None => false,
@@ -377,8 +587,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
     /// Removes every entry.
     pub fn clear(&self) {
         let mut state = self.state.lock();
-        let dimension = state.index.dimension();
-        state.index = FlatIndex::new(dimension);
+        state.vectors = Vectors::new(self.config.index, self.embedder.inner().dimension());
         state.entries.clear();
         state.exact.clear();
     }
@@ -389,5 +598,146 @@ fn check_threshold(threshold: f32) -> Result<(), SemanticError> {
         Ok(())
     } else {
         Err(SemanticError::InvalidThreshold(threshold))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Texts `"<n>"` and `"<n>?"` embed to the same pseudo-random unit vector `n` (`"?"`
+    /// queries miss the exact-text path and go through the index).
+    struct Numbered;
+
+    impl Numbered {
+        fn vector(n: u64) -> Vec<f32> {
+            let mut state = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+            let vector: Vec<f32> = (0..16)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state >> 11) as f32 / (1_u64 << 53) as f32 - 0.5
+                })
+                .collect();
+            let norm = vector.iter().map(|x| x * x).sum::<f32>().sqrt();
+            vector.into_iter().map(|x| x / norm).collect()
+        }
+    }
+
+    impl Embedder for Numbered {
+        fn dimension(&self) -> usize {
+            16
+        }
+        fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
+            texts
+                .iter()
+                .map(|text| {
+                    let n = text.trim_end_matches('?').parse().map_err(|_| {
+                        SemanticError::Tokenizer(format!("{text:?} is not a number"))
+                    })?;
+                    Ok(Numbered::vector(n))
+                })
+                .collect()
+        }
+    }
+
+    fn hnsw() -> IndexKind {
+        IndexKind::Hnsw(HnswConfig::default())
+    }
+
+    fn graph_nodes(cache: &SemanticCache<u64, Numbered>, context: &str) -> (usize, usize) {
+        let state = cache.state.lock();
+        match &state.vectors {
+            Vectors::Hnsw { graphs, .. } => graphs
+                .get(context)
+                .map_or((0, 0), |graph| (graph.index.nodes(), graph.index.len())),
+            Vectors::Flat(_) => panic!("not an HNSW cache"),
+        }
+    }
+
+    #[test]
+    fn the_hnsw_cache_finds_what_the_flat_cache_finds() {
+        let config = SemanticConfig::default().with_threshold(0.99);
+        let flat = SemanticCache::new(Numbered, config).unwrap();
+        let graph = SemanticCache::new(Numbered, config.with_index(hnsw())).unwrap();
+        for n in 0..2_000_u64 {
+            let context = if n % 2 == 0 { "even" } else { "odd" };
+            flat.store(&n.to_string(), n, context).unwrap();
+            graph.store(&n.to_string(), n, context).unwrap();
+        }
+        let mut agree = 0;
+        for n in (0..2_000_u64).step_by(7) {
+            let context = if n % 2 == 0 { "even" } else { "odd" };
+            let query = format!("{n}?");
+            let exact = flat.find(&query, context).unwrap().map(|hit| hit.value);
+            assert_eq!(exact, Some(n));
+            let approximate = graph.find(&query, context).unwrap().map(|hit| hit.value);
+            agree += usize::from(approximate == exact);
+            // The other context is never searched.
+            let other = if context == "even" { "odd" } else { "even" };
+            assert!(graph.find(&query, other).unwrap().is_none());
+        }
+        assert!(agree >= 280, "{agree} of 286 lookups agree");
+    }
+
+    #[test]
+    fn eviction_keeps_the_graphs_consistent_and_compacts_them() {
+        let config = SemanticConfig::default()
+            .with_threshold(0.99)
+            .with_max_entries(300)
+            .with_index(hnsw());
+        let cache = SemanticCache::new(Numbered, config).unwrap();
+        for n in 0..3_000_u64 {
+            cache.store(&n.to_string(), n, "tenant").unwrap();
+        }
+        assert_eq!(cache.len(), 300);
+        let (nodes, live) = graph_nodes(&cache, "tenant");
+        assert_eq!(live, 300);
+        assert!(nodes < 2 * live + 64 + 1, "{nodes} nodes for {live} live");
+        // The survivors are the newest; each is found by meaning with its own value.
+        for n in 2_700..3_000_u64 {
+            let hit = cache.find(&format!("{n}?"), "tenant").unwrap();
+            assert_eq!(hit.map(|hit| hit.value), Some(n), "entry {n}");
+        }
+        for n in [0_u64, 1_000, 2_600] {
+            assert!(cache.find(&format!("{n}?"), "tenant").unwrap().is_none());
+        }
+        // Removing every entry drops the context's graph.
+        for n in 2_700..3_000_u64 {
+            assert!(cache.remove(&n.to_string(), "tenant"));
+        }
+        assert_eq!(graph_nodes(&cache, "tenant"), (0, 0));
+        assert!(cache.is_empty());
+    }
+
+    #[test]
+    fn replacing_and_clearing_work_with_either_index() {
+        for index in [IndexKind::Flat, hnsw()] {
+            let config = SemanticConfig::default()
+                .with_threshold(0.99)
+                .with_index(index);
+            let cache = SemanticCache::new(Numbered, config).unwrap();
+            cache.store("5", 1, "a").unwrap();
+            cache.store("5", 2, "a").unwrap();
+            assert_eq!(cache.len(), 1);
+            assert_eq!(cache.find("5?", "a").unwrap().map(|hit| hit.value), Some(2));
+            cache.clear();
+            assert!(cache.find("5?", "a").unwrap().is_none());
+            cache.store("6", 3, "a").unwrap();
+            assert_eq!(cache.find("6?", "a").unwrap().map(|hit| hit.value), Some(3));
+        }
+    }
+
+    #[test]
+    fn a_zero_batch_limit_is_refused() {
+        let config = SemanticConfig::default().with_max_batch(0);
+        assert!(matches!(
+            SemanticCache::<u64, _>::new(Numbered, config),
+            Err(SemanticError::InvalidConfig {
+                field: "max_batch",
+                ..
+            })
+        ));
     }
 }

@@ -121,6 +121,17 @@ impl HnswIndex {
         &self.vectors[start..start + self.dimension]
     }
 
+    /// The vector of node `id` (removed nodes keep theirs), or `None` past the last node.
+    pub fn get(&self, id: u32) -> Option<&[f32]> {
+        let start = (id as usize).checked_mul(self.dimension)?;
+        self.vectors.get(start..start + self.dimension)
+    }
+
+    /// The configuration (with `m`, `ef_construction` and `ef_search` raised to their minimums).
+    pub fn config(&self) -> &HnswConfig {
+        &self.config
+    }
+
     fn similarity(&self, query: &[f32], id: u32) -> f32 {
         crate::index::dot(query, self.vector(id))
     }

