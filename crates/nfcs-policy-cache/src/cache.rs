@@ -1,0 +1,885 @@
+//! [`PolicyCache`]: cached compliance decisions over any [`CacheTier`].
+
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use dashmap::mapref::entry::Entry as MapEntry;
+use nfcs_cache_core::{CacheTier, Codec, MemoryCache, Pattern, validate_ttl};
+use parking_lot::{Mutex, RwLock};
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::context::PolicyContext;
+use crate::error::PolicyCacheError;
+use crate::evaluator::{PolicyDecision, PolicyEvaluator, Verdict};
+
+/// The TTL of a cached decision unless configured otherwise: 1800 s, as the spec says.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(1800);
+/// The byte budget of the memory tier that [`PolicyCache::new`] creates: 64 MiB.
+pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+/// The tier key under which the current policy version lives. It does not match the
+/// `policy_*` pattern, so invalidating every decision leaves the version alone.
+pub const VERSION_KEY: &str = "policy:version";
+/// The longest action type accepted, in bytes.
+pub const MAX_ACTION_LEN: usize = 1024;
+/// The longest [`PolicyCacheConfig::version_refresh`] accepted: one hour.
+pub const MAX_VERSION_REFRESH: Duration = Duration::from_secs(3600);
+
+/// The histogram of evaluation times, labelled `path="cached"|"full"|"coalesced"`.
+pub const METRIC_EVALUATION_SECONDS: &str = "nfcs_policy_evaluation_seconds";
+/// Counter: lookups served from the cache.
+pub const METRIC_HITS: &str = "nfcs_policy_cache_hits_total";
+/// Counter: lookups that missed (including those that then waited for a concurrent evaluation).
+pub const METRIC_MISSES: &str = "nfcs_policy_cache_misses_total";
+/// Counter: full evaluations run.
+pub const METRIC_EVALUATIONS: &str = "nfcs_policy_evaluations_total";
+/// Counter: cached entries that could not be decoded or did not belong to their key.
+pub const METRIC_CORRUPT: &str = "nfcs_policy_cache_corrupt_entries_total";
+/// Counter: tier operations that failed (the lookup was then a miss).
+pub const METRIC_TIER_ERRORS: &str = "nfcs_policy_cache_tier_errors_total";
+/// Counter: evaluations that failed with an error.
+pub const METRIC_EVALUATION_ERRORS: &str = "nfcs_policy_evaluation_errors_total";
+
+/// How a [`PolicyCache`] behaves.
+///
+/// ```
+/// use std::time::Duration;
+/// use nfcs_policy_cache::PolicyCacheConfig;
+///
+/// let config = PolicyCacheConfig::default()
+///     .ttl(Duration::from_secs(600))
+///     .version_refresh(Duration::from_secs(1));
+/// assert!(config.validate().is_ok());
+/// assert!(PolicyCacheConfig::default().ttl(Duration::ZERO).validate().is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PolicyCacheConfig {
+    /// How long a decision stays cached. Default [`DEFAULT_TTL`] (1800 s).
+    pub ttl: Duration,
+    /// How long a node trusts the policy version it last read before reading it from the
+    /// tier again. Zero (the default) reads it on every evaluation: a version published by any
+    /// node takes effect at once, at the cost of one extra tier read per evaluation (free for
+    /// the memory tier, one round trip for Redis). A positive interval saves that round trip
+    /// but lets a node serve the previous version's decisions for up to this long after
+    /// another node published. At most [`MAX_VERSION_REFRESH`].
+    pub version_refresh: Duration,
+}
+
+impl Default for PolicyCacheConfig {
+    fn default() -> PolicyCacheConfig {
+        PolicyCacheConfig {
+            ttl: DEFAULT_TTL,
+            version_refresh: Duration::ZERO,
+        }
+    }
+}
+
+impl PolicyCacheConfig {
+    /// This configuration with `ttl` for cached decisions.
+    #[must_use]
+    pub fn ttl(mut self, ttl: Duration) -> PolicyCacheConfig {
+        self.ttl = ttl;
+        self
+    }
+
+    /// This configuration with `interval` as the version refresh interval.
+    #[must_use]
+    pub fn version_refresh(mut self, interval: Duration) -> PolicyCacheConfig {
+        self.version_refresh = interval;
+        self
+    }
+
+    /// Checks every field.
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::InvalidConfig`] naming the field: a zero or too long TTL, a refresh
+    /// interval above [`MAX_VERSION_REFRESH`].
+    pub fn validate(&self) -> Result<(), PolicyCacheError> {
+        validate_ttl(self.ttl).map_err(|problem| PolicyCacheError::InvalidConfig {
+            field: "ttl",
+            reason: format!("{:?}: {problem}", self.ttl),
+        })?;
+        if self.version_refresh > MAX_VERSION_REFRESH {
+            return Err(PolicyCacheError::InvalidConfig {
+                field: "version_refresh",
+                reason: format!(
+                    "{:?} is longer than the {:?} allowed",
+                    self.version_refresh, MAX_VERSION_REFRESH
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The answer of [`PolicyCache::evaluate_compliance`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct ComplianceResult {
+    /// The decision: verdict and determining policies.
+    pub decision: Arc<PolicyDecision>,
+    /// The time this call took: the lookup for a cache hit, lookup and evaluation for a miss.
+    pub evaluation_time: Duration,
+    /// Whether the decision came from the cache.
+    pub cache_hit: bool,
+    /// Whether the decision came from a concurrent caller's evaluation of the same action
+    /// and context (single flight); `cache_hit` is then false.
+    pub coalesced: bool,
+    /// The complexity score: the policies the evaluator evaluated plus the values in the
+    /// context ([`PolicyContext::value_count`]). It describes the full evaluation, and a cache
+    /// hit reports the score of the evaluation it saved.
+    pub complexity: u64,
+}
+
+impl ComplianceResult {
+    /// Whether the action is allowed.
+    pub fn is_allowed(&self) -> bool {
+        self.decision.is_allowed()
+    }
+
+    /// The verdict.
+    pub fn verdict(&self) -> Verdict {
+        self.decision.verdict
+    }
+
+    /// The determining policy ids.
+    pub fn reasons(&self) -> &[String] {
+        &self.decision.reasons
+    }
+}
+
+/// Counters of one [`PolicyCache`] since it was built (the same events are also published
+/// through the `metrics` facade).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PolicyCacheStats {
+    /// Decisions served from the cache.
+    pub hits: u64,
+    /// Lookups that found no usable decision.
+    pub misses: u64,
+    /// Full evaluations run by this cache.
+    pub evaluations: u64,
+    /// Misses answered by a concurrent caller's evaluation.
+    pub coalesced: u64,
+    /// Cached entries that were corrupt or did not belong to their key (re-evaluated).
+    pub corrupt_entries: u64,
+    /// Cached decisions made under another policy set (re-evaluated).
+    pub stale_entries: u64,
+    /// Tier operations that failed.
+    pub tier_errors: u64,
+    /// Evaluations that failed (nothing cached).
+    pub evaluation_errors: u64,
+    /// Policy versions this cache published.
+    pub versions_published: u64,
+}
+
+impl PolicyCacheStats {
+    /// Hits over hits plus misses; 0 before the first lookup.
+    pub fn hit_ratio(&self) -> f64 {
+        let total = self.hits + self.misses;
+        if total == 0 {
+            0.0
+        } else {
+            self.hits as f64 / total as f64
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    evaluations: AtomicU64,
+    coalesced: AtomicU64,
+    corrupt_entries: AtomicU64,
+    stale_entries: AtomicU64,
+    tier_errors: AtomicU64,
+    evaluation_errors: AtomicU64,
+    versions_published: AtomicU64,
+}
+
+/// What is stored in the tier for one decision: postcard in the core codec's checksummed
+/// frame. `action` and `context_hash` are checked against the key on every read.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredDecision {
+    action: String,
+    context_hash: u64,
+    policy_set_id: u64,
+    complexity: u64,
+    decision: Arc<PolicyDecision>,
+}
+
+#[derive(Clone)]
+enum Outcome {
+    Pending,
+    Ready(Arc<StoredDecision>),
+    Failed(PolicyCacheError),
+}
+
+struct Flight {
+    id: u64,
+    outcome: watch::Receiver<Outcome>,
+}
+
+struct Inner {
+    tier: Arc<dyn CacheTier>,
+    evaluator: RwLock<Arc<dyn PolicyEvaluator>>,
+    config: PolicyCacheConfig,
+    codec: Codec,
+    /// The version last read or published, and when.
+    version: Mutex<Option<(u64, Instant)>>,
+    in_flight: DashMap<String, Flight>,
+    next_flight: AtomicU64,
+    counters: Counters,
+}
+
+/// Cached constitutional decisions.
+///
+/// A decision is stored in the tier under `policy_{action}_v{version}_{context hash}`:
+/// - `{action}` is the action type with every byte outside `[A-Za-z0-9.:-]` written as `%XX`
+///   (so it never holds a `_` or a glob character, and `policy_{action}_v*` matches exactly the
+///   decisions of one action type);
+/// - `{version}` is the current policy version, 16 hex digits, read from the tier under
+///   [`VERSION_KEY`]; [`publish_version`](Self::publish_version) writes a new random one, so
+///   every node sharing the tier stops finding the old decisions at once (they expire by TTL);
+/// - `{context hash}` is [`PolicyContext::stable_hash`], 16 hex digits.
+///
+/// Cloning is cheap: clones share the evaluator, the tier and the in-flight table.
+#[derive(Clone)]
+pub struct PolicyCache {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for PolicyCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PolicyCache")
+            .field("tier", &self.inner.tier.name())
+            .field("config", &self.inner.config)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl PolicyCache {
+    /// A cache in a new memory tier of [`DEFAULT_MEMORY_BYTES`], with the default
+    /// configuration.
+    ///
+    /// # Errors
+    /// Only if the memory tier cannot be built.
+    pub fn new(evaluator: impl PolicyEvaluator + 'static) -> Result<PolicyCache, PolicyCacheError> {
+        let tier = MemoryCache::new(DEFAULT_MEMORY_BYTES)
+            .map_err(|error| PolicyCacheError::tier("memory", error))?;
+        PolicyCache::with_tier(
+            Arc::new(evaluator),
+            Arc::new(tier),
+            PolicyCacheConfig::default(),
+        )
+    }
+
+    /// A cache over `tier` (shared with other nodes when it is Redis, or with other caches in
+    /// this process).
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::InvalidConfig`] when `config` does not validate.
+    pub fn with_tier(
+        evaluator: Arc<dyn PolicyEvaluator>,
+        tier: Arc<dyn CacheTier>,
+        config: PolicyCacheConfig,
+    ) -> Result<PolicyCache, PolicyCacheError> {
+        config.validate()?;
+        Ok(PolicyCache {
+            inner: Arc::new(Inner {
+                tier,
+                evaluator: RwLock::new(evaluator),
+                config,
+                codec: Codec::default(),
+                version: Mutex::new(None),
+                in_flight: DashMap::new(),
+                next_flight: AtomicU64::new(0),
+                counters: Counters::default(),
+            }),
+        })
+    }
+
+    /// The tier decisions are stored in.
+    pub fn tier(&self) -> &Arc<dyn CacheTier> {
+        &self.inner.tier
+    }
+
+    /// The evaluator in use.
+    pub fn evaluator(&self) -> Arc<dyn PolicyEvaluator> {
+        Arc::clone(&self.inner.evaluator.read())
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PolicyCacheConfig {
+        &self.inner.config
+    }
+
+    /// A snapshot of the counters.
+    pub fn stats(&self) -> PolicyCacheStats {
+        let counters = &self.inner.counters;
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        PolicyCacheStats {
+            hits: load(&counters.hits),
+            misses: load(&counters.misses),
+            evaluations: load(&counters.evaluations),
+            coalesced: load(&counters.coalesced),
+            corrupt_entries: load(&counters.corrupt_entries),
+            stale_entries: load(&counters.stale_entries),
+            tier_errors: load(&counters.tier_errors),
+            evaluation_errors: load(&counters.evaluation_errors),
+            versions_published: load(&counters.versions_published),
+        }
+    }
+
+    /// Decides whether `action` complies in `context`: from the cache when a decision for this
+    /// action type, context and policy version is there, by a full evaluation otherwise (and
+    /// the decision is cached for [`PolicyCacheConfig::ttl`]).
+    ///
+    /// Concurrent calls that miss on the same key run the evaluator once: the first runs it,
+    /// the others wait for its decision (or its error). A waiting caller that is dropped
+    /// affects no one; if the evaluating caller is dropped, a waiting one takes over.
+    ///
+    /// A tier that fails is a counted miss: the decision is evaluated (and not cached when
+    /// writing fails), never refused. A cached entry that is corrupt, belongs to another key or
+    /// to another policy set ([`PolicyEvaluator::policy_set_id`]) is evaluated again.
+    ///
+    /// The evaluator runs on the calling task (Cedar decides in microseconds to a millisecond
+    /// or so); wrap a slow evaluator's work in `spawn_blocking` yourself.
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::InvalidAction`], [`PolicyCacheError::Context`] (a NaN),
+    /// [`PolicyCacheError::Evaluation`] (an unknown action, a context that does not fit the
+    /// schema). Nothing is cached on an error.
+    pub async fn evaluate_compliance(
+        &self,
+        action: &str,
+        context: &PolicyContext,
+    ) -> Result<ComplianceResult, PolicyCacheError> {
+        let started = Instant::now();
+        let encoded_action = encode_action(action)?;
+        let context_hash = context.stable_hash()?;
+        let evaluator = self.evaluator();
+        let policy_set_id = evaluator.policy_set_id();
+        let version = match self.current_version().await {
+            Ok(version) => version,
+            Err(error) => {
+                // No version, no key: decide without the cache.
+                tracing::debug!(%error, "policy version unreadable; evaluating uncached");
+                self.count_miss();
+                let stored = self.run_evaluator(&*evaluator, action, context, context_hash)?;
+                return Ok(self.finish(started, &stored, Path::Full));
+            }
+        };
+        let key = decision_key(&encoded_action, version, context_hash);
+        loop {
+            if let Some(stored) = self
+                .lookup(&key, action, context_hash, policy_set_id, true)
+                .await
+            {
+                self.count_hit();
+                return Ok(self.finish(started, &stored, Path::Cached));
+            }
+            let (leader, mut outcome) = match self.inner.in_flight.entry(key.clone()) {
+                MapEntry::Occupied(flight) => (None, flight.get().outcome.clone()),
+                MapEntry::Vacant(vacant) => {
+                    let (sender, receiver) = watch::channel(Outcome::Pending);
+                    let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
+                    vacant.insert(Flight {
+                        id,
+                        outcome: receiver.clone(),
+                    });
+                    let guard = FlightGuard {
+                        inner: &self.inner,
+                        key: &key,
+                        id,
+                        sender,
+                    };
+                    (Some(guard), receiver)
+                }
+            };
+            if let Some(guard) = leader {
+                return self
+                    .lead(
+                        guard,
+                        &*evaluator,
+                        action,
+                        context,
+                        context_hash,
+                        policy_set_id,
+                        started,
+                    )
+                    .await;
+            }
+            let settled = outcome
+                .wait_for(|outcome| !matches!(outcome, Outcome::Pending))
+                .await
+                .map(|outcome| outcome.clone());
+            match settled {
+                Ok(Outcome::Ready(stored)) => {
+                    self.count_miss();
+                    self.inner
+                        .counters
+                        .coalesced
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Ok(self.finish(started, &stored, Path::Coalesced));
+                }
+                Ok(Outcome::Failed(error)) => return Err(error),
+                // The leader was dropped before it decided: look again, perhaps as the leader.
+                Ok(Outcome::Pending) | Err(_) => {}
+            }
+        }
+    }
+
+    /// Runs the evaluation as the flight's leader, publishes the outcome to the waiters, then
+    /// caches the decision.
+    #[allow(clippy::too_many_arguments)] // A private step of one method; a struct would only rename them.
+    async fn lead(
+        &self,
+        guard: FlightGuard<'_>,
+        evaluator: &dyn PolicyEvaluator,
+        action: &str,
+        context: &PolicyContext,
+        context_hash: u64,
+        policy_set_id: u64,
+        started: Instant,
+    ) -> Result<ComplianceResult, PolicyCacheError> {
+        // A caller that missed just before the previous leader wrote its decision and removed
+        // its flight would evaluate again; one more look closes that window.
+        if let Some(stored) = self
+            .lookup(guard.key, action, context_hash, policy_set_id, false)
+            .await
+        {
+            guard
+                .sender
+                .send_replace(Outcome::Ready(Arc::clone(&stored)));
+            self.count_hit();
+            return Ok(self.finish(started, &stored, Path::Cached));
+        }
+        self.count_miss();
+        let stored = match self.run_evaluator(evaluator, action, context, context_hash) {
+            Ok(stored) => Arc::new(stored),
+            Err(error) => {
+                guard.sender.send_replace(Outcome::Failed(error.clone()));
+                return Err(error);
+            }
+        };
+        guard
+            .sender
+            .send_replace(Outcome::Ready(Arc::clone(&stored)));
+        let result = self.finish(started, &stored, Path::Full);
+        match self.inner.codec.encode(&*stored) {
+            Ok(frame) => self.store(guard.key, frame).await,
+            Err(error) => {
+                tracing::warn!(%error, "policy decision could not be encoded; not cached");
+            }
+        }
+        Ok(result)
+    }
+
+    fn run_evaluator(
+        &self,
+        evaluator: &dyn PolicyEvaluator,
+        action: &str,
+        context: &PolicyContext,
+        context_hash: u64,
+    ) -> Result<StoredDecision, PolicyCacheError> {
+        self.inner
+            .counters
+            .evaluations
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(METRIC_EVALUATIONS).increment(1);
+        match evaluator.evaluate(action, context) {
+            Ok(decision) => Ok(StoredDecision {
+                action: action.to_owned(),
+                context_hash,
+                policy_set_id: evaluator.policy_set_id(),
+                complexity: decision
+                    .policies_evaluated
+                    .saturating_add(context.value_count()),
+                decision: Arc::new(decision),
+            }),
+            Err(error) => {
+                self.inner
+                    .counters
+                    .evaluation_errors
+                    .fetch_add(1, Ordering::Relaxed);
+                metrics::counter!(METRIC_EVALUATION_ERRORS).increment(1);
+                Err(error.into())
+            }
+        }
+    }
+
+    /// Reads and checks the cached decision under `key`; `None` for a miss of any kind.
+    /// `count` is false for the leader's second look, so that one bad entry counts once.
+    async fn lookup(
+        &self,
+        key: &str,
+        action: &str,
+        context_hash: u64,
+        policy_set_id: u64,
+        count: bool,
+    ) -> Option<Arc<StoredDecision>> {
+        let entry = match self.inner.tier.get(key).await {
+            Ok(entry) => entry?,
+            Err(error) => {
+                self.count_tier_error(&error);
+                return None;
+            }
+        };
+        let stored = match self.inner.codec.decode::<StoredDecision>(&entry.value) {
+            Ok(stored) => stored,
+            Err(error) => {
+                if count {
+                    tracing::warn!(key, %error, "corrupt policy decision in the cache; re-evaluating");
+                    self.count_corrupt();
+                }
+                return None;
+            }
+        };
+        if stored.action != action || stored.context_hash != context_hash {
+            if count {
+                tracing::warn!(
+                    key,
+                    "cached policy decision belongs to another key; re-evaluating"
+                );
+                self.count_corrupt();
+            }
+            return None;
+        }
+        if stored.policy_set_id != policy_set_id {
+            if count {
+                self.inner
+                    .counters
+                    .stale_entries
+                    .fetch_add(1, Ordering::Relaxed);
+            }
+            return None;
+        }
+        Some(Arc::new(stored))
+    }
+
+    async fn store(&self, key: &str, frame: Bytes) {
+        if let Err(error) = self
+            .inner
+            .tier
+            .set(key, frame, Some(self.inner.config.ttl))
+            .await
+        {
+            self.count_tier_error(&error);
+        }
+    }
+
+    fn finish(&self, started: Instant, stored: &StoredDecision, path: Path) -> ComplianceResult {
+        let evaluation_time = started.elapsed();
+        metrics::histogram!(METRIC_EVALUATION_SECONDS, "path" => path.label())
+            .record(evaluation_time.as_secs_f64());
+        ComplianceResult {
+            decision: Arc::clone(&stored.decision),
+            evaluation_time,
+            cache_hit: path == Path::Cached,
+            coalesced: path == Path::Coalesced,
+            complexity: stored.complexity,
+        }
+    }
+
+    fn count_hit(&self) {
+        self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(METRIC_HITS).increment(1);
+    }
+
+    fn count_miss(&self) {
+        self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(METRIC_MISSES).increment(1);
+    }
+
+    fn count_corrupt(&self) {
+        self.inner
+            .counters
+            .corrupt_entries
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(METRIC_CORRUPT).increment(1);
+    }
+
+    fn count_tier_error(&self, error: &nfcs_cache_core::CacheError) {
+        tracing::debug!(tier = self.inner.tier.name(), %error, "policy cache tier error");
+        self.inner
+            .counters
+            .tier_errors
+            .fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(METRIC_TIER_ERRORS).increment(1);
+    }
+
+    /// The current policy version: the local copy while it is younger than
+    /// [`PolicyCacheConfig::version_refresh`], otherwise read from the tier. A tier without a
+    /// version (first use, or the entry was evicted or cleared) gets a new random one, so a
+    /// lost version can never bring back the decisions of an earlier one.
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::Tier`] when the tier fails.
+    pub async fn current_version(&self) -> Result<u64, PolicyCacheError> {
+        let refresh = self.inner.config.version_refresh;
+        if !refresh.is_zero()
+            && let Some((version, read_at)) = *self.inner.version.lock()
+            && read_at.elapsed() < refresh
+        {
+            return Ok(version);
+        }
+        let tier = &self.inner.tier;
+        let stored = match tier.get(VERSION_KEY).await {
+            Ok(entry) => entry.and_then(|entry| parse_version(&entry.value)),
+            Err(error) => {
+                self.count_tier_error(&error);
+                return Err(PolicyCacheError::tier(tier.name(), error));
+            }
+        };
+        let version = match stored {
+            Some(version) => version,
+            None => self.write_version(None).await?,
+        };
+        *self.inner.version.lock() = Some((version, Instant::now()));
+        Ok(version)
+    }
+
+    /// Publishes a new policy version: every decision cached under the previous one, by any
+    /// node sharing the tier, stops being served (O(1): one write; the old entries expire by
+    /// TTL). Returns the new version.
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::Tier`] when the tier fails; the old version then stays in force.
+    pub async fn publish_version(&self) -> Result<u64, PolicyCacheError> {
+        let previous = self.inner.version.lock().map(|(version, _)| version);
+        let version = self.write_version(previous).await?;
+        *self.inner.version.lock() = Some((version, Instant::now()));
+        self.inner
+            .counters
+            .versions_published
+            .fetch_add(1, Ordering::Relaxed);
+        Ok(version)
+    }
+
+    /// Replaces the evaluator (a new policy set) and publishes a new version, so that no node
+    /// sharing the tier serves a decision of the old set. Returns the new version.
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::Tier`] when the version cannot be written. The new evaluator is in
+    /// use on this node all the same, and its decisions are told apart from the old set's by
+    /// [`PolicyEvaluator::policy_set_id`].
+    pub async fn publish_policy_set(
+        &self,
+        evaluator: Arc<dyn PolicyEvaluator>,
+    ) -> Result<u64, PolicyCacheError> {
+        *self.inner.evaluator.write() = evaluator;
+        self.publish_version().await
+    }
+
+    async fn write_version(&self, previous: Option<u64>) -> Result<u64, PolicyCacheError> {
+        let version = new_version_id(previous);
+        let tier = &self.inner.tier;
+        // No TTL of our own: the version lives as long as the tier keeps it, and a lost one is
+        // replaced by a fresh random version (see `current_version`).
+        tier.set(VERSION_KEY, Bytes::from(format!("{version:016x}")), None)
+            .await
+            .map_err(|error| {
+                self.count_tier_error(&error);
+                PolicyCacheError::tier(tier.name(), error)
+            })?;
+        Ok(version)
+    }
+
+    /// The tier key of the decision for `action` in `context` under the current version.
+    ///
+    /// # Errors
+    /// As [`evaluate_compliance`](Self::evaluate_compliance) for the action and context, and
+    /// [`PolicyCacheError::Tier`] when the version cannot be read.
+    pub async fn decision_key(
+        &self,
+        action: &str,
+        context: &PolicyContext,
+    ) -> Result<String, PolicyCacheError> {
+        let encoded_action = encode_action(action)?;
+        let context_hash = context.stable_hash()?;
+        let version = self.current_version().await?;
+        Ok(decision_key(&encoded_action, version, context_hash))
+    }
+
+    /// Removes every cached decision of `action` (under every version); returns how many.
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::InvalidAction`], or [`PolicyCacheError::Tier`] when the tier fails.
+    pub async fn invalidate_action(&self, action: &str) -> Result<u64, PolicyCacheError> {
+        let pattern = action_pattern(action)?;
+        self.invalidate(&pattern).await
+    }
+
+    /// Removes every cached decision (of every action and version; the version stays);
+    /// returns how many. Prefer [`publish_version`](Self::publish_version), which is O(1).
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::Tier`] when the tier fails.
+    pub async fn invalidate_all(&self) -> Result<u64, PolicyCacheError> {
+        self.invalidate(ALL_DECISIONS).await
+    }
+
+    async fn invalidate(&self, pattern: &str) -> Result<u64, PolicyCacheError> {
+        let tier = &self.inner.tier;
+        let pattern = Pattern::new(pattern)
+            .map_err(|error| PolicyCacheError::tier(tier.name(), error.into()))?;
+        tier.invalidate_pattern(&pattern)
+            .await
+            .map_err(|error| PolicyCacheError::tier(tier.name(), error))
+    }
+}
+
+/// The glob pattern that matches every cached decision (and not [`VERSION_KEY`]).
+pub const ALL_DECISIONS: &str = "policy_*";
+
+/// The glob pattern that matches every cached decision of `action`, under any version.
+///
+/// ```
+/// assert_eq!(nfcs_policy_cache::action_pattern("deploy_model")?, "policy_deploy%5Fmodel_v*");
+/// # Ok::<(), nfcs_policy_cache::PolicyCacheError>(())
+/// ```
+///
+/// # Errors
+/// [`PolicyCacheError::InvalidAction`] for an empty or too long action type.
+pub fn action_pattern(action: &str) -> Result<String, PolicyCacheError> {
+    Ok(format!("policy_{}_v*", encode_action(action)?))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Path {
+    Cached,
+    Full,
+    Coalesced,
+}
+
+impl Path {
+    fn label(self) -> &'static str {
+        match self {
+            Path::Cached => "cached",
+            Path::Full => "full",
+            Path::Coalesced => "coalesced",
+        }
+    }
+}
+
+/// The leader's hold on a flight: dropping it (after publishing, or because the leader was
+/// cancelled) removes the flight; a cancelled leader's waiters see the channel close and retry.
+struct FlightGuard<'a> {
+    inner: &'a Inner,
+    key: &'a str,
+    id: u64,
+    sender: watch::Sender<Outcome>,
+}
+
+impl Drop for FlightGuard<'_> {
+    fn drop(&mut self) {
+        let id = self.id;
+        self.inner
+            .in_flight
+            .remove_if(self.key, |_, flight| flight.id == id);
+    }
+}
+
+fn decision_key(encoded_action: &str, version: u64, context_hash: u64) -> String {
+    format!("policy_{encoded_action}_v{version:016x}_{context_hash:016x}")
+}
+
+/// The action type as it appears in keys: bytes outside `[A-Za-z0-9.:-]` become `%XX`.
+fn encode_action(action: &str) -> Result<String, PolicyCacheError> {
+    if action.is_empty() {
+        return Err(PolicyCacheError::InvalidAction {
+            action: String::new(),
+            reason: "the action type is empty",
+        });
+    }
+    if action.len() > MAX_ACTION_LEN {
+        return Err(PolicyCacheError::InvalidAction {
+            action: action.chars().take(64).collect(),
+            reason: "the action type is longer than 1024 bytes",
+        });
+    }
+    let mut encoded = String::with_capacity(action.len());
+    for byte in action.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'.' | b':' | b'-') {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    Ok(encoded)
+}
+
+fn parse_version(bytes: &[u8]) -> Option<u64> {
+    if bytes.len() != 16 {
+        return None;
+    }
+    let text = std::str::from_utf8(bytes).ok()?;
+    u64::from_str_radix(text, 16).ok()
+}
+
+/// A fresh random version id, different from `previous`: XXH3 of the wall clock, the process
+/// id, a process-wide counter and a randomly seeded std hasher's output. Random rather than a
+/// counter so that a version lost from the tier (evicted, cleared) is replaced by one that no
+/// earlier decision was stored under.
+fn new_version_id(previous: Option<u64>) -> u64 {
+    static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+    loop {
+        let mut seed = Vec::with_capacity(40);
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_nanos());
+        seed.extend_from_slice(&nanos.to_le_bytes());
+        seed.extend_from_slice(&std::process::id().to_le_bytes());
+        seed.extend_from_slice(&SEQUENCE.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+        let random = std::collections::hash_map::RandomState::new().hash_one(nanos);
+        seed.extend_from_slice(&random.to_le_bytes());
+        let version = xxhash_rust::xxh3::xxh3_64(&seed);
+        if Some(version) != previous {
+            return version;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_encoded_without_separators_or_glob_characters() {
+        assert_eq!(encode_action("read").unwrap(), "read");
+        assert_eq!(encode_action("a_b*c").unwrap(), "a%5Fb%2Ac");
+        assert_eq!(encode_action("Action::x").unwrap(), "Action::x");
+        assert!(encode_action("").is_err());
+        assert!(encode_action(&"x".repeat(MAX_ACTION_LEN + 1)).is_err());
+    }
+
+    #[test]
+    fn an_action_pattern_does_not_match_a_longer_action() {
+        let pattern = Pattern::new(&action_pattern("b").unwrap()).unwrap();
+        let other = decision_key(&encode_action("a_b").unwrap(), 3, 9);
+        let own = decision_key(&encode_action("b").unwrap(), 3, 9);
+        assert!(!pattern.matches(&other));
+        assert!(pattern.matches(&own));
+        assert!(!Pattern::new(ALL_DECISIONS).unwrap().matches(VERSION_KEY));
+    }
+
+    #[test]
+    fn versions_round_trip_and_differ() {
+        let version = new_version_id(None);
+        assert_eq!(
+            parse_version(format!("{version:016x}").as_bytes()),
+            Some(version)
+        );
+        assert_ne!(new_version_id(Some(version)), version);
+        assert_eq!(parse_version(b"not a version!!!"), None);
+    }
+}
