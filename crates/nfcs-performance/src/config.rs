@@ -90,6 +90,8 @@ pub struct CacheConfig {
     pub redis: RedisTierConfig,
     /// The semantic cache.
     pub semantic: SemanticConfig,
+    /// The policy-decision cache.
+    pub policy: PolicyConfig,
     /// Cache warming.
     pub cache_warming: CacheWarmingConfig,
 }
@@ -208,6 +210,59 @@ impl Default for SemanticConfig {
             similarity_threshold: 0.95,
             max_entries: 10_000,
             embedding_model: "sentence-transformers/all-MiniLM-L6-v2".to_owned(),
+        }
+    }
+}
+
+/// Where the policy cache keeps its decisions.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum PolicyTier {
+    /// A memory tier of its own (`max_size`), private to this node.
+    #[default]
+    Memory,
+    /// The manager's Redis tier, shared with every node that uses the same server: a
+    /// published policy version reaches them all.
+    Redis,
+}
+
+/// `[policy]`: disabled, TTL 1800 s, a 64 MiB memory tier, policies in `./policies` by
+/// default.
+///
+/// Disabled by default because it needs a policy set: `policy_path` names a Cedar policy
+/// file, or a directory whose `*.cedar` files are the policies and whose `*.cedarschema` file,
+/// if any, is the schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct PolicyConfig {
+    /// Whether the policy cache runs.
+    pub enabled: bool,
+    /// How long a decision stays cached (the spec's 1800 s). Must be finite: a new policy set
+    /// is published as a new version, and old decisions expire by this TTL.
+    pub ttl: TtlSetting,
+    /// Where decisions are kept.
+    pub tier: PolicyTier,
+    /// The byte budget of the memory tier (`tier = "memory"`).
+    pub max_size: ByteSize,
+    /// A Cedar policy file, or a directory of `*.cedar` files (and one `*.cedarschema`).
+    pub policy_path: PathBuf,
+    /// How long a node trusts the policy version it last read, in milliseconds; 0 (the
+    /// default) reads it on every check, so a version published by another node applies at
+    /// once.
+    pub version_refresh_ms: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> PolicyConfig {
+        PolicyConfig {
+            enabled: false,
+            ttl: TtlSetting::After(Duration::from_secs(1800)),
+            tier: PolicyTier::Memory,
+            max_size: ByteSize::new(64 << 20),
+            policy_path: PathBuf::from("./policies"),
+            version_refresh_ms: 0,
         }
     }
 }
@@ -374,6 +429,33 @@ impl CacheConfig {
             return Err(ConfigError::invalid(
                 "semantic.embedding_model",
                 "must name a model",
+            ));
+        }
+        if self.policy.ttl == TtlSetting::Never {
+            return Err(ConfigError::invalid(
+                "policy.ttl",
+                "must be finite: cached decisions of an old policy version expire by it",
+            ));
+        }
+        if self.policy.max_size.bytes() == 0 {
+            return Err(ConfigError::invalid(
+                "policy.max_size",
+                "must be larger than zero",
+            ));
+        }
+        if self.policy.policy_path.as_os_str().is_empty() {
+            return Err(ConfigError::invalid(
+                "policy.policy_path",
+                "must not be empty",
+            ));
+        }
+        if self.policy.version_refresh_ms > 3_600_000 {
+            return Err(ConfigError::invalid(
+                "policy.version_refresh_ms",
+                format!(
+                    "{} ms: must be at most 3600000 (one hour)",
+                    self.policy.version_refresh_ms
+                ),
             ));
         }
         Ok(())

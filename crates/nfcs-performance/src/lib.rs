@@ -75,6 +75,8 @@
 //! - `redis`: the Redis tier, `cache_redis`, which `from_config` starts under the disk tier
 //!   when `[redis] enabled = true`, and the cross-node coherence that comes with it.
 //!   `redis-cluster` adds Redis Cluster, `redis-tls` adds `rediss://`.
+//! - `policy`: the policy-decision cache (`policy_cache`, with its Cedar evaluator), which
+//!   `from_config` starts when `[policy] enabled = true`: [`NFCSCacheManager::policy`].
 //!
 //! The semantic tier will arrive behind a `semantic` feature, so that an application compiles
 //! only the tiers it uses.
@@ -85,6 +87,8 @@
 mod config;
 mod error;
 mod manager;
+#[cfg(feature = "policy")]
+mod policy;
 pub mod prelude;
 #[cfg(feature = "semantic")]
 mod semantic;
@@ -112,9 +116,18 @@ pub use nfcs_semantic as semantic_cache;
 #[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
 pub use semantic::{SemanticMatch, SemanticStore, SemanticStoreError};
 
+/// The policy-decision cache crate (feature `policy`).
+#[cfg(feature = "policy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "policy")))]
+pub use nfcs_policy_cache as policy_cache;
+
+#[cfg(feature = "policy")]
+#[cfg_attr(docsrs, doc(cfg(feature = "policy")))]
+pub use policy::{PolicyStore, PolicyStoreError};
+
 pub use config::{
-    CacheConfig, CacheWarmingConfig, ConfigError, DiskTierConfig, MemoryTierConfig,
-    RedisTierConfig, SemanticConfig, WarmingStrategy,
+    CacheConfig, CacheWarmingConfig, ConfigError, DiskTierConfig, MemoryTierConfig, PolicyConfig,
+    PolicyTier, RedisTierConfig, SemanticConfig, WarmingStrategy,
 };
 pub use error::{BuildError, LoadError};
 pub use manager::{

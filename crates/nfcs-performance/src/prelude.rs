@@ -13,3 +13,6 @@ pub use nfcs_cache_disk::{DiskCache, DiskConfig};
 
 #[cfg(feature = "redis")]
 pub use nfcs_cache_redis::{RedisCache, RedisConfig};
+
+#[cfg(feature = "policy")]
+pub use nfcs_policy_cache::{ComplianceResult, PolicyCache, PolicyContext, Verdict};

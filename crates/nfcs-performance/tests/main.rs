@@ -6,6 +6,8 @@
 mod config_files;
 mod disk_tier;
 mod manager;
+#[cfg(feature = "policy")]
+mod policy;
 #[cfg(feature = "redis")]
 mod redis_tier;
 #[cfg(feature = "semantic")]

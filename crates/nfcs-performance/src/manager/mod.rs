@@ -78,6 +78,8 @@ struct Inner {
     invalidation_epoch: AtomicU64,
     #[cfg(feature = "semantic")]
     semantic: crate::semantic::SemanticStore,
+    #[cfg(feature = "policy")]
+    policy: crate::policy::PolicyStore,
 }
 
 /// The multi-tier cache: an in-memory tier in front of slower tiers (disk, Redis, your own),
@@ -139,9 +141,19 @@ pub struct ManagerBuilder {
     redis: Option<nfcs_cache_redis::RedisCache>,
     #[cfg(feature = "semantic")]
     semantic: Option<nfcs_semantic::SemanticCache<bytes::Bytes, nfcs_semantic::MiniLmEmbedder>>,
+    #[cfg(feature = "policy")]
+    policy: Option<nfcs_policy_cache::PolicyCache>,
 }
 
 impl ManagerBuilder {
+    /// Runs `cache` as the manager's policy cache ([`NFCSCacheManager::policy`]).
+    #[cfg(feature = "policy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "policy")))]
+    pub fn policy(mut self, cache: nfcs_policy_cache::PolicyCache) -> ManagerBuilder {
+        self.policy = Some(cache);
+        self
+    }
+
     /// Runs `cache` as the manager's semantic cache ([`NFCSCacheManager::semantic`]).
     #[cfg(feature = "semantic")]
     #[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
@@ -229,6 +241,24 @@ impl ManagerBuilder {
                 crate::semantic::SemanticStore::not_running(reason, self.codec.clone())
             }
         };
+        #[cfg(feature = "policy")]
+        let policy = match self.policy {
+            Some(cache) => crate::policy::PolicyStore::running(cache),
+            None => crate::policy::PolicyStore::not_running(
+                self.not_running
+                    .iter()
+                    .find(|status| status.name == "policy")
+                    .map_or(
+                        "no policy cache was configured".to_owned(),
+                        |status| match &status.state {
+                            TierState::NotRunning { reason }
+                            | TierState::Unavailable { reason } => reason.clone(),
+                            TierState::Disabled => "disabled in the configuration".to_owned(),
+                            TierState::Running => "running".to_owned(),
+                        },
+                    ),
+            ),
+        };
         let manager = NFCSCacheManager {
             inner: Arc::new(Inner {
                 memory: self.memory,
@@ -241,6 +271,8 @@ impl ManagerBuilder {
                 invalidation_epoch: AtomicU64::new(0),
                 #[cfg(feature = "semantic")]
                 semantic,
+                #[cfg(feature = "policy")]
+                policy,
             }),
         };
         #[cfg(feature = "redis")]
@@ -266,6 +298,8 @@ impl NFCSCacheManager {
             redis: None,
             #[cfg(feature = "semantic")]
             semantic: None,
+            #[cfg(feature = "policy")]
+            policy: None,
         }
     }
 
@@ -297,6 +331,7 @@ impl NFCSCacheManager {
         builder = NFCSCacheManager::attach_disk(builder, &config).await;
         builder = NFCSCacheManager::attach_redis(builder, &config);
         builder = NFCSCacheManager::attach_semantic(builder, &config).await;
+        builder = NFCSCacheManager::attach_policy(builder, &config).await;
         let enabled = [config.cache_warming.enabled];
         for ((name, arrives_with), enabled) in NOT_YET_BUILT.into_iter().zip(enabled) {
             let state = if enabled {
@@ -376,6 +411,86 @@ impl NFCSCacheManager {
         }
     }
 
+    /// Starts the policy cache `config` asks for: loads the Cedar policies (on the blocking
+    /// pool) from `policy_path` and keeps decisions in a memory tier of its own or in the
+    /// Redis tier. Policies that cannot be loaded, or a Redis tier that is not there, do not
+    /// stop the manager: it starts without the policy cache, logs why, and reports it in
+    /// `tier_status`; every compliance check then fails with that reason.
+    async fn attach_policy(builder: ManagerBuilder, config: &CacheConfig) -> ManagerBuilder {
+        let policy = &config.policy;
+        if !policy.enabled {
+            return builder.status("policy", TierState::Disabled);
+        }
+        #[cfg(feature = "policy")]
+        {
+            let not_running = |builder: ManagerBuilder, reason: String| {
+                tracing::warn!(tier = "policy", %reason, "the policy cache could not be started; serving without it");
+                builder.status("policy", TierState::NotRunning { reason })
+            };
+            let tier: Arc<dyn CacheTier> = match policy.tier {
+                crate::config::PolicyTier::Memory => {
+                    match MemoryCache::new(policy.max_size.bytes()) {
+                        Ok(memory) => Arc::new(memory),
+                        Err(error) => {
+                            return not_running(builder, format!("its memory tier: {error}"));
+                        }
+                    }
+                }
+                crate::config::PolicyTier::Redis => {
+                    #[cfg(feature = "redis")]
+                    let redis = builder
+                        .redis
+                        .clone()
+                        .map(|redis| Arc::new(redis) as Arc<dyn CacheTier>);
+                    #[cfg(not(feature = "redis"))]
+                    let redis: Option<Arc<dyn CacheTier>> = None;
+                    match redis {
+                        Some(redis) => redis,
+                        None => {
+                            return not_running(
+                                builder,
+                                "tier = \"redis\", but the Redis tier is not running".to_owned(),
+                            );
+                        }
+                    }
+                }
+            };
+            let path = policy.policy_path.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                nfcs_policy_cache::cedar::CedarEvaluator::from_path(path)
+            })
+            .await;
+            let evaluator = match loaded {
+                Ok(Ok(evaluator)) => evaluator,
+                Ok(Err(error)) => {
+                    return not_running(
+                        builder,
+                        format!("its policies could not be loaded: {error}"),
+                    );
+                }
+                Err(error) => {
+                    return not_running(builder, format!("loading was cancelled: {error}"));
+                }
+            };
+            let settings = nfcs_policy_cache::PolicyCacheConfig::default()
+                .ttl(
+                    policy
+                        .ttl
+                        .as_duration()
+                        .unwrap_or(nfcs_policy_cache::DEFAULT_TTL),
+                )
+                .version_refresh(Duration::from_millis(policy.version_refresh_ms));
+            match nfcs_policy_cache::PolicyCache::with_tier(Arc::new(evaluator), tier, settings) {
+                Ok(cache) => builder.policy(cache),
+                Err(error) => not_running(builder, error.to_string()),
+            }
+        }
+        #[cfg(not(feature = "policy"))]
+        {
+            not_compiled(builder, "policy")
+        }
+    }
+
     /// Starts the Redis tier `config` asks for, connecting in the background.
     fn attach_redis(builder: ManagerBuilder, config: &CacheConfig) -> ManagerBuilder {
         let redis = &config.redis;
@@ -436,6 +551,10 @@ impl NFCSCacheManager {
         if self.inner.semantic.cache().is_some() {
             status.push(TierStatus::new("semantic", TierState::Running));
         }
+        #[cfg(feature = "policy")]
+        if self.inner.policy.cache().is_some() {
+            status.push(TierStatus::new("policy", TierState::Running));
+        }
         status.extend(self.inner.not_running.iter().cloned());
         status
     }
@@ -454,6 +573,25 @@ impl NFCSCacheManager {
     #[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
     pub fn semantic(&self) -> &crate::semantic::SemanticStore {
         &self.inner.semantic
+    }
+
+    /// The policy cache (feature `policy`): cached constitutional decisions.
+    ///
+    /// ```no_run
+    /// # async fn example(cache: nfcs_performance::NFCSCacheManager) -> Result<(), Box<dyn std::error::Error>> {
+    /// use nfcs_performance::prelude::*;
+    ///
+    /// let context = PolicyContext::new().with("risk", 3).with("approved", true);
+    /// let decision = cache.policy().evaluate_compliance("deploy_model", &context).await?;
+    /// println!("{:?} by {:?} in {:?} (cached: {})", decision.verdict(), decision.reasons(),
+    ///     decision.evaluation_time, decision.cache_hit);
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(feature = "policy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "policy")))]
+    pub fn policy(&self) -> &crate::policy::PolicyStore {
+        &self.inner.policy
     }
 
     /// The lower tier with `role`, if running.
@@ -865,7 +1003,12 @@ impl NFCSCacheManager {
     }
 }
 
-#[cfg(any(not(feature = "disk"), not(feature = "redis")))]
+#[cfg(any(
+    not(feature = "disk"),
+    not(feature = "redis"),
+    not(feature = "semantic"),
+    not(feature = "policy")
+))]
 fn not_compiled(builder: ManagerBuilder, tier: &str) -> ManagerBuilder {
     let reason =
         format!("configured, but this build lacks the `{tier}` feature of nfcs-performance");
