@@ -200,7 +200,9 @@ fn main() {
         }
     }
     let directory = default_model_dir();
-    if model_present(&directory) {
+    if std::env::var_os("NFCS_BENCH_SKIP_EMBED").is_some() {
+        eprintln!("notice: embedding throughput skipped (NFCS_BENCH_SKIP_EMBED)");
+    } else if model_present(&directory) {
         let model = MiniLmEmbedder::load(&directory).expect("the model loads");
         let tokens = |texts: &[String]| {
             texts
