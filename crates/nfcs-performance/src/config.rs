@@ -201,6 +201,24 @@ pub struct SemanticConfig {
     pub max_entries: u64,
     /// The sentence embedding model.
     pub embedding_model: String,
+    /// The vector index: exact (`"flat"`, the default) or approximate (`"hnsw"`, for caches of
+    /// 100,000 entries and more).
+    pub index: SemanticIndex,
+    /// Whether a match that looks like the opposite of the query ("enable" against "disable",
+    /// a negation, the same words reordered) is refused. Default `true`.
+    pub contradiction_guard: bool,
+}
+
+/// `[semantic] index`: how the semantic cache searches its vectors.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SemanticIndex {
+    /// Exact search over every entry.
+    #[default]
+    Flat,
+    /// Approximate search (HNSW), one graph per context.
+    Hnsw,
 }
 
 impl Default for SemanticConfig {
@@ -210,6 +228,8 @@ impl Default for SemanticConfig {
             similarity_threshold: 0.95,
             max_entries: 10_000,
             embedding_model: "sentence-transformers/all-MiniLM-L6-v2".to_owned(),
+            index: SemanticIndex::Flat,
+            contradiction_guard: true,
         }
     }
 }
@@ -527,6 +547,17 @@ mod tests {
             Err(ConfigError::Invalid { field, message }) => (field, message),
             other => panic!("expected an invalid field, got {other:?}"),
         }
+    }
+
+    #[test]
+    fn the_semantic_index_and_guard_are_read() {
+        let config =
+            CacheConfig::from_toml_str("[semantic]\nindex = \"hnsw\"\ncontradiction_guard = false")
+                .unwrap();
+        assert_eq!(config.semantic.index, SemanticIndex::Hnsw);
+        assert!(!config.semantic.contradiction_guard);
+        assert_eq!(CacheConfig::default().semantic.index, SemanticIndex::Flat);
+        assert!(CacheConfig::from_toml_str("[semantic]\nindex = \"ivf\"").is_err());
     }
 
     #[test]

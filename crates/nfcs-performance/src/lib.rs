@@ -127,7 +127,7 @@ pub use policy::{PolicyStore, PolicyStoreError};
 
 pub use config::{
     CacheConfig, CacheWarmingConfig, ConfigError, DiskTierConfig, MemoryTierConfig, PolicyConfig,
-    PolicyTier, RedisTierConfig, SemanticConfig, WarmingStrategy,
+    PolicyTier, RedisTierConfig, SemanticConfig, SemanticIndex, WarmingStrategy,
 };
 pub use error::{BuildError, LoadError};
 pub use manager::{

@@ -392,7 +392,14 @@ impl NFCSCacheManager {
                 .and_then(|loaded| loaded.map_err(|error| error.to_string()));
             let settings = nfcs_semantic::SemanticConfig::default()
                 .with_threshold(semantic.similarity_threshold as f32)
-                .with_max_entries(usize::try_from(semantic.max_entries).unwrap_or(usize::MAX));
+                .with_max_entries(usize::try_from(semantic.max_entries).unwrap_or(usize::MAX))
+                .with_contradiction_guard(semantic.contradiction_guard)
+                .with_index(match semantic.index {
+                    crate::config::SemanticIndex::Hnsw => {
+                        nfcs_semantic::IndexKind::Hnsw(nfcs_semantic::HnswConfig::default())
+                    }
+                    _ => nfcs_semantic::IndexKind::Flat,
+                });
             match loaded.and_then(|model| {
                 nfcs_semantic::SemanticCache::new(model, settings)
                     .map_err(|error| error.to_string())
