@@ -211,3 +211,73 @@ async fn a_policy_cache_can_be_given_to_the_builder() {
         .unwrap();
     assert_eq!(result.reasons(), ["forbid-high-risk"]);
 }
+
+/// Two managers on one real redis-server with `tier = "redis"`: a decision made by one node is
+/// served to the other from Redis, a version published by one node reaches the other at once,
+/// and with the server killed both keep deciding (uncached), never refusing or guessing.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sharing_redis_share_decisions_and_policy_versions() {
+    use nfcs_performance::cache_redis::test_server::RedisServer;
+
+    let Some(mut server) = RedisServer::start_or_skip("policy cache over redis") else {
+        return;
+    };
+    let directory = tempfile::tempdir().unwrap();
+    std::fs::write(directory.path().join("constitution.cedar"), CONSTITUTION).unwrap();
+    std::fs::write(directory.path().join("constitution.cedarschema"), SCHEMA).unwrap();
+    let node = || {
+        let mut config = config(directory.path());
+        config.policy.tier = PolicyTier::Redis;
+        config.redis.enabled = true;
+        config.redis.url = server.url();
+        config.redis.command_timeout_ms = 200;
+        NFCSCacheManager::from_config(config)
+    };
+    let node_a = node().await.unwrap();
+    let node_b = node().await.unwrap();
+    assert_eq!(state(&node_a, "policy"), TierState::Running);
+
+    let decided = node_a
+        .policy()
+        .evaluate_compliance("deploy_model", &context(3, false))
+        .await
+        .unwrap();
+    assert!(!decided.cache_hit && !decided.is_allowed());
+    assert_eq!(decided.reasons(), ["require-approval"]);
+    // Node B never evaluated this context: it gets node A's decision from Redis.
+    let shared = node_b
+        .policy()
+        .evaluate_compliance("deploy_model", &context(3, false))
+        .await
+        .unwrap();
+    assert!(shared.cache_hit && !shared.is_allowed());
+    assert_eq!(shared.reasons(), ["require-approval"]);
+
+    // A new version published by node A: node B stops serving the old decision at once.
+    node_a.policy().publish_version().await.unwrap();
+    let after = node_b
+        .policy()
+        .evaluate_compliance("deploy_model", &context(3, false))
+        .await
+        .unwrap();
+    assert!(!after.cache_hit && !after.is_allowed());
+
+    // Redis gone: decisions are still made (and right), just not cached.
+    server.kill();
+    for node in [&node_a, &node_b] {
+        let denied = node
+            .policy()
+            .evaluate_compliance("read", &context(9, true))
+            .await
+            .unwrap();
+        assert!(!denied.cache_hit && !denied.is_allowed());
+        assert_eq!(denied.reasons(), ["forbid-high-risk"]);
+        let allowed = node
+            .policy()
+            .evaluate_compliance("read", &context(1, true))
+            .await
+            .unwrap();
+        assert!(!allowed.cache_hit && allowed.is_allowed());
+    }
+}
