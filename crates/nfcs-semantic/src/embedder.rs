@@ -2,15 +2,11 @@
 
 use std::path::Path;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{
-    PaddingParams, PaddingStrategy, Tokenizer, TruncationDirection, TruncationParams,
-    TruncationStrategy,
-};
+use candle_core::Device;
+use tokenizers::{Tokenizer, TruncationDirection, TruncationParams, TruncationStrategy};
 
 use crate::SemanticError;
+use crate::bert::{Bert, BertConfig};
 use crate::model::{MODEL_FILES, default_model_dir, read_verified};
 
 /// Turns texts into L2-normalised vectors of a fixed dimension, so that the dot product of two
@@ -63,9 +59,8 @@ impl<E: Embedder + ?Sized> Embedder for std::sync::Arc<E> {
 /// longest text only, mean pooling over the attention mask (`[CLS]` and `[SEP]` included), L2
 /// normalisation.
 pub struct MiniLmEmbedder {
-    model: BertModel,
+    model: Bert,
     tokenizer: Tokenizer,
-    device: Device,
 }
 
 impl std::fmt::Debug for MiniLmEmbedder {
@@ -105,7 +100,7 @@ impl MiniLmEmbedder {
             path: directory.join(name),
             reason,
         };
-        let config: Config = serde_json::from_slice(&read_verified(directory, config_file)?)
+        let config: BertConfig = serde_json::from_slice(&read_verified(directory, config_file)?)
             .map_err(|error| unreadable(config_file.name, error.to_string()))?;
         let mut tokenizer = Tokenizer::from_bytes(read_verified(directory, tokenizer_file)?)
             .map_err(|error| unreadable(tokenizer_file.name, error.to_string()))?;
@@ -117,32 +112,14 @@ impl MiniLmEmbedder {
                 direction: TruncationDirection::Right,
             }))
             .map_err(|error| unreadable(tokenizer_file.name, error.to_string()))?;
-        tokenizer.with_padding(Some(PaddingParams {
-            strategy: PaddingStrategy::BatchLongest,
-            pad_id: 0,
-            pad_type_id: 0,
-            pad_token: "[PAD]".to_owned(),
-            ..PaddingParams::default()
-        }));
+        // No padding: the encoder packs the tokens of a batch (see `bert.rs`).
+        tokenizer.with_padding(None);
         let device = Device::Cpu;
         let weights = read_verified(directory, weights_file)?;
         let model = candle_core::safetensors::load_buffer(&weights, &device)
-            .and_then(|tensors| {
-                let tensors = tensors
-                    .into_iter()
-                    .map(|(name, tensor)| Ok((name.clone(), linear_layout(&name, tensor)?)))
-                    .collect::<candle_core::Result<_>>()?;
-                BertModel::load(
-                    VarBuilder::from_tensors(tensors, DType::F32, &device),
-                    &config,
-                )
-            })
+            .and_then(|tensors| Bert::load(tensors, &config, &device))
             .map_err(|error| unreadable(weights_file.name, error.to_string()))?;
-        Ok(MiniLmEmbedder {
-            model,
-            tokenizer,
-            device,
-        })
+        Ok(MiniLmEmbedder { model, tokenizer })
     }
 
     /// The token ids the model sees for `text` (`[CLS]` ... `[SEP]`, at most
@@ -156,20 +133,6 @@ impl MiniLmEmbedder {
             .encode(text, true)
             .map_err(|error| SemanticError::Tokenizer(error.to_string()))?;
         Ok(encoding.get_ids().to_vec())
-    }
-}
-
-/// The weight of a linear layer (`out × in`, row-major in the file) stored column-major: the
-/// same matrix, as a transposed view of its contiguous transpose. The layer multiplies by the
-/// weight's transpose, which is then contiguous, and the matrix multiply (`gemm`, which works
-/// on the transposed problem) reads it in place instead of repacking all of it with a strided
-/// scalar copy on every call: with few tokens that repacking took 70 % of the forward pass.
-/// Embedding tables (looked up by row) and vectors keep their layout.
-fn linear_layout(name: &str, tensor: Tensor) -> candle_core::Result<Tensor> {
-    if tensor.rank() == 2 && name.ends_with(".weight") && !name.contains("embeddings") {
-        tensor.t()?.contiguous()?.t()
-    } else {
-        Ok(tensor)
     }
 }
 
@@ -194,24 +157,30 @@ impl Embedder for MiniLmEmbedder {
             .tokenizer
             .encode_batch(texts.to_vec(), true)
             .map_err(|error| SemanticError::Tokenizer(error.to_string()))?;
-        let length = encodings.first().map_or(0, |encoding| encoding.len());
-        let mut ids = Vec::with_capacity(texts.len() * length);
-        let mut mask = Vec::with_capacity(texts.len() * length);
-        for encoding in &encodings {
-            ids.extend_from_slice(encoding.get_ids());
-            mask.extend_from_slice(encoding.get_attention_mask());
-        }
-        let shape = (texts.len(), length);
-        let ids = Tensor::from_vec(ids, shape, &self.device)?;
-        let mask = Tensor::from_vec(mask, shape, &self.device)?;
-        let token_types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &token_types, Some(&mask))?;
-        // Mean over the real tokens, then unit length.
-        let weights = mask.to_dtype(DType::F32)?.unsqueeze(2)?;
-        let summed = hidden.broadcast_mul(&weights)?.sum(1)?;
-        let counts = weights.sum(1)?;
-        let mean = summed.broadcast_div(&counts)?;
-        let norms = mean.sqr()?.sum_keepdim(1)?.sqrt()?;
-        Ok(mean.broadcast_div(&norms)?.to_vec2::<f32>()?)
+        let ids: Vec<&[u32]> = encodings
+            .iter()
+            .map(|encoding| encoding.get_ids())
+            .collect();
+        let states = self.model.forward(&ids)?.to_vec2::<f32>()?;
+        // Mean over each text's tokens (`[CLS]` and `[SEP]` included), then unit length.
+        let mut rows = states.iter();
+        Ok(ids
+            .iter()
+            .map(|tokens| {
+                let mut mean = vec![0.0_f32; Self::DIMENSION];
+                for row in rows.by_ref().take(tokens.len()) {
+                    for (sum, value) in mean.iter_mut().zip(row) {
+                        *sum += value;
+                    }
+                }
+                let count = tokens.len().max(1) as f32;
+                mean.iter_mut().for_each(|value| *value /= count);
+                let norm = mean.iter().map(|value| value * value).sum::<f32>().sqrt();
+                if norm > 0.0 {
+                    mean.iter_mut().for_each(|value| *value /= norm);
+                }
+                mean
+            })
+            .collect())
     }
 }

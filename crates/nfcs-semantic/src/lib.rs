@@ -38,6 +38,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod batch;
+mod bert;
 mod cache;
 mod embedder;
 mod error;
