@@ -55,9 +55,10 @@ impl<E: Embedder + ?Sized> Embedder for std::sync::Arc<E> {
 
 /// all-MiniLM-L6-v2 (BERT, 6 layers, 384 dimensions) on the CPU with candle, as
 /// sentence-transformers runs it: WordPiece tokens truncated to 256 (the shipped
-/// `tokenizer.json` says 128; sentence-transformers uses the model's 256), a batch padded to its
-/// longest text only, mean pooling over the attention mask (`[CLS]` and `[SEP]` included), L2
-/// normalisation.
+/// `tokenizer.json` says 128; sentence-transformers uses the model's 256), mean pooling over
+/// each text's tokens (`[CLS]` and `[SEP]` included), L2 normalisation. A batch is not padded:
+/// its tokens are packed, and only attention sees the texts side by side (with padding keys
+/// masked), so a batch gives the same vectors as the texts one by one.
 pub struct MiniLmEmbedder {
     model: Bert,
     tokenizer: Tokenizer,
