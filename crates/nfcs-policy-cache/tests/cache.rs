@@ -9,7 +9,7 @@ use nfcs_policy_cache::{
     PolicyCache, PolicyCacheConfig, PolicyCacheError, PolicyContext, VERSION_KEY, Verdict,
 };
 
-use crate::support::{CountingEvaluator, DownTier, SlowTier, drain_decisions, memory_tier};
+use crate::support::{CountingEvaluator, DownTier, SlowTier, drain_decisions, memory_tier, node};
 
 fn context(risk: i64) -> PolicyContext {
     PolicyContext::new()
@@ -65,18 +65,8 @@ async fn a_repeated_check_is_a_cache_hit_with_the_same_decision() {
 async fn publishing_a_version_invalidates_decisions_on_every_cache_sharing_the_tier() {
     let evaluator = CountingEvaluator::new();
     let tier = memory_tier();
-    let node_a = PolicyCache::with_tier(
-        evaluator.clone(),
-        tier.clone(),
-        PolicyCacheConfig::default(),
-    )
-    .unwrap();
-    let node_b = PolicyCache::with_tier(
-        evaluator.clone(),
-        tier.clone(),
-        PolicyCacheConfig::default(),
-    )
-    .unwrap();
+    let node_a = node(&evaluator, &tier);
+    let node_b = node(&evaluator, &tier);
     // A third node that trusts its copy of the version for an hour: the documented trade-off.
     let lazy_node = PolicyCache::with_tier(
         evaluator.clone(),
@@ -137,12 +127,7 @@ async fn publishing_a_version_invalidates_decisions_on_every_cache_sharing_the_t
 async fn a_lost_version_key_never_brings_old_decisions_back() {
     let evaluator = CountingEvaluator::new();
     let tier = memory_tier();
-    let cache = PolicyCache::with_tier(
-        evaluator.clone(),
-        tier.clone(),
-        PolicyCacheConfig::default(),
-    )
-    .unwrap();
+    let cache = node(&evaluator, &tier);
     cache
         .evaluate_compliance("deploy", &context(2))
         .await
@@ -163,18 +148,8 @@ async fn a_decision_of_another_policy_set_is_not_served() {
     let old_rules = CountingEvaluator::new();
     let mut new_rules = CountingEvaluator::new();
     Arc::get_mut(&mut new_rules).unwrap().policy_set_id = 2;
-    let node_a = PolicyCache::with_tier(
-        old_rules.clone(),
-        tier.clone(),
-        PolicyCacheConfig::default(),
-    )
-    .unwrap();
-    let node_b = PolicyCache::with_tier(
-        old_rules.clone(),
-        tier.clone(),
-        PolicyCacheConfig::default(),
-    )
-    .unwrap();
+    let node_a = node(&old_rules, &tier);
+    let node_b = node(&old_rules, &tier);
     node_a.publish_policy_set(new_rules.clone()).await.unwrap();
     node_a
         .evaluate_compliance("deploy", &context(2))
@@ -286,12 +261,7 @@ async fn a_dropped_leader_does_not_wedge_its_waiters() {
         delay: Duration::from_millis(300),
         slow: true.into(),
     });
-    let cache = PolicyCache::with_tier(
-        evaluator.clone(),
-        slow_tier.clone(),
-        PolicyCacheConfig::default(),
-    )
-    .unwrap();
+    let cache = node(&evaluator, &slow_tier);
     // The leader: misses (300 ms), registers the flight, then looks once more (300 ms).
     let leader = {
         let cache = cache.clone();
@@ -319,12 +289,7 @@ async fn a_dropped_leader_does_not_wedge_its_waiters() {
 async fn evaluation_errors_reach_the_caller_and_are_never_cached() {
     let evaluator = CountingEvaluator::new();
     let tier = memory_tier();
-    let cache = PolicyCache::with_tier(
-        evaluator.clone(),
-        tier.clone(),
-        PolicyCacheConfig::default(),
-    )
-    .unwrap();
+    let cache = node(&evaluator, &tier);
     for _ in 0..2 {
         let error = cache
             .evaluate_compliance("broken", &context(1))
@@ -390,12 +355,7 @@ async fn invalidating_an_action_type_leaves_the_others() {
 async fn a_corrupt_cached_entry_is_a_counted_miss_never_a_wrong_decision() {
     let evaluator = CountingEvaluator::new();
     let tier = memory_tier();
-    let cache = PolicyCache::with_tier(
-        evaluator.clone(),
-        tier.clone(),
-        PolicyCacheConfig::default(),
-    )
-    .unwrap();
+    let cache = node(&evaluator, &tier);
     let high = context(9);
     let low = context(1);
     cache.evaluate_compliance("deploy", &high).await.unwrap();

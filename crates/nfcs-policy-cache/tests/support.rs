@@ -8,7 +8,8 @@ use nfcs_cache_core::{
     CacheEntry, CacheError, CacheTier, MemoryCache, Pattern, TierResult, TierStats,
 };
 use nfcs_policy_cache::{
-    ALL_DECISIONS, ContextValue, EvaluationError, PolicyContext, PolicyDecision, PolicyEvaluator,
+    ALL_DECISIONS, ContextValue, EvaluationError, PolicyCache, PolicyCacheConfig, PolicyContext,
+    PolicyDecision, PolicyEvaluator,
 };
 
 /// Counts its evaluations; denies when `risk` > 7, allows otherwise; refuses the action
@@ -171,4 +172,19 @@ impl GetEntry for MemoryCache {
     fn get_entry_future(&self, key: &str) -> TierResult<Option<CacheEntry>> {
         CacheTier::get(self, key)
     }
+}
+
+/// A policy cache with the default configuration over `tier`: one node of a deployment that
+/// shares the tier.
+pub(crate) fn node<E, T>(evaluator: &Arc<E>, tier: &Arc<T>) -> PolicyCache
+where
+    E: PolicyEvaluator + 'static,
+    T: CacheTier + 'static,
+{
+    PolicyCache::with_tier(
+        Arc::clone(evaluator) as Arc<dyn PolicyEvaluator>,
+        Arc::clone(tier) as Arc<dyn CacheTier>,
+        PolicyCacheConfig::default(),
+    )
+    .unwrap()
 }
