@@ -118,7 +118,7 @@ impl MiniLmEmbedder {
         let device = Device::Cpu;
         let weights = read_verified(directory, weights_file)?;
         let model = candle_core::safetensors::load_buffer(&weights, &device)
-            .and_then(|tensors| Bert::load(tensors, &config, &device))
+            .and_then(|tensors| Bert::load(tensors, &config))
             .map_err(|error| unreadable(weights_file.name, error.to_string()))?;
         Ok(MiniLmEmbedder { model, tokenizer })
     }
@@ -162,9 +162,9 @@ impl Embedder for MiniLmEmbedder {
             .iter()
             .map(|encoding| encoding.get_ids())
             .collect();
-        let states = self.model.forward(&ids)?.to_vec2::<f32>()?;
+        let states = self.model.forward(&ids).map_err(SemanticError::Inference)?;
         // Mean over each text's tokens (`[CLS]` and `[SEP]` included), then unit length.
-        let mut rows = states.iter();
+        let mut rows = states.chunks_exact(Self::DIMENSION);
         Ok(ids
             .iter()
             .map(|tokens| {
