@@ -1,5 +1,6 @@
-//! A semantic cache for NFCS: sentence embeddings from all-MiniLM-L6-v2 run with candle, and a
-//! vector index, so that a prompt finds what a prompt of the same meaning stored.
+//! A semantic cache for NFCS: sentence embeddings from all-MiniLM-L6-v2 run on the CPU by our
+//! own BERT encoder (matrix products by `gemm`, weights read with candle), and a vector index,
+//! so that a prompt finds what a prompt of the same meaning stored.
 //!
 //! - [`MiniLmEmbedder`] (an [`Embedder`]): all-MiniLM-L6-v2, matching the Python
 //!   sentence-transformers implementation to 1e-4 per component (tested on the reference
