@@ -172,7 +172,7 @@ impl Bert {
         let mut weights = Weights(tensors);
         let mut layers = Vec::with_capacity(config.num_hidden_layers);
         for index in 0..config.num_hidden_layers {
-            let prefix = format!("{}.{index}", "encoder.layer");
+            let prefix = format!("encoder.layer.{index}");
             let (query, query_bias) =
                 weights.linear(&format!("{prefix}.attention.self.query"), hidden, hidden)?;
             let (key, key_bias) =
