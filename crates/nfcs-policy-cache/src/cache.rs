@@ -235,6 +235,8 @@ struct Inner {
     /// The version last read or published, and when.
     version: Mutex<Option<(u64, Instant)>>,
     in_flight: DashMap<String, Flight>,
+    /// Taken while writing the first version (see `first_version`).
+    first_version: tokio::sync::Mutex<()>,
     next_flight: AtomicU64,
     counters: Counters,
 }
@@ -301,6 +303,7 @@ impl PolicyCache {
                 codec: Codec::default(),
                 version: Mutex::new(None),
                 in_flight: DashMap::new(),
+                first_version: tokio::sync::Mutex::new(()),
                 next_flight: AtomicU64::new(0),
                 counters: Counters::default(),
             }),
@@ -642,10 +645,30 @@ impl PolicyCache {
         };
         let version = match stored {
             Some(version) => version,
-            None => self.write_version(None).await?,
+            None => self.first_version().await?,
         };
         *self.inner.version.lock() = Some((version, Instant::now()));
         Ok(version)
+    }
+
+    /// Writes the first version when the tier has none. Callers of this node that find none
+    /// at the same moment take turns, and each looks again before writing: otherwise each
+    /// would write its own random version, and decisions made under all but the last would
+    /// be orphaned (evaluated twice; never wrong). Nodes that start at the same moment can
+    /// still race (the tier has no set-if-absent); the cost is the same extra evaluation.
+    async fn first_version(&self) -> Result<u64, PolicyCacheError> {
+        let _turn = self.inner.first_version.lock().await;
+        let tier = &self.inner.tier;
+        match tier.get(VERSION_KEY).await {
+            Ok(entry) => match entry.and_then(|entry| parse_version(&entry.value)) {
+                Some(version) => Ok(version),
+                None => self.write_version(None).await,
+            },
+            Err(error) => {
+                self.count_tier_error(&error);
+                Err(PolicyCacheError::tier(tier.name(), error))
+            }
+        }
     }
 
     /// Publishes a new policy version: every decision cached under the previous one, by any

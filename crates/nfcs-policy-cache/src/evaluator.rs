@@ -32,18 +32,26 @@ pub struct PolicyDecision {
 }
 
 impl PolicyDecision {
+    fn new<I, S>(verdict: Verdict, reasons: I, policies_evaluated: u64) -> PolicyDecision
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        PolicyDecision {
+            verdict,
+            reasons: reasons.into_iter().map(Into::into).collect(),
+            errors: Vec::new(),
+            policies_evaluated,
+        }
+    }
+
     /// An allow decision with `reasons` as the determining policies.
     pub fn allow<I, S>(reasons: I, policies_evaluated: u64) -> PolicyDecision
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        PolicyDecision {
-            verdict: Verdict::Allow,
-            reasons: reasons.into_iter().map(Into::into).collect(),
-            errors: Vec::new(),
-            policies_evaluated,
-        }
+        PolicyDecision::new(Verdict::Allow, reasons, policies_evaluated)
     }
 
     /// A deny decision with `reasons` as the determining policies.
@@ -52,12 +60,7 @@ impl PolicyDecision {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        PolicyDecision {
-            verdict: Verdict::Deny,
-            reasons: reasons.into_iter().map(Into::into).collect(),
-            errors: Vec::new(),
-            policies_evaluated,
-        }
+        PolicyDecision::new(Verdict::Deny, reasons, policies_evaluated)
     }
 
     /// Whether the verdict is [`Verdict::Allow`].
