@@ -84,7 +84,7 @@ mod manager_as_a_tier_backend {
     // The conformance suite, run against a memory tier built the way the facade builds it
     // from the spec's configuration (1 GB, LRU, a default TTL of an hour). The disk tier is off
     // here: it would open ./cache; its own suite runs in nfcs-cache-disk.
-    nfcs_cache_core::cache_tier_conformance!(|| async {
+    nfcs_cache_core::cache_tier_conformance!(|_clock: nfcs_cache_core::Clock| async move {
         let mut config = nfcs_performance::CacheConfig::default();
         config.disk.enabled = false;
         config.redis.enabled = false;

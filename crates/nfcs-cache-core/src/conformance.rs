@@ -2,22 +2,28 @@
 //! tiers are held to one contract.
 //!
 //! Invoke [`cache_tier_conformance!`](crate::cache_tier_conformance) in a test module with an
-//! async factory; it expands to one `#[test]` per check, each with a fresh tier and its own
-//! tokio runtime (the factory runs inside it, so tiers that hold connections work):
+//! async factory that takes a [`Clock`] and builds the tier on it; it expands to one `#[test]`
+//! per check, each with a fresh tier, a fresh [`ManualClock`] and its own tokio runtime (the
+//! factory runs inside it, so tiers that hold connections work):
 //!
 //! ```
 //! mod memory_conformance {
-//!     nfcs_cache_core::cache_tier_conformance!(|| async {
-//!         nfcs_cache_core::MemoryCache::new(64 << 20).expect("a valid budget")
+//!     use nfcs_cache_core::{Clock, MemoryCache, MemoryConfig};
+//!
+//!     nfcs_cache_core::cache_tier_conformance!(|clock: Clock| async move {
+//!         MemoryCache::with_config(MemoryConfig::new(64 << 20).clock(clock))
+//!             .expect("a valid budget")
 //!     });
 //! }
 //! ```
 //!
-//! A tier that needs something kept alive (a temporary directory, a server process) returns a
-//! [`Guarded`] tier. The factory's tier must hold at least 32 MiB and must apply either no
-//! default TTL or one longer than a minute.
+//! Time is driven: the TTL checks advance the manual clock instead of sleeping, so the tier must
+//! read its expiry from the clock it was given. A tier that needs something kept alive (a
+//! temporary directory, a server process) returns a [`Guarded`] tier. The factory's tier must
+//! hold at least 32 MiB and must apply either no default TTL or one longer than a minute.
 //!
-//! The checks are also public functions, for tiers whose tests want to call them directly.
+//! The checks are also public functions of a [`Subject`], for tiers whose tests want to call
+//! them directly.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -25,7 +31,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::clock::{Clock, ManualClock};
 use crate::error::CacheError;
+use crate::expiry::Ttl;
 use crate::pattern::Pattern;
 use crate::stats::TierStats;
 use crate::tier::{CacheEntry, CacheTier, TierResult};
@@ -62,7 +70,7 @@ impl<T: CacheTier, G: Send + Sync> CacheTier for Guarded<T, G> {
     fn get(&self, key: &str) -> TierResult<Option<CacheEntry>> {
         self.tier.get(key)
     }
-    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()> {
+    fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> TierResult<()> {
         self.tier.set(key, value, ttl)
     }
     fn delete(&self, key: &str) -> TierResult<bool> {
@@ -82,20 +90,29 @@ impl<T: CacheTier, G: Send + Sync> CacheTier for Guarded<T, G> {
     }
 }
 
-/// Builds a tier with `factory` on a fresh multi-threaded tokio runtime and runs `check` on it.
-/// Used by [`cache_tier_conformance!`](crate::cache_tier_conformance).
+/// A tier under test and the clock it was built on.
+pub struct Subject {
+    /// The tier.
+    pub tier: Arc<dyn CacheTier>,
+    /// The clock the tier reads; the checks advance it.
+    pub clock: ManualClock,
+}
+
+/// Builds a tier with `factory` on a fresh multi-threaded tokio runtime and a fresh manual
+/// clock, and runs `check` on it. Used by
+/// [`cache_tier_conformance!`](crate::cache_tier_conformance).
 ///
 /// # Panics
 /// When the runtime cannot be built, or when the check fails (that is the point).
 pub fn run<T, F, Fut, C, CFut>(factory: F, check: C)
 where
     T: CacheTier + 'static,
-    F: FnOnce() -> Fut,
+    F: FnOnce(Clock) -> Fut,
     Fut: Future<Output = T>,
-    C: FnOnce(Arc<dyn CacheTier>) -> CFut,
+    C: FnOnce(Subject) -> CFut,
     CFut: Future<Output = ()>,
 {
-    run_optional(|| async { Some(factory().await) }, check);
+    run_optional(|clock| async { Some(factory(clock).await) }, check);
 }
 
 /// Like [`run`], for a tier that may not be available here (a server binary that is not
@@ -106,9 +123,9 @@ where
 pub fn run_optional<T, F, Fut, C, CFut>(factory: F, check: C)
 where
     T: CacheTier + 'static,
-    F: FnOnce() -> Fut,
+    F: FnOnce(Clock) -> Fut,
     Fut: Future<Output = Option<T>>,
-    C: FnOnce(Arc<dyn CacheTier>) -> CFut,
+    C: FnOnce(Subject) -> CFut,
     CFut: Future<Output = ()>,
 {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -117,17 +134,18 @@ where
         .build()
         .expect("a tokio runtime for the conformance suite");
     runtime.block_on(async move {
-        if let Some(tier) = factory().await {
+        let clock = ManualClock::new();
+        if let Some(tier) = factory(clock.clock()).await {
             let tier: Arc<dyn CacheTier> = Arc::new(tier);
-            check(tier).await;
+            check(Subject { tier, clock }).await;
         }
     });
 }
 
 /// Expands to one `#[test]` per conformance check, each on a fresh tier from `$factory` (a
-/// closure returning a future of the tier). With `optional` first, the factory returns a
-/// future of `Option<tier>`, and `None` skips the check (for tiers that need a server that may
-/// not be installed). See the [module documentation](crate::conformance).
+/// closure taking a [`Clock`] and returning a future of the tier). With `optional` first, the
+/// factory returns a future of `Option<tier>`, and `None` skips the check (for tiers that need
+/// a server that may not be installed). See the [module documentation](crate::conformance).
 #[macro_export]
 macro_rules! cache_tier_conformance {
     (optional $factory:expr) => {
@@ -141,6 +159,7 @@ macro_rules! cache_tier_conformance {
             delete_removes_and_reports,
             ttl_expires_entries,
             remaining_ttl_is_reported,
+            never_outlives_any_default,
             invalidate_pattern_removes_exactly_the_matches,
             clear_removes_everything,
             large_values_roundtrip,
@@ -155,8 +174,8 @@ macro_rules! cache_tier_conformance {
         $(
             #[test]
             fn $check() {
-                $crate::conformance::$runner($factory, |tier| async move {
-                    $crate::conformance::$check(&tier).await
+                $crate::conformance::$runner($factory, |subject| async move {
+                    $crate::conformance::$check(&subject).await
                 });
             }
         )*
@@ -177,19 +196,21 @@ async fn read(tier: &Arc<dyn CacheTier>, key: &str) -> Option<Bytes> {
         .map(|entry| entry.value)
 }
 
-async fn write(tier: &Arc<dyn CacheTier>, key: &str, value: Bytes, ttl: Option<Duration>) {
-    tier.set(key, value, ttl)
+async fn write(tier: &Arc<dyn CacheTier>, key: &str, value: Bytes, ttl: impl Into<Ttl>) {
+    tier.set(key, value, ttl.into())
         .await
         .unwrap_or_else(|error| panic!("{}: set({key:?}) failed: {error}", tier.name()));
 }
 
 /// A key that was never written reads as `Ok(None)`.
-pub async fn get_of_a_missing_key_is_none(tier: &Arc<dyn CacheTier>) {
+pub async fn get_of_a_missing_key_is_none(subject: &Subject) {
+    let tier = &subject.tier;
     assert_eq!(read(tier, "conformance:never-written").await, None);
 }
 
 /// A written value reads back byte for byte.
-pub async fn set_then_get_returns_the_value(tier: &Arc<dyn CacheTier>) {
+pub async fn set_then_get_returns_the_value(subject: &Subject) {
+    let tier = &subject.tier;
     write(tier, "conformance:key_1", bytes("value_1"), None).await;
     assert_eq!(
         read(tier, "conformance:key_1").await,
@@ -198,7 +219,8 @@ pub async fn set_then_get_returns_the_value(tier: &Arc<dyn CacheTier>) {
 }
 
 /// A second write replaces the first.
-pub async fn overwrite_replaces_the_value(tier: &Arc<dyn CacheTier>) {
+pub async fn overwrite_replaces_the_value(subject: &Subject) {
+    let tier = &subject.tier;
     write(tier, "conformance:key", bytes("first"), None).await;
     write(tier, "conformance:key", bytes("second, longer"), None).await;
     assert_eq!(
@@ -210,7 +232,8 @@ pub async fn overwrite_replaces_the_value(tier: &Arc<dyn CacheTier>) {
 }
 
 /// `delete` removes the entry and says whether one was there.
-pub async fn delete_removes_and_reports(tier: &Arc<dyn CacheTier>) {
+pub async fn delete_removes_and_reports(subject: &Subject) {
+    let tier = &subject.tier;
     write(tier, "conformance:doomed", bytes("x"), None).await;
     assert!(tier.delete("conformance:doomed").await.expect("delete"));
     assert_eq!(read(tier, "conformance:doomed").await, None);
@@ -223,15 +246,18 @@ pub async fn delete_removes_and_reports(tier: &Arc<dyn CacheTier>) {
 }
 
 /// An entry is never returned after its TTL, while an entry without one stays.
-pub async fn ttl_expires_entries(tier: &Arc<dyn CacheTier>) {
+pub async fn ttl_expires_entries(subject: &Subject) {
+    let tier = &subject.tier;
     let ttl = Duration::from_millis(300);
-    write(tier, "conformance:short", bytes("short-lived"), Some(ttl)).await;
+    write(tier, "conformance:short", bytes("short-lived"), ttl).await;
     write(tier, "conformance:default", bytes("default ttl"), None).await;
+    subject.clock.advance(ttl - Duration::from_millis(10));
     assert_eq!(
         read(tier, "conformance:short").await,
-        Some(bytes("short-lived"))
+        Some(bytes("short-lived")),
+        "expired before its TTL"
     );
-    tokio::time::sleep(ttl * 2).await;
+    subject.clock.advance(Duration::from_millis(10));
     assert_eq!(
         read(tier, "conformance:short").await,
         None,
@@ -249,25 +275,52 @@ pub async fn ttl_expires_entries(tier: &Arc<dyn CacheTier>) {
     );
 }
 
-/// Reads report the TTL left, never more than was set.
-pub async fn remaining_ttl_is_reported(tier: &Arc<dyn CacheTier>) {
+/// Reads report the TTL left, never more than was set, and it follows the clock.
+pub async fn remaining_ttl_is_reported(subject: &Subject) {
+    let tier = &subject.tier;
     let ttl = Duration::from_secs(60);
-    write(tier, "conformance:ttl", bytes("v"), Some(ttl)).await;
-    let entry = tier
-        .get("conformance:ttl")
-        .await
-        .expect("get")
-        .expect("entry present");
-    let left = entry.ttl.expect("an entry set with a TTL reports one");
-    assert!(left <= ttl, "{left:?} left of a {ttl:?} TTL");
+    write(tier, "conformance:ttl", bytes("v"), ttl).await;
+    let left = |entry: Option<CacheEntry>| {
+        entry
+            .expect("entry present")
+            .ttl
+            .expect("an entry set with a TTL reports one")
+    };
+    let first = left(tier.get("conformance:ttl").await.expect("get"));
+    assert!(first <= ttl, "{first:?} left of a {ttl:?} TTL");
     assert!(
-        left > ttl - Duration::from_secs(10),
-        "{left:?} left of a {ttl:?} TTL"
+        first >= ttl - Duration::from_millis(2),
+        "{first:?} left of a {ttl:?} TTL with the clock standing still"
+    );
+    subject.clock.advance(Duration::from_secs(45));
+    let later = left(tier.get("conformance:ttl").await.expect("get"));
+    assert!(
+        later <= ttl - Duration::from_secs(45) && later >= ttl - Duration::from_millis(45_002),
+        "{later:?} left after 45 s of a {ttl:?} TTL"
     );
 }
 
+/// [`Ttl::Never`] never expires, whatever the tier's default; the entry reports no TTL.
+pub async fn never_outlives_any_default(subject: &Subject) {
+    let tier = &subject.tier;
+    write(tier, "conformance:forever", bytes("kept"), Ttl::Never).await;
+    subject.clock.advance(Duration::from_secs(400 * 24 * 3600));
+    let entry = tier
+        .get("conformance:forever")
+        .await
+        .expect("get")
+        .expect("an entry written with Ttl::Never is still there after 400 days");
+    assert_eq!(entry.value, bytes("kept"));
+    assert_eq!(
+        entry.ttl, None,
+        "an entry that never expires reports no TTL"
+    );
+    assert_eq!(entry.remaining_ttl(), Ttl::Never);
+}
+
 /// `invalidate_pattern` removes exactly the matching keys and counts them.
-pub async fn invalidate_pattern_removes_exactly_the_matches(tier: &Arc<dyn CacheTier>) {
+pub async fn invalidate_pattern_removes_exactly_the_matches(subject: &Subject) {
+    let tier = &subject.tier;
     let keys = [
         "policy_read",
         "policy_write",
@@ -307,7 +360,8 @@ pub async fn invalidate_pattern_removes_exactly_the_matches(tier: &Arc<dyn Cache
 }
 
 /// `clear` removes every entry and counts them.
-pub async fn clear_removes_everything(tier: &Arc<dyn CacheTier>) {
+pub async fn clear_removes_everything(subject: &Subject) {
+    let tier = &subject.tier;
     for index in 0..20 {
         write(
             tier,
@@ -332,7 +386,8 @@ pub async fn clear_removes_everything(tier: &Arc<dyn CacheTier>) {
 }
 
 /// A 1 MiB incompressible value and a 1 MiB compressible one read back intact.
-pub async fn large_values_roundtrip(tier: &Arc<dyn CacheTier>) {
+pub async fn large_values_roundtrip(subject: &Subject) {
+    let tier = &subject.tier;
     let mut state = 0x2545_f491_4f6c_dd1d_u64;
     let noise: Vec<u8> = (0..1 << 20)
         .map(|_| {
@@ -351,7 +406,8 @@ pub async fn large_values_roundtrip(tier: &Arc<dyn CacheTier>) {
 }
 
 /// Empty values are values, not misses; keys may be any UTF-8, up to 4096 bytes.
-pub async fn empty_values_and_unicode_keys_roundtrip(tier: &Arc<dyn CacheTier>) {
+pub async fn empty_values_and_unicode_keys_roundtrip(subject: &Subject) {
+    let tier = &subject.tier;
     write(tier, "conformance:empty", Bytes::new(), None).await;
     assert_eq!(read(tier, "conformance:empty").await, Some(Bytes::new()));
     for key in [
@@ -370,7 +426,8 @@ pub async fn empty_values_and_unicode_keys_roundtrip(tier: &Arc<dyn CacheTier>) 
 }
 
 /// Empty and oversized keys are typed errors on every operation, and the tier keeps working.
-pub async fn invalid_keys_are_rejected_and_the_tier_stays_usable(tier: &Arc<dyn CacheTier>) {
+pub async fn invalid_keys_are_rejected_and_the_tier_stays_usable(subject: &Subject) {
+    let tier = &subject.tier;
     let too_long = "k".repeat(crate::MAX_KEY_LEN + 1);
     for key in ["", too_long.as_str()] {
         let is_invalid_key = |error: CacheError| matches!(error, CacheError::InvalidKey { .. });
@@ -378,7 +435,7 @@ pub async fn invalid_keys_are_rejected_and_the_tier_stays_usable(tier: &Arc<dyn 
             tier.get(key).await.expect_err("get with a bad key")
         ));
         assert!(is_invalid_key(
-            tier.set(key, bytes("v"), None)
+            tier.set(key, bytes("v"), Ttl::Default)
                 .await
                 .expect_err("set with a bad key")
         ));
@@ -394,11 +451,12 @@ pub async fn invalid_keys_are_rejected_and_the_tier_stays_usable(tier: &Arc<dyn 
 }
 
 /// A zero TTL is an error, and the earlier value stays.
-pub async fn invalid_ttls_are_rejected_and_nothing_changes(tier: &Arc<dyn CacheTier>) {
+pub async fn invalid_ttls_are_rejected_and_nothing_changes(subject: &Subject) {
+    let tier = &subject.tier;
     write(tier, "conformance:ttl-key", bytes("original"), None).await;
     for ttl in [Duration::ZERO, crate::MAX_TTL + Duration::from_secs(1)] {
         let error = tier
-            .set("conformance:ttl-key", bytes("replacement"), Some(ttl))
+            .set("conformance:ttl-key", bytes("replacement"), Ttl::After(ttl))
             .await
             .expect_err("an invalid TTL is refused");
         assert!(matches!(error, CacheError::InvalidTtl { .. }), "{error}");
@@ -411,13 +469,14 @@ pub async fn invalid_ttls_are_rejected_and_nothing_changes(tier: &Arc<dyn CacheT
 
 /// 32 tasks write and read 16 shared keys concurrently; every read sees a value that some task
 /// wrote for that very key, and each key ends with one of its values.
-pub async fn concurrent_tasks_see_only_written_values(tier: &Arc<dyn CacheTier>) {
+pub async fn concurrent_tasks_see_only_written_values(subject: &Subject) {
+    let tier = &subject.tier;
     const TASKS: usize = 32;
     const OPERATIONS: usize = 200;
     const KEYS: usize = 16;
     let mut handles = Vec::new();
     for task in 0..TASKS {
-        let tier = Arc::clone(tier);
+        let tier = Arc::clone(&subject.tier);
         handles.push(tokio::spawn(async move {
             for operation in 0..OPERATIONS {
                 let key = format!("conformance:shared:{}", (task * 7 + operation) % KEYS);
@@ -448,7 +507,8 @@ pub async fn concurrent_tasks_see_only_written_values(tier: &Arc<dyn CacheTier>)
 
 /// Stats count reads and writes. (Gauges such as `entries` are not checked: a networked tier
 /// may not know them.)
-pub async fn stats_count_hits_misses_and_inserts(tier: &Arc<dyn CacheTier>) {
+pub async fn stats_count_hits_misses_and_inserts(subject: &Subject) {
+    let tier = &subject.tier;
     let before = tier.stats();
     assert_eq!(read(tier, "conformance:stats").await, None);
     write(tier, "conformance:stats", bytes("v"), None).await;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use crate::codec::{DecodeError, EncodeError};
-use crate::expiry::TtlProblem;
+use crate::expiry::{Ttl, TtlProblem};
 use crate::key::{KeyProblem, key_preview};
 use crate::pattern::PatternError;
 
@@ -158,15 +158,18 @@ pub fn check_key(key: &str) -> Result<(), CacheError> {
     crate::key::validate_key(key).map_err(|problem| CacheError::invalid_key(key, problem))
 }
 
-/// Validates an optional TTL, turning the problem into a [`CacheError`].
+/// Validates a TTL ([`Ttl::After`] must be longer than zero and at most
+/// [`MAX_TTL`](crate::MAX_TTL)), turning the problem into a [`CacheError`].
 #[inline]
-pub fn check_ttl(ttl: Option<Duration>) -> Result<Option<Duration>, CacheError> {
-    match ttl {
-        None => Ok(None),
-        Some(ttl) => crate::expiry::validate_ttl(ttl)
-            .map(Some)
-            .map_err(|problem| CacheError::InvalidTtl { ttl, problem }),
+pub fn check_ttl(ttl: impl Into<Ttl>) -> Result<Ttl, CacheError> {
+    let ttl = ttl.into();
+    if let Ttl::After(duration) = ttl {
+        crate::expiry::validate_ttl(duration).map_err(|problem| CacheError::InvalidTtl {
+            ttl: duration,
+            problem,
+        })?;
     }
+    Ok(ttl)
 }
 
 #[cfg(test)]
@@ -181,7 +184,9 @@ mod tests {
             "invalid cache key \"\": keys must not be empty"
         );
         assert!(error.is_input_error());
-        let error = check_ttl(Some(Duration::ZERO)).unwrap_err();
+        let error = check_ttl(Duration::ZERO).unwrap_err();
+        assert_eq!(check_ttl(None).unwrap(), Ttl::Default);
+        assert_eq!(check_ttl(Ttl::Never).unwrap(), Ttl::Never);
         assert!(error.to_string().contains("longer than zero"), "{error}");
         let error = CacheError::value_too_large("memory", "big", 2_000, 1_000);
         assert!(error.to_string().contains("2000 bytes"), "{error}");

@@ -1,13 +1,20 @@
 //! Time to live and expiry.
 //!
-//! A TTL is a [`Duration`] handed to `set`; `None` means "the tier's default TTL" (which a tier
-//! may configure as "never"). Tiers keep expiry in the form that suits them:
+//! A write says how long its entry lives with a [`Ttl`]: the tier's default
+//! ([`Ttl::Default`], which a tier may configure as "never"), [`Ttl::Never`], or
+//! [`Ttl::After`] a duration. A read reports the time an entry has *left*
+//! ([`CacheEntry::ttl`](crate::CacheEntry::ttl), `None` when it never expires), and
+//! [`CacheEntry::remaining_ttl`](crate::CacheEntry::remaining_ttl) turns that back into the
+//! `Ttl` a multi-tier cache promotes with, so that an entry that never expires stays so in every
+//! tier and promotion never extends a life. The two meanings of "no duration" (default, never)
+//! never meet in one `Option`.
+//!
+//! Tiers keep expiry in the form that suits them:
 //! - the memory tier keeps a monotonic deadline (immune to wall-clock jumps, nanosecond exact);
 //! - persistent tiers (disk, Redis) store an absolute wall-clock [`Expiry`], so an entry
 //!   written before a restart still expires at the right moment after it.
 //!
-//! Reads report the *remaining* TTL ([`CacheEntry::ttl`](crate::CacheEntry::ttl)), which is what
-//! a multi-tier cache needs to promote an entry into a faster tier without extending its life.
+//! Both read a [`Clock`](crate::Clock), which tests drive.
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -53,6 +60,88 @@ pub fn validate_ttl(ttl: Duration) -> Result<Duration, TtlProblem> {
         Err(TtlProblem::TooLong)
     } else {
         Ok(ttl)
+    }
+}
+
+/// How long an entry lives, as a write asks for it.
+///
+/// Writes take `impl Into<Ttl>`, so existing call sites keep reading naturally: a
+/// [`Duration`] is [`Ttl::After`], and `None` / `Some(duration)` are [`Ttl::Default`] /
+/// [`Ttl::After`].
+///
+/// ```
+/// use std::time::Duration;
+/// use nfcs_cache_core::Ttl;
+///
+/// assert_eq!(Ttl::from(Duration::from_secs(60)), Ttl::After(Duration::from_secs(60)));
+/// assert_eq!(Ttl::from(None::<Duration>), Ttl::Default);
+/// // What a read reports back (`None`: never expires) promotes as `Never`, not as the default.
+/// assert_eq!(Ttl::remaining(None), Ttl::Never);
+/// assert_eq!(Ttl::Default.resolve(Some(Duration::from_secs(3600))), Some(Duration::from_secs(3600)));
+/// assert_eq!(Ttl::Never.resolve(Some(Duration::from_secs(3600))), None);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Ttl {
+    /// The tier's default TTL, which the tier's configuration may make "never".
+    #[default]
+    Default,
+    /// Never expires, whatever the tier's default.
+    Never,
+    /// Expires this long after the write. Must be longer than zero and at most [`MAX_TTL`].
+    After(Duration),
+}
+
+impl Ttl {
+    /// The `Ttl` that keeps an entry's remaining life: `None` (it never expires) is
+    /// [`Ttl::Never`], a duration is [`Ttl::After`] it.
+    pub const fn remaining(left: Option<Duration>) -> Ttl {
+        match left {
+            None => Ttl::Never,
+            Some(left) => Ttl::After(left),
+        }
+    }
+
+    /// The duration to apply, given the tier's default: `None` means the entry never expires.
+    pub const fn resolve(self, default: Option<Duration>) -> Option<Duration> {
+        match self {
+            Ttl::Default => default,
+            Ttl::Never => None,
+            Ttl::After(ttl) => Some(ttl),
+        }
+    }
+
+    /// The duration of [`Ttl::After`], `None` for the other two.
+    pub const fn duration(self) -> Option<Duration> {
+        match self {
+            Ttl::After(ttl) => Some(ttl),
+            Ttl::Default | Ttl::Never => None,
+        }
+    }
+}
+
+impl From<Duration> for Ttl {
+    fn from(ttl: Duration) -> Ttl {
+        Ttl::After(ttl)
+    }
+}
+
+impl From<Option<Duration>> for Ttl {
+    /// `None` is the tier's default; `Some(duration)` expires after it.
+    fn from(ttl: Option<Duration>) -> Ttl {
+        match ttl {
+            None => Ttl::Default,
+            Some(ttl) => Ttl::After(ttl),
+        }
+    }
+}
+
+impl std::fmt::Display for Ttl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Ttl::Default => f.write_str("the tier's default TTL"),
+            Ttl::Never => f.write_str("no expiry"),
+            Ttl::After(ttl) => write!(f, "{ttl:?}"),
+        }
     }
 }
 

@@ -64,6 +64,7 @@
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod clock;
 pub mod codec;
 mod error;
 mod expiry;
@@ -71,6 +72,7 @@ mod key;
 mod memory;
 pub mod pattern;
 mod stats;
+pub mod telemetry;
 mod tier;
 
 #[cfg(any(test, feature = "test-utils"))]
@@ -78,9 +80,10 @@ mod tier;
 pub mod conformance;
 
 pub use bytes::Bytes;
+pub use clock::{Clock, ManualClock};
 pub use codec::{Codec, DecodeError, EncodeError};
 pub use error::{BoxError, CacheError, check_key, check_ttl};
-pub use expiry::{Expiry, MAX_TTL, TtlProblem, validate_ttl};
+pub use expiry::{Expiry, MAX_TTL, Ttl, TtlProblem, validate_ttl};
 pub use key::{KeyProblem, MAX_KEY_LEN, key_preview, validate_key};
 pub use memory::{
     EvictionPolicy, LRU_ENTRY_OVERHEAD, MemoryCache, MemoryConfig, S3FIFO_ENTRY_OVERHEAD,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::error::CacheError;
+use crate::expiry::Ttl;
 use crate::pattern::Pattern;
 use crate::stats::TierStats;
 
@@ -49,9 +50,16 @@ pub struct CacheEntry {
 }
 
 impl CacheEntry {
-    /// An entry with `value` and `ttl` left.
+    /// An entry with `value` and `ttl` left (`None`: it never expires).
     pub fn new(value: Bytes, ttl: Option<Duration>) -> CacheEntry {
         CacheEntry { value, ttl }
+    }
+
+    /// The [`Ttl`] that writes this entry elsewhere with the life it has left: [`Ttl::Never`]
+    /// when it never expires (not the other tier's default), [`Ttl::After`] the time left
+    /// otherwise.
+    pub fn remaining_ttl(&self) -> Ttl {
+        Ttl::remaining(self.ttl)
     }
 }
 
@@ -63,7 +71,8 @@ impl CacheEntry {
 ///
 /// The contract, which [`conformance`](crate::conformance) checks for every tier:
 /// - a miss is `Ok(None)`, never an error;
-/// - an expired entry is never returned; `ttl: None` on `set` means the tier's default TTL;
+/// - an expired entry is never returned; [`Ttl::Default`] on `set` means the tier's default
+///   TTL, [`Ttl::Never`] no expiry whatever the default;
 /// - `invalidate_pattern` removes exactly the keys the [`Pattern`] matches and returns how many;
 /// - an error leaves the tier usable, and an input error leaves its contents unchanged.
 ///
@@ -75,9 +84,9 @@ pub trait CacheTier: Send + Sync {
     /// Reads `key`: the value and its remaining TTL, or `None`.
     fn get(&self, key: &str) -> TierResult<Option<CacheEntry>>;
 
-    /// Writes `value` under `key`, replacing any earlier value. `ttl: None` applies the tier's
-    /// default TTL (which may be "never").
-    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()>;
+    /// Writes `value` under `key`, replacing any earlier value, to live as `ttl` says
+    /// ([`Ttl::Default`]: the tier's default TTL, which may be "never").
+    fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> TierResult<()>;
 
     /// Removes `key`; `true` when an entry was there.
     fn delete(&self, key: &str) -> TierResult<bool>;
@@ -107,7 +116,7 @@ macro_rules! forward_cache_tier {
             fn get(&self, key: &str) -> TierResult<Option<CacheEntry>> {
                 (**self).get(key)
             }
-            fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()> {
+            fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> TierResult<()> {
                 (**self).set(key, value, ttl)
             }
             fn delete(&self, key: &str) -> TierResult<bool> {

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use hashbrown::HashMap;
 use nfcs_cache_core::{
-    CacheEntry, CacheError, Codec, Expiry, MAX_KEY_LEN, Pattern, TierStats, check_key, check_ttl,
+    CacheEntry, CacheError, Codec, Expiry, MAX_KEY_LEN, Pattern, TierStats, Ttl, check_key,
+    check_ttl,
 };
 use parking_lot::{Mutex, RwLock};
 
@@ -643,14 +644,9 @@ impl Store {
         Ok((header, bytes, value_start))
     }
 
-    pub(crate) fn set(
-        &self,
-        key: &str,
-        value: &[u8],
-        ttl: Option<Duration>,
-    ) -> Result<(), CacheError> {
+    pub(crate) fn set(&self, key: &str, value: &[u8], ttl: Ttl) -> Result<(), CacheError> {
         check_key(key)?;
-        let ttl = check_ttl(ttl)?.or(self.default_ttl);
+        let ttl = check_ttl(ttl)?.resolve(self.default_ttl);
         let expiry = ttl.map_or(0, |ttl| Expiry::after(ttl).as_unix_millis());
         if value.len() > MAX_RAW_LEN {
             return Err(CacheError::value_too_large(

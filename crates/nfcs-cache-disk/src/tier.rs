@@ -2,11 +2,11 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use nfcs_cache_core::{
-    BoxFuture, CacheEntry, CacheError, CacheTier, Pattern, TierResult, TierStats, check_key, ready,
+    BoxFuture, CacheEntry, CacheError, CacheTier, Pattern, TierResult, TierStats, Ttl, check_key,
+    ready,
 };
 
 use crate::config::{DiskConfig, DiskError};
@@ -86,14 +86,15 @@ impl DiskCache {
         self.store.get(key)
     }
 
-    /// Writes `value` under `key` (`ttl: None` applies the default TTL). Blocks on file I/O.
+    /// Writes `value` under `key`, to live as `ttl` says (a [`Duration`](std::time::Duration),
+    /// `None` or [`Ttl::Default`] for the default TTL, [`Ttl::Never`]). Blocks on file I/O.
     ///
     /// # Errors
     /// [`CacheError::InvalidKey`], [`CacheError::InvalidTtl`], [`CacheError::ValueTooLarge`]
     /// for an entry larger than a segment, [`CacheError::Backend`] when the write fails (the
     /// earlier value, if any, is still served).
-    pub fn insert(&self, key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), CacheError> {
-        self.store.set(key, value, ttl)
+    pub fn insert(&self, key: &str, value: &[u8], ttl: impl Into<Ttl>) -> Result<(), CacheError> {
+        self.store.set(key, value, ttl.into())
     }
 
     /// Removes `key`; `true` when a live entry was there. The removal survives restarts.
@@ -227,7 +228,7 @@ impl CacheTier for DiskCache {
         self.blocking(move |store| store.get(&key))
     }
 
-    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()> {
+    fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> TierResult<()> {
         if let Err(error) = check_key(key) {
             return ready(Err(error));
         }

@@ -1,4 +1,4 @@
-nfcs_cache_core::cache_tier_conformance!(|| async {
+nfcs_cache_core::cache_tier_conformance!(|_clock: nfcs_cache_core::Clock| async move {
     let directory = tempfile::tempdir().expect("a temporary directory");
     let cache = nfcs_cache_disk::DiskCache::open_async(
         directory.path(),

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use nfcs_cache_core::{
-    CacheEntry, CacheError, CacheTier, Expiry, Pattern, TierHealth, TierResult, TierStats,
+    CacheEntry, CacheError, CacheTier, Expiry, Pattern, TierHealth, TierResult, TierStats, Ttl,
     check_key, check_ttl, ready,
 };
 use parking_lot::Mutex;
@@ -199,7 +199,8 @@ impl RedisCache {
         get_entry(Arc::clone(&self.shared), key).await
     }
 
-    /// Writes `value` under `key` (`ttl: None` applies the default TTL).
+    /// Writes `value` under `key`, to live as `ttl` says (a [`Duration`], `None` or
+    /// [`Ttl::Default`] for the default TTL, [`Ttl::Never`]).
     ///
     /// # Errors
     /// [`CacheError::InvalidKey`], [`CacheError::InvalidTtl`], or the connection's error.
@@ -207,9 +208,9 @@ impl RedisCache {
         &self,
         key: &str,
         value: &[u8],
-        ttl: Option<Duration>,
+        ttl: impl Into<Ttl>,
     ) -> Result<(), CacheError> {
-        set(Arc::clone(&self.shared), key, value, ttl).await
+        set(Arc::clone(&self.shared), key, value, ttl.into()).await
     }
 
     /// Removes `key`; `true` when it was there.
@@ -275,10 +276,10 @@ impl RedisCache {
     pub async fn set_many(
         &self,
         entries: &[(&str, &[u8])],
-        ttl: Option<Duration>,
+        ttl: impl Into<Ttl>,
     ) -> Result<(), CacheError> {
         let shared = &self.shared;
-        let ttl = check_ttl(ttl)?.or(shared.config.default_ttl);
+        let ttl = check_ttl(ttl)?.resolve(shared.config.default_ttl);
         for (key, _) in entries {
             check_key(key)?;
         }
@@ -535,14 +536,9 @@ async fn get_entry(shared: Arc<Shared>, key: &str) -> Result<Option<CacheEntry>,
     Ok(entry)
 }
 
-async fn set(
-    shared: Arc<Shared>,
-    key: &str,
-    value: &[u8],
-    ttl: Option<Duration>,
-) -> Result<(), CacheError> {
+async fn set(shared: Arc<Shared>, key: &str, value: &[u8], ttl: Ttl) -> Result<(), CacheError> {
     check_key(key)?;
-    let ttl = check_ttl(ttl)?.or(shared.config.default_ttl);
+    let ttl = check_ttl(ttl)?.resolve(shared.config.default_ttl);
     let command = set_command(&shared, key, value, ttl);
     run(
         &shared,
@@ -820,7 +816,7 @@ impl CacheTier for RedisCache {
         Box::pin(async move { get_entry(shared, &key).await })
     }
 
-    fn set(&self, key: &str, value: Bytes, ttl: Option<Duration>) -> TierResult<()> {
+    fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> TierResult<()> {
         if let Err(error) = check_key(key) {
             return ready(Err(error));
         }

@@ -70,7 +70,7 @@ async fn the_tier_works_across_three_masters() {
 mod conformance {
     nfcs_cache_core::cache_tier_conformance!(
         optional
-            || async {
+            |_clock: nfcs_cache_core::Clock| async move {
                 let cluster = nfcs_cache_redis::test_server::RedisCluster::start_or_skip(
                     "cluster conformance",
                 )?;

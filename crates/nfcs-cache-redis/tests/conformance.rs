@@ -2,7 +2,7 @@
 
 nfcs_cache_core::cache_tier_conformance!(
     optional
-        || async {
+        |_clock: nfcs_cache_core::Clock| async move {
             let server =
                 nfcs_cache_redis::test_server::RedisServer::start_or_skip("redis conformance")?;
             let config = nfcs_cache_redis::RedisConfig::new(server.url()).max_connections(4);

@@ -4,8 +4,8 @@ pub use crate::config::CacheConfig;
 pub use crate::error::{BuildError, LoadError};
 pub use crate::manager::{CacheType, ManagerStats, NFCSCacheManager, TierState, TierStatus};
 pub use nfcs_cache_core::{
-    Bytes, CacheEntry, CacheError, CacheTier, Codec, EvictionPolicy, MemoryCache, MemoryConfig,
-    Pattern, TierStats,
+    Bytes, CacheEntry, CacheError, CacheTier, Clock, Codec, EvictionPolicy, ManualClock,
+    MemoryCache, MemoryConfig, Pattern, TierStats, Ttl,
 };
 
 #[cfg(feature = "disk")]

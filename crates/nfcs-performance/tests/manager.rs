@@ -261,7 +261,7 @@ impl CacheTier for DownTier {
     fn get(&self, _key: &str) -> TierResult<Option<CacheEntry>> {
         DownTier::fail()
     }
-    fn set(&self, _key: &str, _value: Bytes, _ttl: Option<Duration>) -> TierResult<()> {
+    fn set(&self, _key: &str, _value: Bytes, _ttl: Ttl) -> TierResult<()> {
         DownTier::fail()
     }
     fn delete(&self, _key: &str) -> TierResult<bool> {

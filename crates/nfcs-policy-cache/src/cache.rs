@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use dashmap::DashMap;
 use dashmap::mapref::entry::Entry as MapEntry;
-use nfcs_cache_core::{CacheTier, Codec, MemoryCache, Pattern, validate_ttl};
+use nfcs_cache_core::{CacheTier, Codec, MemoryCache, Pattern, Ttl, validate_ttl};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -573,7 +573,7 @@ impl PolicyCache {
         if let Err(error) = self
             .inner
             .tier
-            .set(key, frame, Some(self.inner.config.ttl))
+            .set(key, frame, Ttl::After(self.inner.config.ttl))
             .await
         {
             self.count_tier_error(&error);
@@ -708,12 +708,16 @@ impl PolicyCache {
         let tier = &self.inner.tier;
         // No TTL of our own: the version lives as long as the tier keeps it, and a lost one is
         // replaced by a fresh random version (see `current_version`).
-        tier.set(VERSION_KEY, Bytes::from(format!("{version:016x}")), None)
-            .await
-            .map_err(|error| {
-                self.count_tier_error(&error);
-                PolicyCacheError::tier(tier.name(), error)
-            })?;
+        tier.set(
+            VERSION_KEY,
+            Bytes::from(format!("{version:016x}")),
+            Ttl::Never,
+        )
+        .await
+        .map_err(|error| {
+            self.count_tier_error(&error);
+            PolicyCacheError::tier(tier.name(), error)
+        })?;
         Ok(version)
     }
 

@@ -368,7 +368,7 @@ async fn a_corrupt_cached_entry_is_a_counted_miss_never_a_wrong_decision() {
         tier.as_ref(),
         &high_key,
         Bytes::from_static(b"garbage"),
-        None,
+        nfcs_cache_core::Ttl::Default,
     )
     .await
     .unwrap();
@@ -384,9 +384,14 @@ async fn a_corrupt_cached_entry_is_a_counted_miss_never_a_wrong_decision() {
         .to_vec();
     let last = frame.len() - 1;
     frame[last] ^= 0x01;
-    CacheTier::set(tier.as_ref(), &high_key, Bytes::from(frame), None)
-        .await
-        .unwrap();
+    CacheTier::set(
+        tier.as_ref(),
+        &high_key,
+        Bytes::from(frame),
+        nfcs_cache_core::Ttl::Default,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         cache
             .evaluate_compliance("deploy", &high)
@@ -401,9 +406,14 @@ async fn a_corrupt_cached_entry_is_a_counted_miss_never_a_wrong_decision() {
         .unwrap()
         .unwrap()
         .value;
-    CacheTier::set(tier.as_ref(), &high_key, allow, None)
-        .await
-        .unwrap();
+    CacheTier::set(
+        tier.as_ref(),
+        &high_key,
+        allow,
+        nfcs_cache_core::Ttl::Default,
+    )
+    .await
+    .unwrap();
     let result = cache.evaluate_compliance("deploy", &high).await.unwrap();
     assert!(!result.cache_hit);
     assert_eq!(result.verdict(), Verdict::Deny);

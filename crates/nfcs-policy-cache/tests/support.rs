@@ -100,7 +100,7 @@ impl CacheTier for DownTier {
         &self,
         _key: &str,
         _value: nfcs_cache_core::Bytes,
-        _ttl: Option<Duration>,
+        _ttl: nfcs_cache_core::Ttl,
     ) -> TierResult<()> {
         nfcs_cache_core::ready(Err(down()))
     }
@@ -145,7 +145,7 @@ impl CacheTier for SlowTier {
         &self,
         key: &str,
         value: nfcs_cache_core::Bytes,
-        ttl: Option<Duration>,
+        ttl: nfcs_cache_core::Ttl,
     ) -> TierResult<()> {
         CacheTier::set(self.inner.as_ref(), key, value, ttl)
     }

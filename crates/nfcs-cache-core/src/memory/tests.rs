@@ -1,15 +1,18 @@
 use super::*;
 
 mod lru_conformance {
-    crate::cache_tier_conformance!(|| async {
-        crate::MemoryCache::new(64 << 20).expect("a valid budget")
+    crate::cache_tier_conformance!(|clock: crate::Clock| async move {
+        crate::MemoryCache::with_config(crate::MemoryConfig::new(64 << 20).clock(clock))
+            .expect("a valid budget")
     });
 }
 
 mod s3fifo_conformance {
-    crate::cache_tier_conformance!(|| async {
+    crate::cache_tier_conformance!(|clock: crate::Clock| async move {
         crate::MemoryCache::with_config(
-            crate::MemoryConfig::new(64 << 20).eviction_policy(crate::EvictionPolicy::S3Fifo),
+            crate::MemoryConfig::new(64 << 20)
+                .eviction_policy(crate::EvictionPolicy::S3Fifo)
+                .clock(clock),
         )
         .expect("a valid budget")
     });
@@ -22,6 +25,16 @@ fn one_shard(max_bytes: u64, policy: EvictionPolicy) -> MemoryCache {
         MemoryConfig::new(max_bytes)
             .shards(1)
             .eviction_policy(policy),
+    )
+    .unwrap()
+}
+
+fn one_shard_on(max_bytes: u64, policy: EvictionPolicy, clock: &crate::ManualClock) -> MemoryCache {
+    MemoryCache::with_config(
+        MemoryConfig::new(max_bytes)
+            .shards(1)
+            .eviction_policy(policy)
+            .clock(clock.clock()),
     )
     .unwrap()
 }
@@ -248,10 +261,12 @@ fn default_ttl_applies_to_entries_set_without_one() {
 #[test]
 fn expired_entries_are_reclaimed_by_writes_without_reads() {
     for policy in POLICIES {
+        let clock = crate::ManualClock::new();
         let cache = MemoryCache::with_config(
             MemoryConfig::new(64 << 20)
                 .shards(2)
-                .eviction_policy(policy),
+                .eviction_policy(policy)
+                .clock(clock.clock()),
         )
         .unwrap();
         for index in 0..400 {
@@ -263,7 +278,7 @@ fn expired_entries_are_reclaimed_by_writes_without_reads() {
                 )
                 .unwrap();
         }
-        std::thread::sleep(Duration::from_millis(60));
+        clock.advance(Duration::from_millis(20));
         // 30 writes, each reclaiming up to 8 expired entries of its shard.
         for index in 0..30 {
             cache.insert(&format!("p{index:04}"), "v", None).unwrap();
@@ -281,7 +296,8 @@ fn expired_entries_are_reclaimed_by_writes_without_reads() {
 #[test]
 fn overwrites_keep_accounting_exact() {
     for policy in POLICIES {
-        let cache = one_shard(1 << 20, policy);
+        let clock = crate::ManualClock::new();
+        let cache = one_shard_on(1 << 20, policy, &clock);
         cache
             .insert("key", vec![0_u8; 10], Some(Duration::from_secs(60)))
             .unwrap();
@@ -290,7 +306,7 @@ fn overwrites_keep_accounting_exact() {
             .insert("key", vec![0_u8; 10], Some(Duration::from_millis(1)))
             .unwrap();
         assert_eq!(cache.weighted_size(), policy.entry_charge(3, 10, true));
-        std::thread::sleep(Duration::from_millis(5));
+        clock.advance(Duration::from_millis(1));
         assert_eq!(cache.get("key").unwrap(), None);
         assert_eq!(cache.weighted_size(), 0);
         assert_eq!(cache.len(), 0);
@@ -328,13 +344,14 @@ fn delete_and_reinsert_churn_keeps_queues_bounded() {
 #[test]
 fn remove_matching_and_clear_count_live_entries_only() {
     for policy in POLICIES {
-        let cache = one_shard(1 << 20, policy);
+        let clock = crate::ManualClock::new();
+        let cache = one_shard_on(1 << 20, policy, &clock);
         cache.insert("policy_a", "v", None).unwrap();
         cache
             .insert("policy_b", "v", Some(Duration::from_millis(1)))
             .unwrap();
         cache.insert("cgl_1", "v", None).unwrap();
-        std::thread::sleep(Duration::from_millis(5));
+        clock.advance(Duration::from_millis(1));
         assert_eq!(cache.remove_matching(&Pattern::new("policy_*").unwrap()), 1);
         assert_eq!(cache.stats().expirations, 1);
         assert_eq!(MemoryCache::clear(&cache), 1);

@@ -724,14 +724,16 @@ impl NFCSCacheManager {
             .promotions
             .fetch_add(1, Ordering::Relaxed);
         if let Some(memory) = &self.inner.memory
-            && let Err(error) = memory.insert(key, entry.value.clone(), entry.ttl)
+            && let Err(error) = memory.insert(key, entry.value.clone(), entry.remaining_ttl())
         {
             tracing::debug!(key = %key_preview(key), %error, "not promoted into memory");
         }
         let upper = &self.inner.lower[..depth];
-        let writes = upper
-            .iter()
-            .map(|lower| lower.tier.set(key, entry.value.clone(), entry.ttl));
+        let writes = upper.iter().map(|lower| {
+            lower
+                .tier
+                .set(key, entry.value.clone(), entry.remaining_ttl())
+        });
         for (lower, result) in upper.iter().zip(join_all(writes).await) {
             if let Err(error) = result {
                 self.tier_failed(lower.tier.name(), "promote into", &error);
@@ -838,11 +840,11 @@ impl NFCSCacheManager {
                 None => Err(not_running("memory")),
             },
             CacheType::Disk => match self.lower_with(Role::Disk) {
-                Some(tier) => tier.set(key, value, ttl).await,
+                Some(tier) => tier.set(key, value, ttl.into()).await,
                 None => Err(not_running("disk")),
             },
             CacheType::Redis => match self.lower_with(Role::Redis) {
-                Some(tier) => tier.set(key, value, ttl).await,
+                Some(tier) => tier.set(key, value, ttl.into()).await,
                 None => Err(not_running("redis")),
             },
         }
@@ -870,7 +872,7 @@ impl NFCSCacheManager {
         let lower = &self.inner.lower;
         let writes = lower
             .iter()
-            .map(|lower| lower.tier.set(key, value.clone(), ttl));
+            .map(|lower| lower.tier.set(key, value.clone(), ttl.into()));
         let mut failure = None;
         for (lower, result) in lower.iter().zip(join_all(writes).await) {
             match result {
