@@ -156,14 +156,18 @@ fn registry() -> &'static Mutex<HashSet<InstanceLabels>> {
     REGISTRY.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
-/// A claim on a label pair in the process-wide table; released when dropped.
-struct Registration {
+/// A claim on a label pair in the process-wide table, released when dropped: what keeps two
+/// live caches from reporting under the same labels. [`TierMetrics`] holds one; a cache that
+/// reports under labels of its own (a manager's request metrics, a policy cache's) claims one
+/// with [`InstanceClaim::new`].
+pub struct InstanceClaim {
     labels: InstanceLabels,
 }
 
-impl Registration {
-    /// Claims `wanted`, or the first free `cache-N` variant of it.
-    fn claim(wanted: InstanceLabels) -> Registration {
+impl InstanceClaim {
+    /// Claims `wanted`, or, when a live cache holds it, the first free `{cache}-N` variant
+    /// (logging a warning).
+    pub fn new(wanted: InstanceLabels) -> InstanceClaim {
         let mut table = registry()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -181,11 +185,22 @@ impl Registration {
             );
         }
         table.insert(labels.clone());
-        Registration { labels }
+        InstanceClaim { labels }
+    }
+
+    /// The labels claimed (after any renaming).
+    pub fn labels(&self) -> &InstanceLabels {
+        &self.labels
     }
 }
 
-impl Drop for Registration {
+impl fmt::Debug for InstanceClaim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("InstanceClaim").field(&self.labels).finish()
+    }
+}
+
+impl Drop for InstanceClaim {
     fn drop(&mut self) {
         let mut table = registry()
             .lock()
@@ -247,7 +262,7 @@ pub struct TierMetrics {
 }
 
 struct Handles {
-    registration: Registration,
+    registration: InstanceClaim,
     hits: Counter,
     misses: Counter,
     inserts: Counter,
@@ -272,7 +287,7 @@ impl TierMetrics {
     /// every operation.
     pub fn sampled(labels: InstanceLabels, every: u32) -> TierMetrics {
         describe();
-        let registration = Registration::claim(labels);
+        let registration = InstanceClaim::new(labels);
         let pairs = registration.labels.pairs();
         let operations = Operation::ALL.map(|operation| {
             let [cache, tier] = pairs.clone();
@@ -410,18 +425,34 @@ pub fn finish(timer: Option<OperationTimer<'_>>) {
 }
 
 thread_local! {
-    /// Operations left on this thread before the next sampled one.
+    /// Tier operations left on this thread before the next sampled one.
     static COUNTDOWN: Cell<u32> = const { Cell::new(0) };
+    /// Requests (through a multi-tier cache) left on this thread before the next sampled one.
+    static REQUEST_COUNTDOWN: Cell<u32> = const { Cell::new(0) };
 }
 
-/// Whether this call is one of the `every` that are sampled (per thread: one countdown shared
-/// by every sampled histogram, so the cost is one thread-local access).
+/// Whether this tier operation is one of the `every` that are sampled (per thread: one
+/// countdown shared by every tier's histograms, so the cost is one thread-local access).
 #[inline]
 pub fn sample(every: u32) -> bool {
+    sample_on(&COUNTDOWN, every)
+}
+
+/// Whether this request through a multi-tier cache is one of the `every` that are sampled.
+/// Requests count on a countdown of their own: a request that also runs a sampled tier
+/// operation would otherwise take two steps of one countdown per request, and with an even
+/// period one of the two would never be sampled.
+#[inline]
+pub fn sample_request(every: u32) -> bool {
+    sample_on(&REQUEST_COUNTDOWN, every)
+}
+
+#[inline]
+fn sample_on(countdown: &'static std::thread::LocalKey<Cell<u32>>, every: u32) -> bool {
     if every <= 1 {
         return true;
     }
-    COUNTDOWN.with(|countdown| {
+    countdown.with(|countdown| {
         let left = countdown.get();
         if left == 0 {
             countdown.set(every - 1);
@@ -466,6 +497,14 @@ mod tests {
         let taken = (0..640).filter(|_| sample(64)).count();
         assert_eq!(taken, 10);
         let taken = (0..1280).filter(|_| sample(MEMORY_SAMPLE_EVERY)).count();
+        assert_eq!(taken, 10);
+        // Interleaved with tier samples, requests keep their own period.
+        let taken = (0..1280)
+            .filter(|_| {
+                let _ = sample(MEMORY_SAMPLE_EVERY);
+                sample_request(MEMORY_SAMPLE_EVERY)
+            })
+            .count();
         assert_eq!(taken, 10);
         assert!((0..10).all(|_| sample(1)));
     }

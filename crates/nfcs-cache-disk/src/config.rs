@@ -3,6 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nfcs_cache_core::Clock;
+use nfcs_cache_core::telemetry::DEFAULT_INSTANCE;
+
 /// How to open a [`DiskCache`](crate::DiskCache).
 ///
 /// ```
@@ -11,10 +14,14 @@ use std::time::Duration;
 ///
 /// let config = DiskConfig::new(10_000_000_000) // the spec's 10 GB
 ///     .compression(true)
-///     .default_ttl(Some(Duration::from_secs(24 * 3600)));
+///     .default_ttl(Some(Duration::from_secs(24 * 3600)))
+///     .instance("solver-cache");
 /// assert_eq!(config.max_bytes, 10_000_000_000);
+/// assert_eq!((config.instance.as_str(), config.name.as_str()), ("solver-cache", "disk"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+// Not `PartialEq`: a `Clock` has no meaningful equality (two manual clocks may read the same
+// time and still be different clocks), as with core's `MemoryConfig`.
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct DiskConfig {
     /// The most bytes the cache's files take on disk (segments and their headers).
@@ -36,8 +43,15 @@ pub struct DiskConfig {
     /// a process crash loses nothing (the page cache survives it); a power loss may lose the
     /// most recent writes, never consistency.
     pub sync_writes: bool,
-    /// The tier's name in stats, errors and metric labels.
+    /// The tier's name in stats and errors, and its `tier` metric label ("disk" unless set).
     pub name: String,
+    /// The cache instance this tier belongs to: the `cache` metric label
+    /// ([`DEFAULT_INSTANCE`] unless set).
+    pub instance: String,
+    /// The clock every expiry decision reads, and the wall-clock time the absolute expiries
+    /// written to disk are computed from (the system's unless a test drives one with a
+    /// [`ManualClock`](nfcs_cache_core::ManualClock)).
+    pub clock: Clock,
 }
 
 impl DiskConfig {
@@ -60,6 +74,8 @@ impl DiskConfig {
             segment_bytes: None,
             sync_writes: false,
             name: "disk".to_owned(),
+            instance: DEFAULT_INSTANCE.to_owned(),
+            clock: Clock::system(),
         }
     }
 
@@ -105,10 +121,44 @@ impl DiskConfig {
         self
     }
 
-    /// Sets the tier's name.
+    /// Sets the tier's name (the `tier` metric label).
     #[must_use]
     pub fn name(mut self, name: impl Into<String>) -> DiskConfig {
         self.name = name.into();
+        self
+    }
+
+    /// Sets the cache instance this tier belongs to (the `cache` metric label).
+    #[must_use]
+    pub fn instance(mut self, instance: impl Into<String>) -> DiskConfig {
+        self.instance = instance.into();
+        self
+    }
+
+    /// Sets the clock TTLs are measured on (a [`ManualClock`](nfcs_cache_core::ManualClock)'s
+    /// in tests, so that they advance time instead of sleeping).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use nfcs_cache_core::ManualClock;
+    /// use nfcs_cache_disk::{DiskCache, DiskConfig};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let directory = tempfile::tempdir()?;
+    /// let manual = ManualClock::new();
+    /// let config = DiskConfig::new(16 << 20).clock(manual.clock());
+    /// let cache = DiskCache::open(directory.path(), config)?;
+    /// cache.insert("session", b"token", Duration::from_secs(60))?;
+    /// manual.advance(Duration::from_secs(59));
+    /// assert!(cache.get("session")?.is_some());
+    /// manual.advance(Duration::from_secs(1));
+    /// assert_eq!(cache.get("session")?, None, "expired after exactly 60 s");
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> DiskConfig {
+        self.clock = clock;
         self
     }
 
@@ -180,6 +230,31 @@ pub enum DiskError {
         /// The I/O error.
         #[source]
         source: std::io::Error,
+    },
+    /// A path the cache must own as a regular file (a segment slot, the lock file) holds a
+    /// symbolic link, a directory or another non-file. The cache never follows, writes or
+    /// truncates such a path; at open a segment slot like this is skipped (see
+    /// [`RecoveryReport::skipped_slots`](crate::RecoveryReport::skipped_slots)), the lock file
+    /// is refused with this error.
+    #[error("{} is {found}, not a regular file; the disk cache does not follow, write or truncate it", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What is there ("a symbolic link", "a directory", ...).
+        found: &'static str,
+    },
+    /// Too few segment slots hold regular files (the others are skipped non-files) for the
+    /// cache to rotate segments.
+    #[error("only {usable} segment slots in {} can be used ({skipped} hold non-files); the cache needs at least {required}", directory.display())]
+    TooFewSegments {
+        /// The cache directory.
+        directory: PathBuf,
+        /// Slots that hold (or could be created as) regular files.
+        usable: u64,
+        /// Slots skipped because they hold a non-file.
+        skipped: u64,
+        /// The fewest slots the cache works with ([`DiskConfig::MIN_SEGMENTS`]).
+        required: u64,
     },
     /// The configuration cannot work.
     #[error("invalid disk cache configuration: {field}: {reason}")]

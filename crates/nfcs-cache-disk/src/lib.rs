@@ -17,9 +17,20 @@
 //! - **Bounded size.** The segment files never take more than `max_bytes`; whole segments are
 //!   evicted oldest first, and entries read since they were written are carried forward, an
 //!   approximation of LRU.
-//! - **TTL.** Expiry is stored as absolute wall-clock time and holds across restarts.
+//! - **TTL.** Expiry is stored as absolute wall-clock time and holds across restarts. Every
+//!   expiry decision, and every expiry written, reads the [`Clock`](nfcs_cache_core::Clock) of
+//!   [`DiskConfig::clock`] (the system's by default), so tests make hours pass with a
+//!   [`ManualClock`](nfcs_cache_core::ManualClock) instead of sleeping. A write with
+//!   [`Ttl::Never`](nfcs_cache_core::Ttl::Never) never expires, whatever
+//!   [`DiskConfig::default_ttl`] says; [`Ttl::Default`](nfcs_cache_core::Ttl::Default) (or
+//!   `None`) takes the default.
 //! - **Containment.** File names are slot numbers, never derived from keys: no key can make the
-//!   tier touch a path outside its directory.
+//!   tier touch a path outside its directory. Nor can a link in the directory: files are opened
+//!   without following links (`O_NOFOLLOW`, `O_CREAT | O_EXCL` for new files, and a check that
+//!   the file opened is the regular file that was looked at). A segment slot holding a link, a
+//!   directory or another non-file is skipped at open (logged, counted in
+//!   [`RecoveryReport::skipped_slots`], left alone); a lock file that is not a regular file is
+//!   refused with [`DiskError::NotAFile`].
 //! - **One owner.** A lock file refuses a second opener of the same directory.
 //! - **No blocking in async code.** The `CacheTier` methods run on tokio's blocking pool.
 //!
@@ -44,10 +55,25 @@
 //! # }
 //! ```
 //!
+//! # Metrics
+//!
+//! The tier resolves its [`metrics`](https://docs.rs/metrics) handles once, when it is opened,
+//! with the recorder in effect then (see `nfcs_cache_core::telemetry`), and updates them as
+//! things happen: `nfcs_cache_{hits,misses,inserts,evictions,expirations,errors}_total`, the
+//! gauges `nfcs_cache_entries`, `nfcs_cache_bytes` (the record bytes of live entries, as in
+//! `stats().bytes`) and `nfcs_cache_capacity_bytes`, and `nfcs_cache_operation_seconds` for
+//! every get, set, delete, invalidate and clear. The labels are `cache` =
+//! [`DiskConfig::instance`] ("default" unless set) and `tier` = [`DiskConfig::name`] ("disk");
+//! [`DiskCache::labels`] says what they are (a pair already in use by another live cache gets a
+//! numbered `cache` label). `stats()` is an exact snapshot and publishes nothing. The crate
+//! installs no recorder.
+//!
 //! # Layout
 //!
 //! The directory holds `seg-00000.nfcs` ... (a fixed number of segment slots, each at most one
-//! segment long) and a lock file. Records are appended to the active segment; see the
+//! segment long) and a lock file. The engine is in the `store` module: `recovery` (open and
+//! scan), `index` (the in-memory index), `eviction` (rotation and eviction), `files` (names,
+//! the lock, opening without following links). Records are appended to the active segment; see the
 //! `format` module's source for the byte layout, and `docs/architecture.md` in the repository
 //! for why the cache is log structured rather than a file per entry.
 //!

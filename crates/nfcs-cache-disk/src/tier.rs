@@ -4,9 +4,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use nfcs_cache_core::telemetry::InstanceLabels;
 use nfcs_cache_core::{
-    BoxFuture, CacheEntry, CacheError, CacheTier, Pattern, TierResult, TierStats, Ttl, check_key,
-    ready,
+    BoxFuture, CacheEntry, CacheError, CacheTier, Clock, Pattern, TierResult, TierStats, Ttl,
+    check_key, ready,
 };
 
 use crate::config::{DiskConfig, DiskError};
@@ -33,10 +34,17 @@ pub struct DiskCache {
 impl DiskCache {
     /// Opens (creating if needed) the cache in `directory`, recovering its entries.
     ///
+    /// Segment files are opened without following links. A segment name that holds a
+    /// symbolic link, a directory or another non-file is logged, counted in
+    /// [`RecoveryReport::skipped_slots`] and left alone, and its slot is not used.
+    ///
     /// # Errors
     /// [`DiskError::Locked`] when another `DiskCache` has the directory open,
-    /// [`DiskError::Io`] naming the path when the directory cannot be created, read or
-    /// written, [`DiskError::InvalidConfig`] for a configuration that cannot work.
+    /// [`DiskError::NotAFile`] when the lock file's path holds a link or another non-file,
+    /// [`DiskError::TooFewSegments`] when so many slots are skipped that fewer than
+    /// [`DiskConfig::MIN_SEGMENTS`] remain, [`DiskError::Io`] naming the path when the
+    /// directory cannot be created, read or written, [`DiskError::InvalidConfig`] for a
+    /// configuration that cannot work.
     pub fn open(directory: impl AsRef<Path>, config: DiskConfig) -> Result<DiskCache, DiskError> {
         Ok(DiskCache {
             store: Arc::new(Store::open(directory.as_ref(), &config)?),
@@ -134,7 +142,8 @@ impl DiskCache {
         self.store.flush()
     }
 
-    /// Counters and gauges.
+    /// An exact snapshot of the counters and gauges. (The same figures reach the `metrics`
+    /// recorder as they change; calling this publishes nothing.)
     pub fn stats(&self) -> TierStats {
         self.store.stats()
     }
@@ -149,7 +158,9 @@ impl DiskCache {
         self.len() == 0
     }
 
-    /// The most bytes the segment files may take.
+    /// The most bytes the segment files may take: the usable slots times the segment size (at
+    /// most `max_bytes`; less by one segment per slot skipped at open because it holds a
+    /// non-file).
     pub fn capacity(&self) -> u64 {
         self.store.capacity()
     }
@@ -177,6 +188,18 @@ impl DiskCache {
     /// What opening the directory found and cleaned.
     pub fn recovery_report(&self) -> &RecoveryReport {
         self.store.recovery_report()
+    }
+
+    /// The clock TTLs are measured on ([`DiskConfig::clock`]).
+    pub fn clock(&self) -> &Clock {
+        self.store.clock()
+    }
+
+    /// The labels this tier reports its metrics under: `cache` ([`DiskConfig::instance`]) and
+    /// `tier` ([`DiskConfig::name`]). The `cache` label carries a `-2`, `-3`, ... suffix when
+    /// another live cache already reported under the same pair when this one was opened.
+    pub fn labels(&self) -> &InstanceLabels {
+        self.store.labels()
     }
 
     /// Runs `work` on tokio's blocking pool when there is a runtime, else right here.
@@ -208,6 +231,7 @@ impl std::fmt::Debug for DiskCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DiskCache")
             .field("directory", &self.directory())
+            .field("labels", self.labels())
             .field("capacity", &self.capacity())
             .field("segment_bytes", &self.segment_bytes())
             .field("len", &self.len())

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use nfcs_cache_core::CacheError;
+use nfcs_cache_core::{CacheError, ManualClock};
 use nfcs_cache_disk::DiskConfig;
 
 use crate::support::{bytes_on_disk, noise, open, segment_files, small_config};
@@ -60,13 +60,16 @@ fn entries_read_since_written_outlive_those_never_read() {
 #[test]
 fn expired_entries_are_reclaimed() {
     let directory = tempfile::tempdir().unwrap();
-    let cache = open(directory.path(), small_config());
+    let clock = ManualClock::new();
+    let cache = open(directory.path(), small_config().clock(clock.clock()));
     for index in 0..100 {
         cache
             .insert(&format!("t{index}"), b"v", Some(Duration::from_millis(50)))
             .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(80));
+    clock.advance(Duration::from_millis(49));
+    assert_eq!(cache.purge_expired(), 0, "nothing expires before its TTL");
+    clock.advance(Duration::from_millis(1));
     assert_eq!(cache.purge_expired(), 100);
     assert_eq!(cache.len(), 0);
     assert_eq!(cache.stats().expirations, 100);
@@ -80,7 +83,7 @@ fn expired_entries_are_reclaimed() {
             )
             .unwrap();
     }
-    std::thread::sleep(Duration::from_millis(80));
+    clock.advance(Duration::from_millis(50));
     for index in 0..3000 {
         cache
             .insert(&format!("w{index}"), &noise(3000, index), None)

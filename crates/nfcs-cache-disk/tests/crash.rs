@@ -81,7 +81,7 @@ fn crash_writer_child() {
     let mut counter = 0_u64;
     let mut out = std::io::stdout().lock();
     use std::io::Write as _;
-    // Guard against a parent that failed to kill us.
+    // Guard against a parent that failed to kill us (a safety net, not a measurement).
     while started.elapsed() < Duration::from_secs(30) {
         counter += 1;
         if counter.is_multiple_of(10) {
@@ -130,6 +130,9 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
                 .map_while(Result::ok)
                 .collect::<Vec<String>>()
         });
+        // This sleep orders nothing and lets no TTL pass: it picks the instant of the SIGKILL,
+        // and the point of the test is that any instant is safe, so wall-clock time (and how a
+        // busy machine stretches it) cannot make it pass or fail.
         std::thread::sleep(Duration::from_millis(rng.random_range(20..250)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();

@@ -1,5 +1,5 @@
 //! Integration tests of the disk tier: the conformance suite, recovery, corruption, bounds,
-//! crashes and faults.
+//! crashes, faults, metrics and links in the directory.
 
 // In tests a panic is the failure report: helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
@@ -11,3 +11,5 @@ mod crash;
 mod faults;
 mod recovery;
 mod support;
+mod symlinks;
+mod telemetry;

@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use nfcs_cache_core::Pattern;
+use nfcs_cache_core::{ManualClock, Pattern, Ttl};
 use nfcs_cache_disk::{DiskCache, DiskConfig, DiskError};
 
 use crate::support::{noise, open, small_config};
@@ -93,8 +93,10 @@ fn a_clear_survives_a_restart_and_frees_the_space() {
 #[test]
 fn expiry_is_absolute_and_holds_across_restarts() {
     let directory = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let config = || small_config().clock(clock.clock());
     {
-        let cache = open(directory.path(), small_config());
+        let cache = open(directory.path(), config());
         cache
             .insert("short", b"x", Some(Duration::from_millis(300)))
             .unwrap();
@@ -103,16 +105,45 @@ fn expiry_is_absolute_and_holds_across_restarts() {
             .unwrap();
         cache.insert("forever", b"z", None).unwrap();
     }
-    std::thread::sleep(Duration::from_millis(400));
-    let cache = open(directory.path(), small_config());
+    clock.advance(Duration::from_millis(400));
+    let cache = open(directory.path(), config());
     assert_eq!(cache.recovery_report().expired_records, 1);
     assert_eq!(cache.get("short").unwrap(), None);
+    // Whole milliseconds passed on a clock that stood still otherwise: the TTL left is exact.
     let ttl = cache.get_entry("long").unwrap().unwrap().ttl.unwrap();
-    assert!(
-        ttl > Duration::from_secs(3590) && ttl <= Duration::from_secs(3600),
-        "{ttl:?}"
-    );
+    assert_eq!(ttl, Duration::from_secs(3600) - Duration::from_millis(400));
     assert_eq!(cache.get_entry("forever").unwrap().unwrap().ttl, None);
+}
+
+#[test]
+fn never_outlives_the_default_ttl_across_a_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new();
+    let config = || {
+        small_config()
+            .default_ttl(Some(Duration::from_secs(3600)))
+            .clock(clock.clock())
+    };
+    {
+        let cache = open(directory.path(), config());
+        cache.insert("never", b"kept", Ttl::Never).unwrap();
+        cache.insert("default", b"gone", Ttl::Default).unwrap();
+        let default = cache.get_entry("default").unwrap().unwrap();
+        assert_eq!(default.ttl, Some(Duration::from_secs(3600)));
+        assert_eq!(cache.get_entry("never").unwrap().unwrap().ttl, None);
+    }
+    clock.advance(Duration::from_secs(2 * 3600));
+    let cache = open(directory.path(), config());
+    assert_eq!(
+        cache.recovery_report().expired_records,
+        1,
+        "the default entry"
+    );
+    let never = cache.get_entry("never").unwrap().unwrap();
+    assert_eq!(&never.value[..], b"kept");
+    assert_eq!(never.ttl, None);
+    assert_eq!(never.remaining_ttl(), Ttl::Never);
+    assert_eq!(cache.get("default").unwrap(), None);
 }
 
 #[test]

@@ -15,8 +15,16 @@
 //!
 //! After criterion, the subjects are measured again in turn (five rounds, the median of each,
 //! so that the machine's drift does not favour one), and `redis-benchmark -t set,get -d 1024
-//! -c 50` runs against the same server, without and with `-P 16`. With `NFCS_BENCH_OUT=<dir>`
-//! these figures go to `<dir>/redis_tier_report.json` for `cargo xtask bench`.
+//! -c 50` runs against the same server, without and with `-P 16`.
+//!
+//! Cross-node propagation: two `RedisCache`s on the server (two nodes), both subscribed; one
+//! writes a key, [`PROPAGATION_ROUNDS`] times in a row, and the delay from its `set` returning
+//! to the other's `invalidations()` yielding that key is recorded (p50, p99, max). It is the
+//! window in which the other node can still serve its local copy of the old value; it includes
+//! the announcer's batching linger (about a millisecond).
+//!
+//! With `NFCS_BENCH_OUT=<dir>` these figures go to `<dir>/redis_tier_report.json` for
+//! `cargo xtask bench`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -27,12 +35,14 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use nfcs_cache_redis::test_server::{RedisServer, server_available};
-use nfcs_cache_redis::{RedisCache, RedisConfig};
+use nfcs_cache_redis::{Invalidation, RedisCache, RedisConfig};
 
 const TASKS: u64 = 50;
 const KEYS: u64 = 10_000;
 const VALUE: [u8; 1024] = [0x5a; 1024];
 const BATCH: usize = 16;
+/// Writes whose propagation to the other node is timed.
+const PROPAGATION_ROUNDS: usize = 1000;
 
 type OpFuture = Pin<Box<dyn Future<Output = ()> + Send>>;
 
@@ -246,6 +256,50 @@ fn redis_benchmark(port: u16, pipeline: u32) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// The delay from one node's write returning to the other node hearing of it, over
+/// [`PROPAGATION_ROUNDS`] writes: (p50, p99, max).
+fn propagation(runtime: &tokio::runtime::Runtime, url: &str) -> (Duration, Duration, Duration) {
+    runtime.block_on(async {
+        let writer = RedisCache::connect(RedisConfig::new(url))
+            .await
+            .expect("connect");
+        let listener = RedisCache::connect(RedisConfig::new(url))
+            .await
+            .expect("connect");
+        // The subscription is made in the background; a write before it is up is never heard.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !listener.is_subscribed() {
+            assert!(Instant::now() < deadline, "the listener never subscribed");
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let mut heard = listener.invalidations();
+        let mut delays = Vec::with_capacity(PROPAGATION_ROUNDS);
+        for round in 0..PROPAGATION_ROUNDS {
+            let key = format!("propagation:{round}");
+            writer.set(&key, &VALUE, None).await.expect("set");
+            let written = Instant::now();
+            loop {
+                let message = tokio::time::timeout(Duration::from_secs(30), heard.recv())
+                    .await
+                    .expect("the invalidation arrives")
+                    .expect("the channel is open");
+                if let Invalidation::Keys(keys) = message
+                    && keys.contains(&key)
+                {
+                    break;
+                }
+            }
+            delays.push(written.elapsed());
+        }
+        delays.sort();
+        (
+            delays[delays.len() / 2],
+            delays[delays.len() * 99 / 100],
+            delays[delays.len() - 1],
+        )
+    })
+}
+
 fn benchmarks(criterion: &mut Criterion) {
     if !server_available() {
         eprintln!("notice: no redis-server binary: the Redis tier benchmark is skipped");
@@ -349,6 +403,17 @@ fn benchmarks(criterion: &mut Criterion) {
         }
     }
     drop(subjects);
+
+    let (p50, p99, max) = propagation(&runtime, &server.url());
+    println!(
+        "cross-node propagation over {PROPAGATION_ROUNDS} writes (write returned -> other node heard): p50 {p50:?}, p99 {p99:?}, max {max:?}"
+    );
+    for (name, delay) in [("p50", p50), ("p99", p99), ("max", max)] {
+        report.insert(
+            format!("propagation/{name}_us"),
+            serde_json::json!(delay.as_secs_f64() * 1e6),
+        );
+    }
 
     for pipeline in [1, 16] {
         for (test, rate) in redis_benchmark(server.port(), pipeline) {

@@ -1,21 +1,21 @@
 //! A circuit breaker: after repeated failures, skip Redis for a cool-down, then probe it.
+//!
+//! The cool-down is measured on the tier's [`Clock`], so a test drives it with a
+//! [`ManualClock`](nfcs_cache_core::ManualClock) instead of sleeping through it.
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-fn now_ms() -> u64 {
-    static BASE: OnceLock<Instant> = OnceLock::new();
-    BASE.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
+use nfcs_cache_core::Clock;
 
 /// Closed (commands flow), open (commands are refused at once until `open_until`), or half
 /// open (one probe is let through; its result closes or reopens the breaker).
 pub(crate) struct Breaker {
+    clock: Clock,
     threshold: u32,
     cooldown_ms: u64,
     consecutive_failures: AtomicU32,
-    /// Monotonic milliseconds until which the breaker is open; 0 when closed.
+    /// The clock's monotonic milliseconds until which the breaker is open; 0 when closed.
     open_until: AtomicU64,
     probing: AtomicBool,
     opened: AtomicU64,
@@ -33,10 +33,11 @@ pub(crate) enum Admission {
 }
 
 impl Breaker {
-    pub(crate) fn new(threshold: u32, cooldown: Duration) -> Breaker {
+    pub(crate) fn new(threshold: u32, cooldown: Duration, clock: Clock) -> Breaker {
         Breaker {
+            clock,
             threshold,
-            cooldown_ms: cooldown.as_millis() as u64,
+            cooldown_ms: u64::try_from(cooldown.as_millis()).unwrap_or(u64::MAX),
             consecutive_failures: AtomicU32::new(0),
             open_until: AtomicU64::new(0),
             probing: AtomicBool::new(false),
@@ -49,7 +50,7 @@ impl Breaker {
         if open_until == 0 {
             return Admission::Allowed;
         }
-        let now = now_ms();
+        let now = self.now_ms();
         if now < open_until {
             return Admission::Refused(Duration::from_millis(open_until - now));
         }
@@ -84,7 +85,8 @@ impl Breaker {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
         let probing = self.probing.swap(false, Ordering::AcqRel);
         if failures >= self.threshold || probing {
-            let until = now_ms() + self.cooldown_ms.max(1);
+            // At least 1, since 0 means closed (a manual clock made at start-up can read 0).
+            let until = self.now_ms().saturating_add(self.cooldown_ms.max(1)).max(1);
             if self.open_until.swap(until, Ordering::AcqRel) == 0 {
                 self.opened.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
@@ -94,6 +96,10 @@ impl Breaker {
                 );
             }
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.clock.monotonic().as_millis()).unwrap_or(u64::MAX)
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -109,38 +115,52 @@ impl Breaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nfcs_cache_core::ManualClock;
 
     #[test]
     fn opens_after_the_threshold_and_probes_after_the_cooldown() {
-        let breaker = Breaker::new(3, Duration::from_millis(50));
+        let manual = ManualClock::new();
+        let cooldown = Duration::from_millis(50);
+        let breaker = Breaker::new(3, cooldown, manual.clock());
         for _ in 0..2 {
             breaker.failure();
             assert_eq!(breaker.admit(), Admission::Allowed);
         }
         breaker.failure();
-        assert!(matches!(breaker.admit(), Admission::Refused(_)));
-        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(breaker.admit(), Admission::Refused(cooldown));
+        manual.advance(cooldown - Duration::from_millis(1));
+        assert_eq!(
+            breaker.admit(),
+            Admission::Refused(Duration::from_millis(1)),
+            "still open 1 ms before the cool-down ends"
+        );
+        manual.advance(Duration::from_millis(1));
         assert_eq!(breaker.admit(), Admission::Probe);
         assert!(
             matches!(breaker.admit(), Admission::Refused(_)),
             "one probe at a time"
         );
         breaker.failure();
-        assert!(
-            matches!(breaker.admit(), Admission::Refused(_)),
-            "a failed probe reopens"
+        assert_eq!(
+            breaker.admit(),
+            Admission::Refused(cooldown),
+            "a failed probe reopens for a whole cool-down"
         );
-        std::thread::sleep(Duration::from_millis(60));
+        manual.advance(cooldown);
         assert_eq!(breaker.admit(), Admission::Probe);
         breaker.success();
         assert_eq!(breaker.admit(), Admission::Allowed);
         assert!(!breaker.is_open());
-        assert_eq!(breaker.times_opened(), 1);
+        assert_eq!(
+            breaker.times_opened(),
+            1,
+            "a reopening is not a new opening"
+        );
     }
 
     #[test]
     fn a_success_resets_the_count() {
-        let breaker = Breaker::new(2, Duration::from_secs(1));
+        let breaker = Breaker::new(2, Duration::from_secs(1), ManualClock::new().clock());
         breaker.failure();
         breaker.success();
         breaker.failure();

@@ -1,15 +1,16 @@
 //! `RedisCache`: the tier, its background tasks, and its `CacheTier` implementation.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::StreamExt;
+use nfcs_cache_core::telemetry::{self, InstanceLabels, Operation, TierMetrics};
 use nfcs_cache_core::{
-    CacheEntry, CacheError, CacheTier, Expiry, Pattern, TierHealth, TierResult, TierStats, Ttl,
-    check_key, check_ttl, ready,
+    CacheEntry, CacheError, CacheTier, Clock, Expiry, Pattern, TierHealth, TierResult, TierStats,
+    Ttl, check_key, check_ttl, ready,
 };
 use parking_lot::Mutex;
 use redis::RedisResult;
@@ -21,23 +22,71 @@ use crate::connection::{Backend, Conn};
 use crate::invalidation::{self, Invalidation};
 
 /// Version tag of the value framing: `[1][expiry: u64 LE Unix ms, 0 = none][value]`. The
-/// expiry inside the value gives a read its remaining TTL without a second command.
+/// expiry inside the value gives a read its remaining TTL without a second command, and it is
+/// what decides expiry for the tier: it is written and checked on the configured clock.
 const FRAME_VERSION: u8 = 1;
 const FRAME_HEADER: usize = 9;
-/// Keys removed per `UNLINK`.
+/// Keys removed per transaction (their frame headers read, then one `UNLINK`).
 const UNLINK_BATCH: usize = 500;
 /// Keys announced per invalidation message, at most.
 const ANNOUNCE_BATCH: usize = 4096;
 /// How long the announcer waits for more keys before publishing.
 const ANNOUNCE_LINGER: Duration = Duration::from_millis(1);
 
-#[derive(Default)]
+/// The tier's counters, kept twice: exact atomics for [`stats`](RedisCache::stats), and the
+/// metric handles (resolved once, at construction) that a scrape reads at any time. Every
+/// count goes through these methods, so the two never disagree.
 struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
     inserts: AtomicU64,
     expirations: AtomicU64,
     errors: AtomicU64,
+    metrics: TierMetrics,
+}
+
+impl Counters {
+    fn new(metrics: TierMetrics) -> Counters {
+        Counters {
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+            inserts: AtomicU64::new(0),
+            expirations: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            metrics,
+        }
+    }
+
+    fn hits(&self, count: u64) {
+        if count > 0 {
+            self.hits.fetch_add(count, Ordering::Relaxed);
+            self.metrics.hits(count);
+        }
+    }
+
+    fn misses(&self, count: u64) {
+        if count > 0 {
+            self.misses.fetch_add(count, Ordering::Relaxed);
+            self.metrics.misses(count);
+        }
+    }
+
+    fn inserts(&self, count: u64) {
+        if count > 0 {
+            self.inserts.fetch_add(count, Ordering::Relaxed);
+            self.metrics.inserts(count);
+        }
+    }
+
+    fn expiration(&self) {
+        self.expirations.fetch_add(1, Ordering::Relaxed);
+        self.metrics.expirations(1);
+    }
+
+    fn error(&self) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.metrics.errors(1);
+    }
 }
 
 struct Shared {
@@ -53,6 +102,8 @@ struct Shared {
     last_error: Mutex<Option<String>>,
     breaker: Breaker,
     counters: Counters,
+    /// Whether the invalidation subscription is established now.
+    subscribed: AtomicBool,
     invalidations: broadcast::Sender<Invalidation>,
     announce: mpsc::UnboundedSender<String>,
     /// Dropped with the last handle: tells the background tasks to stop.
@@ -68,7 +119,14 @@ struct Shared {
 ///   failures a circuit breaker skips Redis for a second, then lets one command probe it.
 ///   Errors are `CacheError::Unavailable` or `CacheError::Backend` at once, never a hang.
 /// - **Values** are stored as `[1][expiry][bytes]` with `SET ... PX`, so one `GET` returns the
-///   value and its remaining TTL.
+///   value and its remaining TTL. The expiry in the frame is taken on the configured
+///   [`Clock`] and checked on it when read, so a test that drives the clock sees entries
+///   expire exactly when it says; the server's `PX` runs in real time and may drop an entry
+///   earlier (see [`RedisConfig::clock`]).
+/// - **Metrics**: hits, misses, inserts, expirations and errors are counted as they happen
+///   (batch calls count each key) and every operation is timed, under the labels
+///   `cache` = [`RedisConfig::instance`], `tier` = [`RedisConfig::name`]; see
+///   [`nfcs_cache_core::telemetry`].
 /// - **Invalidation** uses `SCAN MATCH` (every primary of a cluster) and `UNLINK` in batches,
 ///   touching only keys under the prefix.
 /// - **Coherence**: writes, deletions, pattern invalidations and clears are announced on a
@@ -85,10 +143,14 @@ pub struct RedisCache {
 impl RedisCache {
     /// Connects now; fails if Redis cannot be reached or refuses us.
     ///
+    /// The tier's metric handles are resolved here, with the recorder in effect for this call.
+    ///
     /// # Errors
-    /// [`RedisError::InvalidConfig`] for settings that cannot work, [`RedisError::Connect`]
-    /// for a refused or unreachable server, a wrong password or database index, or a peer that
-    /// does not speak Redis, [`RedisError::ConnectTimeout`] when it does not answer in time.
+    /// [`RedisError::InvalidConfig`] for settings that cannot work (naming the field, for
+    /// example `db` when it disagrees with the URL's database), [`RedisError::NoSuchDatabase`]
+    /// when the server has no such database, [`RedisError::Connect`] for a refused or
+    /// unreachable server, a wrong password, or a peer that does not speak Redis,
+    /// [`RedisError::ConnectTimeout`] when it does not answer in time.
     pub async fn connect(config: RedisConfig) -> Result<RedisCache, RedisError> {
         config.validate()?;
         let backend = Backend::connect(&config).await?;
@@ -101,8 +163,10 @@ impl RedisCache {
 
     /// Returns at once and connects in the background, retrying with back-off until Redis
     /// answers. Until then (and whenever it is down) every command fails fast with
-    /// `CacheError::Unavailable`, and [`health`](CacheTier::health) says why. This is how a
-    /// service starts while Redis is still down.
+    /// `CacheError::Unavailable`, and [`health`](CacheTier::health) says why: the last
+    /// connection error, for example that the server has no database 7. This is how a service
+    /// starts while Redis is still down. The metric handles are resolved in this call, so a
+    /// recorder installed around it (or before it) receives the tier's metrics.
     ///
     /// # Errors
     /// [`RedisError::InvalidConfig`] for settings that cannot work, or when called outside a
@@ -127,7 +191,15 @@ impl RedisCache {
         let (shutdown, _) = watch::channel(());
         let scan_prefix = escape_glob(&config.key_prefix);
         let channel = format!("{}invalidations", config.key_prefix);
-        let breaker = Breaker::new(config.breaker_threshold, config.breaker_cooldown);
+        let breaker = Breaker::new(
+            config.breaker_threshold,
+            config.breaker_cooldown,
+            config.clock.clone(),
+        );
+        let metrics = TierMetrics::new(InstanceLabels::new(
+            config.instance.clone(),
+            config.name.clone(),
+        ));
         let connected = OnceLock::new();
         if let Some(backend) = backend {
             let _ = connected.set(Arc::new(backend));
@@ -139,7 +211,8 @@ impl RedisCache {
             backend: connected,
             last_error: Mutex::new(None),
             breaker,
-            counters: Counters::default(),
+            counters: Counters::new(metrics),
+            subscribed: AtomicBool::new(false),
             invalidations: broadcast::channel(1024).0,
             announce,
             _shutdown: shutdown,
@@ -169,6 +242,26 @@ impl RedisCache {
     /// [`health`](CacheTier::health)).
     pub fn is_connected(&self) -> bool {
         self.shared.backend.get().is_some()
+    }
+
+    /// Whether the subscription to the other nodes' invalidations is established now: once it
+    /// is, every change another node announces afterwards reaches
+    /// [`invalidations`](RedisCache::invalidations). `false` before the first subscription
+    /// (it is made in the background after connecting), while it is being re-made after a lost
+    /// connection, and always when `cross_node_invalidation` is off.
+    pub fn is_subscribed(&self) -> bool {
+        self.shared.subscribed.load(Ordering::Acquire)
+    }
+
+    /// The labels this tier reports its metrics under (`cache`, `tier`; a pair already used by
+    /// another live cache gets a suffix, see [`nfcs_cache_core::telemetry`]).
+    pub fn labels(&self) -> &InstanceLabels {
+        self.shared.counters.metrics.labels()
+    }
+
+    /// The clock expiry and the breaker's cool-down are measured on.
+    pub fn clock(&self) -> &Clock {
+        &self.shared.config.clock
     }
 
     /// What the other nodes changed, as they announce it. A receiver that falls behind gets
@@ -237,7 +330,8 @@ impl RedisCache {
         invalidate(Arc::clone(&self.shared), None).await
     }
 
-    /// Reads many keys in one round trip (`MGET`; split by slot on a cluster).
+    /// Reads many keys in one round trip (`MGET`; split by slot on a cluster). Each key counts
+    /// as a hit or a miss; the call is timed as one `get` operation.
     ///
     /// # Errors
     /// [`CacheError::InvalidKey`] for any bad key, or the connection's error.
@@ -246,30 +340,14 @@ impl RedisCache {
         for key in keys {
             check_key(key)?;
         }
-        let full: Vec<String> = keys
-            .iter()
-            .map(|key| format!("{}{key}", shared.config.key_prefix))
-            .collect();
-        let replies: Vec<Option<Vec<u8>>> =
-            run(shared, "read entries", move |mut connection| async move {
-                redis::cmd("MGET")
-                    .arg(&full)
-                    .query_async(&mut connection)
-                    .await
-            })
-            .await?;
-        Ok(replies
-            .into_iter()
-            .map(|reply| {
-                reply
-                    .and_then(|stored| unframe(shared, stored))
-                    .map(|entry| entry.value)
-            })
-            .collect())
+        let timer = shared.counters.metrics.start(Operation::Get);
+        let result = get_many(shared, keys).await;
+        telemetry::finish(timer);
+        result
     }
 
     /// Writes many entries with one TTL in one round trip (a pipeline; concurrent commands on a
-    /// cluster).
+    /// cluster). Each entry counts as an insert; the call is timed as one `set` operation.
     ///
     /// # Errors
     /// [`CacheError::InvalidKey`], [`CacheError::InvalidTtl`], or the connection's error.
@@ -283,38 +361,10 @@ impl RedisCache {
         for (key, _) in entries {
             check_key(key)?;
         }
-        let commands = entries
-            .iter()
-            .map(|(key, value)| set_command(shared, key, value, ttl));
-        if current_backend(shared).is_some_and(|backend| backend.is_cluster()) {
-            // A cluster pipeline cannot span slots: the writes go concurrently instead.
-            let commands: Vec<redis::Cmd> = commands.collect();
-            run(shared, "write entries", move |connection| async move {
-                let writes = commands.iter().map(|command| {
-                    let mut connection = connection.clone();
-                    async move { command.query_async::<()>(&mut connection).await }
-                });
-                futures_util::future::try_join_all(writes).await.map(|_| ())
-            })
-            .await?;
-        } else {
-            let mut pipeline = redis::pipe();
-            for command in commands {
-                pipeline.add_command(command).ignore();
-            }
-            run(shared, "write entries", move |mut connection| async move {
-                pipeline.query_async::<()>(&mut connection).await
-            })
-            .await?;
-        }
-        shared
-            .counters
-            .inserts
-            .fetch_add(entries.len() as u64, Ordering::Relaxed);
-        for (key, _) in entries {
-            announce(shared, key);
-        }
-        Ok(())
+        let timer = shared.counters.metrics.start(Operation::Set);
+        let result = set_many(shared, entries, ttl).await;
+        telemetry::finish(timer);
+        result
     }
 
     /// Counters (`entries`, `bytes` and `capacity_bytes` are 0: the server holds them).
@@ -370,6 +420,72 @@ fn not_connected(shared: &Shared) -> String {
     }
 }
 
+async fn get_many(shared: &Shared, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
+    let full: Vec<String> = keys
+        .iter()
+        .map(|key| format!("{}{key}", shared.config.key_prefix))
+        .collect();
+    let replies: Vec<Option<Vec<u8>>> =
+        run(shared, "read entries", move |mut connection| async move {
+            redis::cmd("MGET")
+                .arg(&full)
+                .query_async(&mut connection)
+                .await
+        })
+        .await?;
+    // One reading of the clock for the whole batch: every key is judged at the same instant.
+    let now = shared.config.clock.now();
+    let values: Vec<Option<Bytes>> = replies
+        .into_iter()
+        .map(|reply| {
+            reply
+                .and_then(|stored| unframe(shared, stored, now))
+                .map(|entry| entry.value)
+        })
+        .collect();
+    let hits = values.iter().filter(|value| value.is_some()).count() as u64;
+    shared.counters.hits(hits);
+    shared.counters.misses(values.len() as u64 - hits);
+    Ok(values)
+}
+
+async fn set_many(
+    shared: &Shared,
+    entries: &[(&str, &[u8])],
+    ttl: Option<Duration>,
+) -> Result<(), CacheError> {
+    let now = shared.config.clock.now();
+    let commands = entries
+        .iter()
+        .map(|(key, value)| set_command(shared, key, value, ttl, now));
+    if current_backend(shared).is_some_and(|backend| backend.is_cluster()) {
+        // A cluster pipeline cannot span slots: the writes go concurrently instead.
+        let commands: Vec<redis::Cmd> = commands.collect();
+        run(shared, "write entries", move |connection| async move {
+            let writes = commands.iter().map(|command| {
+                let mut connection = connection.clone();
+                async move { command.query_async::<()>(&mut connection).await }
+            });
+            futures_util::future::try_join_all(writes).await.map(|_| ())
+        })
+        .await?;
+    } else {
+        let mut pipeline = redis::pipe();
+        for command in commands {
+            pipeline.add_command(command).ignore();
+        }
+        run(shared, "write entries", move |mut connection| async move {
+            pipeline.query_async::<()>(&mut connection).await
+        })
+        .await?;
+    }
+    shared.counters.inserts(entries.len() as u64);
+    for (key, _) in entries {
+        announce(shared, key);
+    }
+    Ok(())
+}
+
 fn is_connection_problem(error: &redis::RedisError) -> bool {
     error.is_io_error()
         || error.is_timeout()
@@ -390,6 +506,9 @@ where
 {
     let name = &shared.config.name;
     let Some(backend) = shared.backend.get() else {
+        // A refused operation failed as surely as one that reached a dead server: it is
+        // counted, so a scrape shows errors rising for as long as the outage lasts.
+        shared.counters.error();
         return Err(CacheError::Unavailable {
             tier: name.clone(),
             reason: not_connected(shared),
@@ -399,6 +518,7 @@ where
         Admission::Allowed => false,
         Admission::Probe => true,
         Admission::Refused(left) => {
+            shared.counters.error();
             return Err(CacheError::Unavailable {
                 tier: name.clone(),
                 reason: format!(
@@ -423,16 +543,17 @@ where
                 // The server answered (with an error about the command): it is up.
                 shared.breaker.success();
             }
-            shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+            shared.counters.error();
             Err(CacheError::backend(name, operation, error))
         }
     }
 }
 
-/// Parses a stored frame; `None` (counted) for an expired or malformed one.
-fn unframe(shared: &Shared, stored: Vec<u8>) -> Option<CacheEntry> {
+/// Parses a stored frame as seen at `now` (the configured clock's time); `None` (counted) for
+/// an expired or malformed one.
+fn unframe(shared: &Shared, stored: Vec<u8>, now: SystemTime) -> Option<CacheEntry> {
     if stored.len() < FRAME_HEADER || stored[0] != FRAME_VERSION {
-        shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+        shared.counters.error();
         tracing::warn!(
             "redis tier: a value under the prefix is not ours (no frame header); treated as a miss"
         );
@@ -444,10 +565,10 @@ fn unframe(shared: &Shared, stored: Vec<u8>) -> Option<CacheEntry> {
     let ttl = if expiry == 0 {
         None
     } else {
-        match Expiry::from_unix_millis(expiry).remaining() {
+        match Expiry::from_unix_millis(expiry).remaining_at(now) {
             Some(left) => Some(left),
             None => {
-                shared.counters.expirations.fetch_add(1, Ordering::Relaxed);
+                shared.counters.expiration();
                 return None;
             }
         }
@@ -491,8 +612,31 @@ impl redis::ToRedisArgs for Prefixed<'_> {
     }
 }
 
-fn set_command(shared: &Shared, key: &str, value: &[u8], ttl: Option<Duration>) -> redis::Cmd {
-    let expiry = ttl.map_or(0, |ttl| Expiry::after(ttl).as_unix_millis());
+/// Whether a frame header (the first [`FRAME_HEADER`] bytes of a stored value, as `GETRANGE`
+/// returns them) is one of ours whose expiry has passed at `now`. A value that is not ours
+/// (another program's, or of another type) is never "expired": removing it counts.
+fn header_expired(header: &[u8], now: SystemTime) -> bool {
+    let Some(expiry) = header
+        .get(1..FRAME_HEADER)
+        .filter(|_| header.first() == Some(&FRAME_VERSION))
+        .and_then(|bytes| <[u8; 8]>::try_from(bytes).ok())
+        .map(u64::from_le_bytes)
+    else {
+        return false;
+    };
+    expiry != 0 && Expiry::from_unix_millis(expiry).remaining_at(now).is_none()
+}
+
+/// `SET <prefix><key> <frame> [PX ttl]`, the frame's expiry `ttl` after `now` (the configured
+/// clock's time). `PX` is the same duration in the server's real time.
+fn set_command(
+    shared: &Shared,
+    key: &str,
+    value: &[u8],
+    ttl: Option<Duration>,
+    now: SystemTime,
+) -> redis::Cmd {
+    let expiry = ttl.map_or(0, |ttl| Expiry::after_at(ttl, now).as_unix_millis());
     let mut command = redis::cmd("SET");
     command
         .arg(Prefixed {
@@ -518,60 +662,146 @@ fn announce(shared: &Shared, key: &str) {
 
 async fn get_entry(shared: Arc<Shared>, key: &str) -> Result<Option<CacheEntry>, CacheError> {
     check_key(key)?;
+    let timer = shared.counters.metrics.start(Operation::Get);
+    let result = get_entry_untimed(&shared, key).await;
+    telemetry::finish(timer);
+    result
+}
+
+async fn get_entry_untimed(shared: &Shared, key: &str) -> Result<Option<CacheEntry>, CacheError> {
     let full = format!("{}{key}", shared.config.key_prefix);
-    let reply: Option<Vec<u8>> = run(&shared, "read an entry", move |mut connection| async move {
+    let reply: Option<Vec<u8>> = run(shared, "read an entry", move |mut connection| async move {
         redis::cmd("GET")
             .arg(full)
             .query_async(&mut connection)
             .await
     })
     .await?;
-    let entry = reply.and_then(|stored| unframe(&shared, stored));
-    let counter = if entry.is_some() {
-        &shared.counters.hits
+    let entry = reply.and_then(|stored| unframe(shared, stored, shared.config.clock.now()));
+    if entry.is_some() {
+        shared.counters.hits(1);
     } else {
-        &shared.counters.misses
-    };
-    counter.fetch_add(1, Ordering::Relaxed);
+        shared.counters.misses(1);
+    }
     Ok(entry)
 }
 
 async fn set(shared: Arc<Shared>, key: &str, value: &[u8], ttl: Ttl) -> Result<(), CacheError> {
     check_key(key)?;
     let ttl = check_ttl(ttl)?.resolve(shared.config.default_ttl);
-    let command = set_command(&shared, key, value, ttl);
-    run(
+    let timer = shared.counters.metrics.start(Operation::Set);
+    let command = set_command(&shared, key, value, ttl, shared.config.clock.now());
+    let result = run(
         &shared,
         "write an entry",
         move |mut connection| async move { command.query_async::<()>(&mut connection).await },
     )
-    .await?;
-    shared.counters.inserts.fetch_add(1, Ordering::Relaxed);
+    .await;
+    telemetry::finish(timer);
+    result?;
+    shared.counters.inserts(1);
     announce(&shared, key);
     Ok(())
 }
 
 async fn delete(shared: Arc<Shared>, key: &str) -> Result<bool, CacheError> {
     check_key(key)?;
-    let full = format!("{}{key}", shared.config.key_prefix);
-    let removed: u64 = run(
-        &shared,
-        "delete an entry",
-        move |mut connection| async move {
-            redis::cmd("UNLINK")
-                .arg(full)
-                .query_async(&mut connection)
-                .await
-        },
-    )
-    .await?;
+    let timer = shared.counters.metrics.start(Operation::Delete);
+    let full = format!("{}{key}", shared.config.key_prefix).into_bytes();
+    let result = unlink_live(&shared, vec![full]).await;
+    telemetry::finish(timer);
+    let removed = result?;
     announce(&shared, key);
     Ok(removed > 0)
 }
 
-/// Removes the keys under the prefix that match `pattern` (all of them for `None`).
+/// Removes `keys` (full names, prefix included) and returns how many of them held an entry
+/// that was live by the configured clock. On a driven clock the server may still hold entries
+/// the clock has expired; they are removed too, but not counted, so that counts agree with
+/// what reads return. Each key's frame header is read in the same transaction (`MULTI` ...
+/// `GETRANGE key 0 8` ... `UNLINK` ... `EXEC`) that removes it, so no other client's write can
+/// fall between the look and the removal.
+async fn unlink_live(shared: &Shared, keys: Vec<Vec<u8>>) -> Result<u64, CacheError> {
+    let now = shared.config.clock.now();
+    let header_end = FRAME_HEADER as i64 - 1;
+    if current_backend(shared).is_some_and(|backend| backend.is_cluster()) {
+        // A transaction cannot span slots: one small transaction per key, all concurrently.
+        return run(shared, "unlink keys", move |connection| async move {
+            let removals = keys.iter().map(|key| {
+                let mut connection = connection.clone();
+                let mut transaction = redis::pipe();
+                transaction
+                    .atomic()
+                    .ignore_errors()
+                    .cmd("GETRANGE")
+                    .arg(key)
+                    .arg(0)
+                    .arg(header_end)
+                    .cmd("UNLINK")
+                    .arg(key);
+                async move {
+                    let replies: Vec<RedisResult<redis::Value>> =
+                        transaction.query_async(&mut connection).await?;
+                    Ok::<u64, redis::RedisError>(live_removed(&replies, now))
+                }
+            });
+            let counts = futures_util::future::try_join_all(removals).await?;
+            Ok(counts.into_iter().sum())
+        })
+        .await;
+    }
+    let mut transaction = redis::pipe();
+    transaction.atomic().ignore_errors();
+    for key in &keys {
+        transaction.cmd("GETRANGE").arg(key).arg(0).arg(header_end);
+    }
+    transaction.cmd("UNLINK").arg(&keys);
+    run(shared, "unlink keys", move |mut connection| async move {
+        let replies: Vec<RedisResult<redis::Value>> =
+            transaction.query_async(&mut connection).await?;
+        Ok(live_removed(&replies, now))
+    })
+    .await
+}
+
+/// From a transaction's replies (headers first, the `UNLINK` count last): the number removed,
+/// less those whose header says they had expired at `now`. A header that could not be read
+/// (a key of another type) belongs to a value that is not ours, which counts as removed.
+fn live_removed(replies: &[RedisResult<redis::Value>], now: SystemTime) -> u64 {
+    let Some((unlinked, headers)) = replies.split_last() else {
+        return 0;
+    };
+    let unlinked = match unlinked {
+        Ok(value) => redis::from_redis_value_ref::<u64>(value).unwrap_or(0),
+        Err(_) => 0,
+    };
+    let expired = headers
+        .iter()
+        .filter(|reply| match reply {
+            Ok(value) => redis::from_redis_value_ref::<Vec<u8>>(value)
+                .is_ok_and(|header| header_expired(&header, now)),
+            Err(_) => false,
+        })
+        .count() as u64;
+    unlinked.saturating_sub(expired)
+}
+
+/// Removes the keys under the prefix that match `pattern` (all of them for `None`), timed as
+/// one `invalidate` (or `clear`) operation.
 async fn invalidate(shared: Arc<Shared>, pattern: Option<Pattern>) -> Result<u64, CacheError> {
-    let backend = current_backend(&shared);
+    let operation = if pattern.is_some() {
+        Operation::Invalidate
+    } else {
+        Operation::Clear
+    };
+    let timer = shared.counters.metrics.start(operation);
+    let result = invalidate_untimed(&shared, pattern).await;
+    telemetry::finish(timer);
+    result
+}
+
+async fn invalidate_untimed(shared: &Shared, pattern: Option<Pattern>) -> Result<u64, CacheError> {
+    let backend = current_backend(shared);
     let glob = format!(
         "{}{}",
         shared.scan_prefix,
@@ -588,7 +818,7 @@ async fn invalidate(shared: Arc<Shared>, pattern: Option<Pattern>) -> Result<u64
             match scanned {
                 Ok(Ok(keys)) => keys,
                 Ok(Err(error)) => {
-                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    shared.counters.error();
                     return Err(CacheError::backend(
                         &shared.config.name,
                         "scan for keys",
@@ -596,7 +826,7 @@ async fn invalidate(shared: Arc<Shared>, pattern: Option<Pattern>) -> Result<u64
                     ));
                 }
                 Err(_) => {
-                    shared.counters.errors.fetch_add(1, Ordering::Relaxed);
+                    shared.counters.error();
                     return Err(CacheError::backend(
                         &shared.config.name,
                         "scan for keys",
@@ -609,9 +839,10 @@ async fn invalidate(shared: Arc<Shared>, pattern: Option<Pattern>) -> Result<u64
             }
         }
         None => {
+            shared.counters.error();
             return Err(CacheError::Unavailable {
                 tier: shared.config.name.clone(),
-                reason: "not connected".to_owned(),
+                reason: not_connected(shared),
             });
         }
     };
@@ -630,22 +861,14 @@ async fn invalidate(shared: Arc<Shared>, pattern: Option<Pattern>) -> Result<u64
         .collect();
     let mut removed = 0_u64;
     for batch in doomed.chunks(UNLINK_BATCH) {
-        let batch = batch.to_vec();
-        let count: u64 = run(&shared, "unlink keys", move |mut connection| async move {
-            redis::cmd("UNLINK")
-                .arg(batch)
-                .query_async(&mut connection)
-                .await
-        })
-        .await?;
-        removed += count;
+        removed += unlink_live(shared, batch.to_vec()).await?;
     }
     let message = match pattern {
         Some(pattern) => Invalidation::Pattern(pattern.as_str().to_owned()),
         None => Invalidation::Clear,
     };
     if shared.config.cross_node_invalidation {
-        publish(&shared, &message).await;
+        publish(shared, &message).await;
     }
     Ok(removed)
 }
@@ -705,7 +928,7 @@ async fn connect_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiver
                 return;
             }
             Err(error) => {
-                tracing::warn!(%error, "redis tier: not reachable; retrying in {} ms", delay.as_millis());
+                tracing::warn!(%error, "redis tier: could not connect; retrying in {} ms", delay.as_millis());
                 *shared.last_error.lock() = Some(error.to_string());
             }
         }
@@ -742,9 +965,15 @@ async fn subscribe_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiv
         match subscription {
             Ok(Ok(pubsub)) => {
                 delay = Duration::from_millis(100);
-                if subscribed_before && let Some(shared) = weak.upgrade() {
+                let Some(shared) = weak.upgrade() else {
+                    return;
+                };
+                // SUBSCRIBE has been confirmed: every message published from now on reaches us.
+                shared.subscribed.store(true, Ordering::Release);
+                if subscribed_before {
                     let _ = shared.invalidations.send(Invalidation::Resync);
                 }
+                drop(shared);
                 subscribed_before = true;
                 let mut messages = pubsub.into_on_message();
                 loop {
@@ -766,6 +995,9 @@ async fn subscribe_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiv
                         }
                         _ = shutdown.changed() => return,
                     }
+                }
+                if let Some(shared) = weak.upgrade() {
+                    shared.subscribed.store(false, Ordering::Release);
                 }
                 tracing::warn!("redis tier: invalidation subscription lost; re-subscribing");
             }
@@ -856,5 +1088,55 @@ impl CacheTier for RedisCache {
         } else {
             TierHealth::Healthy
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(expiry: u64) -> Vec<u8> {
+        let mut header = vec![FRAME_VERSION];
+        header.extend_from_slice(&expiry.to_le_bytes());
+        header
+    }
+
+    #[test]
+    fn a_header_is_expired_only_when_it_is_ours_and_its_time_has_passed() {
+        let now = SystemTime::now();
+        let past = Expiry::after_at(Duration::from_secs(1), now - Duration::from_secs(10));
+        let future = Expiry::after_at(Duration::from_secs(10), now);
+        assert!(header_expired(&header(past.as_unix_millis()), now));
+        assert!(!header_expired(&header(future.as_unix_millis()), now));
+        assert!(!header_expired(&header(0), now), "0 means no expiry");
+        assert!(!header_expired(b"", now), "nothing read");
+        assert!(!header_expired(b"short", now), "not a frame");
+        let mut other_version = header(past.as_unix_millis());
+        other_version[0] = 9;
+        assert!(!header_expired(&other_version, now), "not our frame");
+    }
+
+    #[test]
+    fn removals_count_what_was_unlinked_less_the_expired() {
+        let now = SystemTime::now();
+        let expired = header(
+            Expiry::after_at(Duration::from_secs(1), now - Duration::from_secs(5)).as_unix_millis(),
+        );
+        let live = header(0);
+        let bulk = |bytes: &[u8]| Ok(redis::Value::BulkString(bytes.to_vec()));
+        let wrong_type = Err(redis::RedisError::from((
+            redis::ErrorKind::Parse,
+            "WRONGTYPE",
+        )));
+        // Four keys asked for: one expired, one live, one of another type, one missing.
+        let replies = vec![
+            bulk(&expired),
+            bulk(&live),
+            wrong_type,
+            bulk(b""),
+            Ok(redis::Value::Int(3)),
+        ];
+        assert_eq!(live_removed(&replies, now), 2);
+        assert_eq!(live_removed(&[], now), 0);
     }
 }

@@ -67,12 +67,26 @@ impl Backend {
     pub(crate) async fn connect(config: &RedisConfig) -> Result<Backend, RedisError> {
         let url = &config.urls[0];
         let shown = redact(url);
-        let connect_error = |source| RedisError::Connect {
-            url: shown.clone(),
-            source,
+        let db = config.database()?;
+        let connect_error = |source: redis::RedisError| {
+            if refused_database(&source) {
+                RedisError::NoSuchDatabase {
+                    url: shown.clone(),
+                    db,
+                    source,
+                }
+            } else {
+                RedisError::Connect {
+                    url: shown.clone(),
+                    source,
+                }
+            }
         };
         let mut info = url.as_str().into_connection_info().map_err(connect_error)?;
-        if let Some(db) = config.db.filter(|_| !config.cluster) {
+        if !config.cluster {
+            // One rule decides the database (the URL's unless `db` is set, see
+            // `RedisConfig::database`); it is written into the connection settings so that
+            // every connection, and every reconnection, selects it.
             let settings = info.redis_settings().clone().set_db(i64::from(db));
             info = info.set_redis_settings(settings);
         }
@@ -189,6 +203,15 @@ impl Backend {
             scan_node(&mut connection, &pattern).await
         })
     }
+}
+
+/// Whether `error` is the server refusing the `SELECT` of a connection's set-up: redis-rs
+/// reports it as a response error "Redis server refused to switch database", with the server's
+/// own words ("ERR DB index is out of range") as its detail. Both texts are checked, so that a
+/// rewording of either still classifies.
+fn refused_database(error: &redis::RedisError) -> bool {
+    let text = error.to_string();
+    text.contains("refused to switch database") || text.contains("DB index is out of range")
 }
 
 /// `PING`; `Err(None)` on timeout.

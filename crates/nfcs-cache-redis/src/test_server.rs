@@ -1,8 +1,11 @@
 //! Real `redis-server` processes for tests: started on free loopback ports, killed on drop.
 //!
 //! After redis-rs's own test harness: each [`RedisServer`] is a child process with its own
-//! temporary directory, `--save ""` and `--appendonly no`, so nothing outlives the test. Tests
-//! can [`kill`](RedisServer::kill) and [`restart`](RedisServer::restart) it on the same port to
+//! temporary directory, `--save ""` and `--appendonly no`, so nothing outlives the test. Extra
+//! `redis-server` arguments ([`start_with`](RedisServer::start_with),
+//! [`start_with_or_skip`](RedisServer::start_with_or_skip)) configure it, for example
+//! `--databases 4` or `--requirepass`; they are kept across a restart. Tests can
+//! [`kill`](RedisServer::kill) and [`restart`](RedisServer::restart) it on the same port to
 //! stage outages. [`RedisCluster`] starts a three-master Redis Cluster the same way.
 //!
 //! The binary is `redis-server` from `PATH`, or the path in `NFCS_REDIS_SERVER`. Where it does
@@ -110,6 +113,18 @@ impl RedisServer {
     /// [`start`](RedisServer::start) when `redis-server` exists; see [`redis_or_skip`].
     pub fn start_or_skip(test: &str) -> Option<RedisServer> {
         redis_or_skip(test).then(RedisServer::start)
+    }
+
+    /// [`start_with`](RedisServer::start_with) when `redis-server` exists; see
+    /// [`redis_or_skip`]. For example `start_with_or_skip("databases", &["--databases", "4"])`
+    /// starts a server with databases 0 to 3 only.
+    pub fn start_with_or_skip(test: &str, extra_args: &[&str]) -> Option<RedisServer> {
+        redis_or_skip(test).then(|| RedisServer::start_with(extra_args))
+    }
+
+    /// `redis://127.0.0.1:<port>/<db>`: the URL of one of the server's databases.
+    pub fn url_with_db(&self, db: u32) -> String {
+        format!("{}/{db}", self.url())
     }
 
     fn spawn(&mut self) {

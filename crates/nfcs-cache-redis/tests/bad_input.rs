@@ -1,11 +1,19 @@
 //! Bad connection settings: each a clear error, or (lazily) a documented degraded start.
 
-use std::io::Write;
-use std::time::{Duration, Instant};
+//!
+//! How long a refusal takes is not asserted (that is a figure for a benchmark, and a loaded
+//! machine can stretch it); that it is an error of the right kind, and that "fails fast" means
+//! not waiting on the network at all, are.
 
+use std::io::Write;
+use std::time::Duration;
+
+use futures_util::FutureExt;
 use nfcs_cache_core::{CacheError, CacheTier, TierHealth};
 use nfcs_cache_redis::test_server::{RedisServer, free_port, redis_or_skip};
 use nfcs_cache_redis::{RedisCache, RedisConfig, RedisError};
+
+use crate::support::{wait_until, wait_until_async};
 
 fn config(url: String) -> RedisConfig {
     RedisConfig::new(url)
@@ -17,11 +25,9 @@ fn config(url: String) -> RedisConfig {
 #[tokio::test]
 async fn an_unreachable_server_is_a_connect_error_naming_it() {
     let port = free_port(); // nothing listens there
-    let started = Instant::now();
     let error = RedisCache::connect(config(format!("redis://127.0.0.1:{port}")))
         .await
         .unwrap_err();
-    assert!(started.elapsed() < Duration::from_secs(2));
     assert!(
         matches!(
             error,
@@ -58,7 +64,7 @@ async fn a_wrong_password_is_a_connect_error_without_the_password() {
 }
 
 #[tokio::test]
-async fn a_database_index_out_of_range_is_a_connect_error() {
+async fn a_database_index_out_of_range_is_a_typed_error_naming_it() {
     let Some(server) = RedisServer::start_or_skip("wrong db") else {
         return;
     };
@@ -66,9 +72,10 @@ async fn a_database_index_out_of_range_is_a_connect_error() {
         .await
         .unwrap_err();
     assert!(
-        error.to_string().contains("DB index is out of range"),
-        "{error}"
+        matches!(error, RedisError::NoSuchDatabase { db: 99, .. }),
+        "{error:?}"
     );
+    assert!(error.to_string().contains("no database 99"), "{error}");
     RedisCache::connect(config(server.url()).db(3))
         .await
         .unwrap();
@@ -85,15 +92,9 @@ async fn a_port_that_is_not_redis_is_a_clear_error() {
             let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
         }
     });
-    let started = Instant::now();
     let error = RedisCache::connect(config(format!("redis://127.0.0.1:{port}")))
         .await
         .unwrap_err();
-    assert!(
-        started.elapsed() < Duration::from_secs(3),
-        "took {:?}",
-        started.elapsed()
-    );
     assert!(
         matches!(
             error,
@@ -124,22 +125,29 @@ async fn a_lazy_start_against_a_down_server_fails_fast_and_attaches_later() {
     }
     let port = free_port();
     let cache = RedisCache::connect_lazy(config(format!("redis://127.0.0.1:{port}"))).unwrap();
-    let started = Instant::now();
-    let error = cache.set("k", b"v", None).await.unwrap_err();
-    assert!(started.elapsed() < Duration::from_millis(100), "fails fast");
+    // Fails fast: the call completes on its first poll, without waiting on the network.
+    let error = cache
+        .set("k", b"v", None)
+        .now_or_never()
+        .expect("a command on a tier that is not connected does not wait")
+        .unwrap_err();
     assert!(matches!(error, CacheError::Unavailable { .. }), "{error}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Once the first attempt has failed, health says why, naming the server.
+    wait_until("health reports the failed connection attempt", || {
+        matches!(cache.health(), TierHealth::Unavailable { reason } if reason.contains(&port.to_string()))
+    })
+    .await;
     match cache.health() {
         TierHealth::Unavailable { reason } => assert!(reason.contains("not connected"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    // The server comes up on that port: the tier attaches by itself.
+    // The server comes up on that port: the tier attaches by itself (the background task
+    // retries with back-off, so this waits for a real reconnection).
     let server = RedisServer::start_on(port);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while cache.set("k", b"v", None).await.is_err() {
-        assert!(Instant::now() < deadline, "the tier never attached");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_async("the tier attached to the server", || async {
+        cache.set("k", b"v", None).await.is_ok()
+    })
+    .await;
     assert_eq!(cache.health(), TierHealth::Healthy);
     assert_eq!(cache.get("k").await.unwrap().as_deref(), Some(&b"v"[..]));
     drop(server);

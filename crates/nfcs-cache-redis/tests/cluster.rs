@@ -70,12 +70,13 @@ async fn the_tier_works_across_three_masters() {
 mod conformance {
     nfcs_cache_core::cache_tier_conformance!(
         optional
-            |_clock: nfcs_cache_core::Clock| async move {
+            |clock: nfcs_cache_core::Clock| async move {
                 let cluster = nfcs_cache_redis::test_server::RedisCluster::start_or_skip(
                     "cluster conformance",
                 )?;
+                // The suite's driven clock: the tier reads expiry from it.
                 let cache = nfcs_cache_redis::RedisCache::connect(
-                    nfcs_cache_redis::RedisConfig::cluster(cluster.urls()),
+                    nfcs_cache_redis::RedisConfig::cluster(cluster.urls()).clock(clock),
                 )
                 .await
                 .expect("connects");

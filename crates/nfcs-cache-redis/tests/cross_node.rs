@@ -1,19 +1,25 @@
 //! Two caches on one server: each hears the other's changes, never its own.
-
-use std::time::{Duration, Instant};
+//!
+//! How fast a change reaches the other node is a benchmark figure (benches/redis_tier.rs,
+//! "propagation"), not something a test on a loaded machine can assert.
 
 use nfcs_cache_core::Pattern;
 use nfcs_cache_redis::test_server::RedisServer;
 use nfcs_cache_redis::{Invalidation, RedisCache, RedisConfig};
 use tokio::sync::broadcast::Receiver;
 
+use crate::support::{DEADLINE, wait_until};
+
+/// The next invalidation; panics if none arrives before the (generous) deadline.
 async fn next(receiver: &mut Receiver<Invalidation>) -> Invalidation {
-    tokio::time::timeout(Duration::from_secs(2), receiver.recv())
+    tokio::time::timeout(DEADLINE, receiver.recv())
         .await
         .expect("an invalidation arrives")
         .expect("the channel is open")
 }
 
+/// Two caches whose subscriptions are both established, so that every change either makes
+/// from now on reaches the other.
 async fn connected_pair(server: &RedisServer) -> (RedisCache, RedisCache) {
     let a = RedisCache::connect(RedisConfig::new(server.url()))
         .await
@@ -21,8 +27,11 @@ async fn connected_pair(server: &RedisServer) -> (RedisCache, RedisCache) {
     let b = RedisCache::connect(RedisConfig::new(server.url()))
         .await
         .unwrap();
-    // Subscriptions are set up in the background; give them a moment.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The subscriptions are made in the background after connecting.
+    wait_until("both nodes are subscribed", || {
+        a.is_subscribed() && b.is_subscribed()
+    })
+    .await;
     (a, b)
 }
 
@@ -53,28 +62,29 @@ async fn writes_deletes_patterns_and_clears_reach_the_other_node() {
     );
     a.clear().await.unwrap();
     assert_eq!(next(&mut heard_by_b).await, Invalidation::Clear);
-    // B's own write reaches A, and A heard none of its own.
+    // B's own write reaches A. A's subscription delivers messages in the order the server
+    // published them, and A's own were published before B's write started, so by the time
+    // B's arrives A has already seen (and skipped) all of its own.
     b.set("from_b", b"x", None).await.unwrap();
     assert_eq!(
         next(&mut heard_by_a).await,
         Invalidation::Keys(vec!["from_b".into()])
     );
-    assert!(heard_by_a.try_recv().is_err());
+    assert!(heard_by_a.try_recv().is_err(), "A heard one of its own");
 }
 
-/// The delay from one node's write returning to the other node hearing of it.
+/// Every one of many writes in a row reaches the other node (announcements are batched, so a
+/// message may carry several keys).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn invalidations_arrive_within_milliseconds() {
-    let Some(server) = RedisServer::start_or_skip("invalidation latency") else {
+async fn every_write_reaches_the_other_node() {
+    let Some(server) = RedisServer::start_or_skip("invalidation delivery") else {
         return;
     };
     let (a, b) = connected_pair(&server).await;
     let mut heard_by_b = b.invalidations();
-    let mut delays = Vec::new();
     for round in 0..200 {
         let key = format!("key{round}");
         a.set(&key, b"v", None).await.unwrap();
-        let written = Instant::now();
         loop {
             if let Invalidation::Keys(keys) = next(&mut heard_by_b).await
                 && keys.contains(&key)
@@ -82,14 +92,5 @@ async fn invalidations_arrive_within_milliseconds() {
                 break;
             }
         }
-        delays.push(written.elapsed());
     }
-    delays.sort();
-    let p50 = delays[delays.len() / 2];
-    let p99 = delays[delays.len() * 99 / 100];
-    println!(
-        "invalidation delay over 200 writes: p50 {p50:?}, p99 {p99:?}, max {:?}",
-        delays[delays.len() - 1]
-    );
-    assert!(p99 < Duration::from_millis(100), "p99 {p99:?}");
 }

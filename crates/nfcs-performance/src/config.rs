@@ -78,10 +78,14 @@ impl ConfigError {
 /// assert_eq!(error.field(), Some("memory.max_size"));
 /// # Ok::<(), nfcs_performance::ConfigError>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct CacheConfig {
+    /// The cache's name: the `cache` label of every metric its tiers report (`"nfcs"` by
+    /// default). Give each manager of a process its own; a name another live manager holds is
+    /// made unique with a `-2`, `-3`, ... suffix and a warning.
+    pub name: String,
     /// The in-memory tier.
     pub memory: MemoryTierConfig,
     /// The disk tier.
@@ -95,6 +99,26 @@ pub struct CacheConfig {
     /// Cache warming.
     pub cache_warming: CacheWarmingConfig,
 }
+
+impl Default for CacheConfig {
+    fn default() -> CacheConfig {
+        CacheConfig {
+            name: DEFAULT_NAME.to_owned(),
+            memory: MemoryTierConfig::default(),
+            disk: DiskTierConfig::default(),
+            redis: RedisTierConfig::default(),
+            semantic: SemanticConfig::default(),
+            policy: PolicyConfig::default(),
+            cache_warming: CacheWarmingConfig::default(),
+        }
+    }
+}
+
+/// The name of a cache configured without one.
+pub const DEFAULT_NAME: &str = "nfcs";
+
+/// The only embedding model this build runs (`[semantic] embedding_model`).
+pub const EMBEDDING_MODEL: &str = "sentence-transformers/all-MiniLM-L6-v2";
 
 /// `[memory]`: enabled, 1GB, LRU, TTL 3600 s by default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -149,7 +173,8 @@ impl Default for DiskTierConfig {
     }
 }
 
-/// `[redis]`: enabled, `redis://localhost:6379`, db 0, 10 connections, TTL 7200 s by default.
+/// `[redis]`: enabled, `redis://localhost:6379`, the URL's database (0 when it names none), 10
+/// connections, TTL 7200 s by default.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
@@ -158,8 +183,11 @@ pub struct RedisTierConfig {
     pub enabled: bool,
     /// `redis://[user[:password]@]host[:port][/db]`, `rediss://...` (TLS) or `unix:///path`.
     pub url: String,
-    /// The database index.
-    pub db: u32,
+    /// The database index. Left out (the default), the URL's database is used (`/3` in
+    /// `redis://host:6379/3`; database 0 when the URL names none). Set, it must agree with the
+    /// URL's when the URL names one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub db: Option<u32>,
     /// Connections kept open.
     pub max_connections: u32,
     /// TTL of entries set without one.
@@ -178,7 +206,7 @@ impl Default for RedisTierConfig {
         RedisTierConfig {
             enabled: true,
             url: "redis://localhost:6379".to_owned(),
-            db: 0,
+            db: None,
             max_connections: 10,
             ttl_default: TtlSetting::After(Duration::from_secs(7200)),
             key_prefix: "nfcs:".to_owned(),
@@ -199,7 +227,9 @@ pub struct SemanticConfig {
     pub similarity_threshold: f64,
     /// The most entries kept.
     pub max_entries: u64,
-    /// The sentence embedding model.
+    /// The sentence embedding model. This build runs one, [`EMBEDDING_MODEL`]
+    /// (`"sentence-transformers/all-MiniLM-L6-v2"`, also accepted as `"all-MiniLM-L6-v2"`); any
+    /// other name is a configuration error rather than a setting silently ignored.
     pub embedding_model: String,
     /// The vector index: exact (`"flat"`, the default) or approximate (`"hnsw"`, for caches of
     /// 100,000 entries and more).
@@ -227,7 +257,7 @@ impl Default for SemanticConfig {
             enabled: true,
             similarity_threshold: 0.95,
             max_entries: 10_000,
-            embedding_model: "sentence-transformers/all-MiniLM-L6-v2".to_owned(),
+            embedding_model: EMBEDDING_MODEL.to_owned(),
             index: SemanticIndex::Flat,
             contradiction_guard: true,
         }
@@ -380,6 +410,16 @@ impl CacheConfig {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the first bad field.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        let name = self.name.trim();
+        if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+            return Err(ConfigError::invalid(
+                "name",
+                format!(
+                    "{:?}: must be 1 to 128 bytes without control characters (it becomes a metric label)",
+                    self.name
+                ),
+            ));
+        }
         if self.memory.max_size.bytes() == 0 {
             return Err(ConfigError::invalid(
                 "memory.max_size",
@@ -395,8 +435,24 @@ impl CacheConfig {
         if self.disk.directory.as_os_str().is_empty() {
             return Err(ConfigError::invalid("disk.directory", "must not be empty"));
         }
-        validate_redis_url(&self.redis.url)
+        let url_database = validate_redis_url(&self.redis.url)
             .map_err(|message| ConfigError::invalid("redis.url", message))?;
+        if let (Some(db), Some(in_url)) = (self.redis.db, url_database)
+            && db != in_url
+        {
+            return Err(ConfigError::invalid(
+                "redis.db",
+                format!(
+                    "{db} differs from database {in_url} named by redis.url; set one of them, or both alike"
+                ),
+            ));
+        }
+        if self.redis.db.is_some_and(|db| db != 0) && !self.redis.cluster_nodes.is_empty() {
+            return Err(ConfigError::invalid(
+                "redis.db",
+                "a Redis Cluster has only database 0",
+            ));
+        }
         for (index, node) in self.redis.cluster_nodes.iter().enumerate() {
             validate_redis_url(node).map_err(|message| {
                 ConfigError::invalid(&format!("redis.cluster_nodes[{index}]"), message)
@@ -445,10 +501,14 @@ impl CacheConfig {
                 "must be at least 1",
             ));
         }
-        if self.semantic.embedding_model.trim().is_empty() {
+        let model = self.semantic.embedding_model.trim();
+        if model != EMBEDDING_MODEL && model != "all-MiniLM-L6-v2" {
             return Err(ConfigError::invalid(
                 "semantic.embedding_model",
-                "must name a model",
+                format!(
+                    "{:?}: this build runs only {EMBEDDING_MODEL:?} (its weights are what `cargo xtask fetch-model` installs)",
+                    self.semantic.embedding_model
+                ),
             ));
         }
         if self.policy.ttl == TtlSetting::Never {
@@ -482,8 +542,9 @@ impl CacheConfig {
     }
 }
 
-/// Checks the shape of a Redis URL; the Redis tier's client parses it fully when it connects.
-fn validate_redis_url(url: &str) -> Result<(), String> {
+/// Checks the shape of a Redis URL and returns the database it names, if any; the Redis
+/// tier's client parses it fully when it connects.
+fn validate_redis_url(url: &str) -> Result<Option<u32>, String> {
     let Some((scheme, rest)) = url.split_once("://") else {
         return Err(format!("{url:?} is not a URL (expected redis://host:port)"));
     };
@@ -493,7 +554,8 @@ fn validate_redis_url(url: &str) -> Result<(), String> {
             return if rest.is_empty() {
                 Err(format!("{url:?} names no socket path"))
             } else {
-                Ok(())
+                // A socket URL names its database as `?db=N`, which the client parses.
+                Ok(None)
             };
         }
         other => {
@@ -530,12 +592,13 @@ fn validate_redis_url(url: &str) -> Result<(), String> {
         }
     }
     let database = path.split(['?', '#']).next().unwrap_or("");
-    if !database.is_empty() && database.parse::<u32>().is_err() {
-        return Err(format!(
-            "the path {database:?} of {url:?} is not a database index"
-        ));
+    if database.is_empty() {
+        return Ok(None);
     }
-    Ok(())
+    database
+        .parse::<u32>()
+        .map(Some)
+        .map_err(|_| format!("the path {database:?} of {url:?} is not a database index"))
 }
 
 #[cfg(test)]
@@ -574,7 +637,8 @@ mod tests {
         assert_eq!(config.disk.max_size.bytes(), 10_000_000_000);
         assert!(config.disk.compression);
         assert_eq!(config.redis.url, "redis://localhost:6379");
-        assert_eq!((config.redis.db, config.redis.max_connections), (0, 10));
+        assert_eq!((config.redis.db, config.redis.max_connections), (None, 10));
+        assert_eq!(config.name, "nfcs");
         assert_eq!(
             config.redis.ttl_default.as_duration(),
             Some(Duration::from_secs(7200))
@@ -633,7 +697,54 @@ mod tests {
             "#,
         )
         .unwrap();
-        assert_eq!(config, CacheConfig::default());
+        let mut expected = CacheConfig::default();
+        expected.redis.db = Some(0);
+        assert_eq!(config, expected);
+    }
+
+    #[test]
+    fn the_redis_database_comes_from_the_url_unless_db_agrees() {
+        let config = |text: &str| CacheConfig::from_toml_str(text);
+        assert_eq!(
+            config("[redis]\nurl = \"redis://h:6379/3\"")
+                .unwrap()
+                .redis
+                .db,
+            None,
+            "the URL's database applies"
+        );
+        assert!(config("[redis]\nurl = \"redis://h:6379/3\"\ndb = 3").is_ok());
+        assert_eq!(
+            config("[redis]\nurl = \"redis://h:6379\"\ndb = 2")
+                .unwrap()
+                .redis
+                .db,
+            Some(2)
+        );
+        let (field, message) = field_of("[redis]\nurl = \"redis://h:6379/3\"\ndb = 0");
+        assert_eq!(field, "redis.db");
+        assert!(message.contains("database 3"), "{message}");
+        let (field, _) = field_of("[redis]\ncluster_nodes = [\"redis://h:7000\"]\ndb = 1");
+        assert_eq!(field, "redis.db");
+    }
+
+    #[test]
+    fn another_embedding_model_and_a_bad_name_are_refused() {
+        let (field, message) = field_of("[semantic]\nembedding_model = \"BAAI/bge-small-en-v1.5\"");
+        assert_eq!(field, "semantic.embedding_model");
+        assert!(message.contains("all-MiniLM-L6-v2"), "{message}");
+        assert!(
+            CacheConfig::from_toml_str("[semantic]\nembedding_model = \"all-MiniLM-L6-v2\"")
+                .is_ok()
+        );
+        assert_eq!(field_of("name = \"\"").0, "name");
+        assert_eq!(field_of("name = \"a\\nb\"").0, "name");
+        assert_eq!(
+            CacheConfig::from_toml_str("name = \"node-a\"")
+                .unwrap()
+                .name,
+            "node-a"
+        );
     }
 
     #[test]

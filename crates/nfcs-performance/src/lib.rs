@@ -126,11 +126,22 @@ pub use nfcs_policy_cache as policy_cache;
 pub use policy::{PolicyStore, PolicyStoreError};
 
 pub use config::{
-    CacheConfig, CacheWarmingConfig, ConfigError, DiskTierConfig, MemoryTierConfig, PolicyConfig,
-    PolicyTier, RedisTierConfig, SemanticConfig, SemanticIndex, WarmingStrategy,
+    CacheConfig, CacheWarmingConfig, ConfigError, DEFAULT_NAME, DiskTierConfig, EMBEDDING_MODEL,
+    MemoryTierConfig, PolicyConfig, PolicyTier, RedisTierConfig, SemanticConfig, SemanticIndex,
+    WarmingStrategy,
 };
 pub use error::{BuildError, LoadError};
 pub use manager::{
     CacheType, ManagerBuilder, ManagerStats, NFCSCacheManager, TierState, TierStatus,
 };
 pub use units::{ByteSize, TtlSetting};
+
+/// The names of the manager's own metrics (the tiers' are in
+/// [`cache_core::telemetry`](nfcs_cache_core::telemetry)), for configuring a recorder's
+/// histogram buckets or writing alerts. Every series carries the `cache` label.
+pub mod metric_names {
+    pub use crate::manager::{
+        COALESCED, GET_SECONDS, LOAD_WAITERS, LOADS, PROMOTIONS, PROMOTIONS_SKIPPED,
+        REMOTE_INVALIDATIONS, SET_SECONDS, TIER_ERRORS,
+    };
+}

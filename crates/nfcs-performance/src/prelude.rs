@@ -5,7 +5,7 @@ pub use crate::error::{BuildError, LoadError};
 pub use crate::manager::{CacheType, ManagerStats, NFCSCacheManager, TierState, TierStatus};
 pub use nfcs_cache_core::{
     Bytes, CacheEntry, CacheError, CacheTier, Clock, Codec, EvictionPolicy, ManualClock,
-    MemoryCache, MemoryConfig, Pattern, TierStats, Ttl,
+    MemoryCache, MemoryConfig, Pattern, TierHealth, TierResult, TierStats, Ttl,
 };
 
 #[cfg(feature = "disk")]

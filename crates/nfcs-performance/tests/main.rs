@@ -4,6 +4,8 @@
 #![allow(clippy::unwrap_used)]
 
 mod config_files;
+#[cfg(all(feature = "disk", feature = "redis"))]
+mod consistency;
 mod disk_tier;
 mod manager;
 #[cfg(feature = "policy")]

@@ -7,21 +7,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use dashmap::DashMap;
-use dashmap::mapref::entry::Entry as MapEntry;
-use nfcs_cache_core::{CacheTier, Codec, MemoryCache, Pattern, Ttl, validate_ttl};
+use nfcs_cache_core::telemetry::DEFAULT_INSTANCE;
+use nfcs_cache_core::{
+    CacheTier, Clock, Codec, MemoryCache, MemoryConfig, Pattern, Ttl, validate_ttl,
+};
+use nfcs_single_flight::{Joined, Leader, SingleFlight};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
-use tokio::sync::watch;
 
 use crate::context::PolicyContext;
 use crate::error::PolicyCacheError;
 use crate::evaluator::{PolicyDecision, PolicyEvaluator, Verdict};
+use crate::telemetry::{Path, PolicyMetrics, WaitingGuard};
 
 /// The TTL of a cached decision unless configured otherwise: 1800 s, as the spec says.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(1800);
 /// The byte budget of the memory tier that [`PolicyCache::new`] creates: 64 MiB.
 pub const DEFAULT_MEMORY_BYTES: u64 = 64 << 20;
+/// The `tier` label (and name) of the memory tier that [`PolicyCache::new`] and
+/// [`PolicyCache::with_config`] create, so that it never reports under a manager's `memory`.
+pub const MEMORY_TIER_NAME: &str = "policy";
 /// The tier key under which the current policy version lives. It does not match the
 /// `policy_*` pattern, so invalidating every decision leaves the version alone.
 pub const VERSION_KEY: &str = "policy:version";
@@ -29,21 +34,6 @@ pub const VERSION_KEY: &str = "policy:version";
 pub const MAX_ACTION_LEN: usize = 1024;
 /// The longest [`PolicyCacheConfig::version_refresh`] accepted: one hour.
 pub const MAX_VERSION_REFRESH: Duration = Duration::from_secs(3600);
-
-/// The histogram of evaluation times, labelled `path="cached"|"full"|"coalesced"`.
-pub const METRIC_EVALUATION_SECONDS: &str = "nfcs_policy_evaluation_seconds";
-/// Counter: lookups served from the cache.
-pub const METRIC_HITS: &str = "nfcs_policy_cache_hits_total";
-/// Counter: lookups that missed (including those that then waited for a concurrent evaluation).
-pub const METRIC_MISSES: &str = "nfcs_policy_cache_misses_total";
-/// Counter: full evaluations run.
-pub const METRIC_EVALUATIONS: &str = "nfcs_policy_evaluations_total";
-/// Counter: cached entries that could not be decoded or did not belong to their key.
-pub const METRIC_CORRUPT: &str = "nfcs_policy_cache_corrupt_entries_total";
-/// Counter: tier operations that failed (the lookup was then a miss).
-pub const METRIC_TIER_ERRORS: &str = "nfcs_policy_cache_tier_errors_total";
-/// Counter: evaluations that failed with an error.
-pub const METRIC_EVALUATION_ERRORS: &str = "nfcs_policy_evaluation_errors_total";
 
 /// How a [`PolicyCache`] behaves.
 ///
@@ -53,11 +43,12 @@ pub const METRIC_EVALUATION_ERRORS: &str = "nfcs_policy_evaluation_errors_total"
 ///
 /// let config = PolicyCacheConfig::default()
 ///     .ttl(Duration::from_secs(600))
-///     .version_refresh(Duration::from_secs(1));
+///     .version_refresh(Duration::from_secs(1))
+///     .instance("node-a");
 /// assert!(config.validate().is_ok());
 /// assert!(PolicyCacheConfig::default().ttl(Duration::ZERO).validate().is_err());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PolicyCacheConfig {
     /// How long a decision stays cached. Default [`DEFAULT_TTL`] (1800 s).
@@ -67,8 +58,23 @@ pub struct PolicyCacheConfig {
     /// node takes effect at once, at the cost of one extra tier read per evaluation (free for
     /// the memory tier, one round trip for Redis). A positive interval saves that round trip
     /// but lets a node serve the previous version's decisions for up to this long after
-    /// another node published. At most [`MAX_VERSION_REFRESH`].
+    /// another node published. At most [`MAX_VERSION_REFRESH`]. Measured on
+    /// [`clock`](PolicyCacheConfig::clock).
     pub version_refresh: Duration,
+    /// The cache instance: the `cache` label of every metric this cache publishes, and of
+    /// the memory tier that [`PolicyCache::new`] and [`PolicyCache::with_config`] build.
+    /// Default [`DEFAULT_INSTANCE`] ("default"); a manager passes its own name.
+    pub instance: String,
+    /// The clock [`version_refresh`](PolicyCacheConfig::version_refresh) is measured on, and
+    /// the TTL clock of the memory tier that [`PolicyCache::with_config`] builds. The system's
+    /// by default; a test drives a [`ManualClock`](nfcs_cache_core::ManualClock)'s. (The
+    /// evaluation time a result reports is a latency and is always measured on the system's
+    /// monotonic clock.)
+    pub clock: Clock,
+    /// The byte budget of the memory tier that [`PolicyCache::new`] and
+    /// [`PolicyCache::with_config`] build; [`PolicyCache::with_tier`] ignores it. Default
+    /// [`DEFAULT_MEMORY_BYTES`] (64 MiB).
+    pub memory_bytes: u64,
 }
 
 impl Default for PolicyCacheConfig {
@@ -76,6 +82,9 @@ impl Default for PolicyCacheConfig {
         PolicyCacheConfig {
             ttl: DEFAULT_TTL,
             version_refresh: Duration::ZERO,
+            instance: DEFAULT_INSTANCE.to_owned(),
+            clock: Clock::system(),
+            memory_bytes: DEFAULT_MEMORY_BYTES,
         }
     }
 }
@@ -95,11 +104,33 @@ impl PolicyCacheConfig {
         self
     }
 
+    /// This configuration with `instance` as the cache instance (the `cache` metric label).
+    #[must_use]
+    pub fn instance(mut self, instance: impl Into<String>) -> PolicyCacheConfig {
+        self.instance = instance.into();
+        self
+    }
+
+    /// This configuration reading `clock` (a [`ManualClock`](nfcs_cache_core::ManualClock)'s
+    /// in tests).
+    #[must_use]
+    pub fn clock(mut self, clock: Clock) -> PolicyCacheConfig {
+        self.clock = clock;
+        self
+    }
+
+    /// This configuration with a memory tier of `bytes` (for [`PolicyCache::with_config`]).
+    #[must_use]
+    pub fn memory_bytes(mut self, bytes: u64) -> PolicyCacheConfig {
+        self.memory_bytes = bytes;
+        self
+    }
+
     /// Checks every field.
     ///
     /// # Errors
     /// [`PolicyCacheError::InvalidConfig`] naming the field: a zero or too long TTL, a refresh
-    /// interval above [`MAX_VERSION_REFRESH`].
+    /// interval above [`MAX_VERSION_REFRESH`], an empty instance name.
     pub fn validate(&self) -> Result<(), PolicyCacheError> {
         validate_ttl(self.ttl).map_err(|problem| PolicyCacheError::InvalidConfig {
             field: "ttl",
@@ -112,6 +143,12 @@ impl PolicyCacheConfig {
                     "{:?} is longer than the {:?} allowed",
                     self.version_refresh, MAX_VERSION_REFRESH
                 ),
+            });
+        }
+        if self.instance.is_empty() {
+            return Err(PolicyCacheError::InvalidConfig {
+                field: "instance",
+                reason: "the instance name (the `cache` metric label) is empty".to_owned(),
             });
         }
         Ok(())
@@ -155,7 +192,7 @@ impl ComplianceResult {
 }
 
 /// Counters of one [`PolicyCache`] since it was built (the same events are also published
-/// through the `metrics` facade).
+/// through the `metrics` facade), and the single-flight gauges now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct PolicyCacheStats {
@@ -177,6 +214,10 @@ pub struct PolicyCacheStats {
     pub evaluation_errors: u64,
     /// Policy versions this cache published.
     pub versions_published: u64,
+    /// Callers waiting now for a concurrent caller's evaluation of the same key.
+    pub waiting: u64,
+    /// Evaluations in flight now (keys with a leader evaluating them).
+    pub in_flight: u64,
 }
 
 impl PolicyCacheStats {
@@ -215,30 +256,25 @@ struct StoredDecision {
     decision: Arc<PolicyDecision>,
 }
 
-#[derive(Clone)]
-enum Outcome {
-    Pending,
-    Ready(Arc<StoredDecision>),
-    Failed(PolicyCacheError),
-}
-
-struct Flight {
-    id: u64,
-    outcome: watch::Receiver<Outcome>,
-}
+/// What the leader of a flight hands its waiters: the decision, or the error every caller of
+/// that key gets.
+type Outcome = Result<Arc<StoredDecision>, PolicyCacheError>;
 
 struct Inner {
     tier: Arc<dyn CacheTier>,
     evaluator: RwLock<Arc<dyn PolicyEvaluator>>,
     config: PolicyCacheConfig,
     codec: Codec,
-    /// The version last read or published, and when.
-    version: Mutex<Option<(u64, Instant)>>,
-    in_flight: DashMap<String, Flight>,
+    /// The version last read or published, and when (on `config.clock`'s monotonic reading).
+    version: Mutex<Option<(u64, Duration)>>,
+    /// Evaluations in progress, by decision key.
+    flights: SingleFlight<String, Outcome>,
     /// Taken while writing the first version (see `first_version`).
     first_version: tokio::sync::Mutex<()>,
-    next_flight: AtomicU64,
     counters: Counters,
+    metrics: PolicyMetrics,
+    /// The `cache` label in use (see [`PolicyCache::instance`]).
+    instance: String,
 }
 
 /// Cached constitutional decisions.
@@ -261,6 +297,7 @@ pub struct PolicyCache {
 impl fmt::Debug for PolicyCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PolicyCache")
+            .field("instance", &self.inner.instance)
             .field("tier", &self.inner.tier.name())
             .field("config", &self.inner.config)
             .field("stats", &self.stats())
@@ -270,22 +307,55 @@ impl fmt::Debug for PolicyCache {
 
 impl PolicyCache {
     /// A cache in a new memory tier of [`DEFAULT_MEMORY_BYTES`], with the default
-    /// configuration.
+    /// configuration (see [`with_config`](PolicyCache::with_config)).
     ///
     /// # Errors
     /// Only if the memory tier cannot be built.
     pub fn new(evaluator: impl PolicyEvaluator + 'static) -> Result<PolicyCache, PolicyCacheError> {
-        let tier = MemoryCache::new(DEFAULT_MEMORY_BYTES)
-            .map_err(|error| PolicyCacheError::tier("memory", error))?;
-        PolicyCache::with_tier(
-            Arc::new(evaluator),
+        PolicyCache::with_config(Arc::new(evaluator), PolicyCacheConfig::default())
+    }
+
+    /// A cache in a new memory tier of its own: [`PolicyCacheConfig::memory_bytes`], on
+    /// [`PolicyCacheConfig::clock`], named [`MEMORY_TIER_NAME`] in
+    /// [`PolicyCacheConfig::instance`] (metric labels `cache="{instance}", tier="policy"`, so it
+    /// never reports under a manager's memory tier).
+    ///
+    /// Metric handles are resolved here, with the recorder in effect: install the recorder
+    /// before building the cache.
+    ///
+    /// If another live tier already reports under `cache="{instance}", tier="policy"`, core
+    /// renames this one's `cache` label (`{instance}-2`, ...) to keep the series apart, and
+    /// this cache's own metrics follow it ([`instance`](PolicyCache::instance) tells which).
+    ///
+    /// # Errors
+    /// [`PolicyCacheError::InvalidConfig`] when `config` does not validate;
+    /// [`PolicyCacheError::Tier`] when the memory tier cannot be built (a budget too small).
+    pub fn with_config(
+        evaluator: Arc<dyn PolicyEvaluator>,
+        config: PolicyCacheConfig,
+    ) -> Result<PolicyCache, PolicyCacheError> {
+        config.validate()?;
+        let memory = MemoryConfig::new(config.memory_bytes)
+            .name(MEMORY_TIER_NAME)
+            .instance(config.instance.clone())
+            .clock(config.clock.clone());
+        let tier = MemoryCache::with_config(memory)
+            .map_err(|error| PolicyCacheError::tier(MEMORY_TIER_NAME, error))?;
+        let instance = tier.labels().cache.clone();
+        Ok(PolicyCache::build(
+            evaluator,
             Arc::new(tier),
-            PolicyCacheConfig::default(),
-        )
+            config,
+            instance,
+        ))
     }
 
     /// A cache over `tier` (shared with other nodes when it is Redis, or with other caches in
-    /// this process).
+    /// this process). Its metrics carry `cache="{instance}"` as configured: give each live
+    /// policy cache its own instance name, or their counts add into one series.
+    ///
+    /// Metric handles are resolved here, with the recorder in effect: install the recorder
+    /// before building the cache.
     ///
     /// # Errors
     /// [`PolicyCacheError::InvalidConfig`] when `config` does not validate.
@@ -295,19 +365,37 @@ impl PolicyCache {
         config: PolicyCacheConfig,
     ) -> Result<PolicyCache, PolicyCacheError> {
         config.validate()?;
-        Ok(PolicyCache {
+        let instance = config.instance.clone();
+        Ok(PolicyCache::build(evaluator, tier, config, instance))
+    }
+
+    fn build(
+        evaluator: Arc<dyn PolicyEvaluator>,
+        tier: Arc<dyn CacheTier>,
+        config: PolicyCacheConfig,
+        instance: String,
+    ) -> PolicyCache {
+        PolicyCache {
             inner: Arc::new(Inner {
                 tier,
                 evaluator: RwLock::new(evaluator),
                 config,
                 codec: Codec::default(),
                 version: Mutex::new(None),
-                in_flight: DashMap::new(),
+                flights: SingleFlight::new(),
                 first_version: tokio::sync::Mutex::new(()),
-                next_flight: AtomicU64::new(0),
                 counters: Counters::default(),
+                metrics: PolicyMetrics::new(&instance),
+                instance,
             }),
-        })
+        }
+    }
+
+    /// The `cache` label this cache's metrics carry: [`PolicyCacheConfig::instance`], or
+    /// the name core gave its own memory tier to keep the series unique (see
+    /// [`with_config`](PolicyCache::with_config)).
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     /// The tier decisions are stored in.
@@ -339,6 +427,8 @@ impl PolicyCache {
             tier_errors: load(&counters.tier_errors),
             evaluation_errors: load(&counters.evaluation_errors),
             versions_published: load(&counters.versions_published),
+            waiting: self.inner.flights.waiting() as u64,
+            in_flight: self.inner.flights.in_flight() as u64,
         }
     }
 
@@ -346,9 +436,14 @@ impl PolicyCache {
     /// action type, context and policy version is there, by a full evaluation otherwise (and
     /// the decision is cached for [`PolicyCacheConfig::ttl`]).
     ///
-    /// Concurrent calls that miss on the same key run the evaluator once: the first runs it,
-    /// the others wait for its decision (or its error). A waiting caller that is dropped
-    /// affects no one; if the evaluating caller is dropped, a waiting one takes over.
+    /// Concurrent calls that miss on the same key run the evaluator once (single flight,
+    /// `nfcs-single-flight`): the first runs it, the others wait for its decision (or its
+    /// error). The evaluating caller looks in the tier once more after it becomes the leader,
+    /// hands the decision to the waiters before it writes the tier, and keeps the flight
+    /// until the write is done, so a caller finds either the flight or the stored decision.
+    /// A waiting caller that is dropped affects no one; if the evaluating caller is dropped
+    /// (its task cancelled, or the evaluator panicked), its waiters look again and one of
+    /// them evaluates.
     ///
     /// A tier that fails is a counted miss: the decision is evaluated (and not cached when
     /// writing fails), never refused. A cached entry that is corrupt, belongs to another key or
@@ -390,53 +485,40 @@ impl PolicyCache {
                 self.count_hit();
                 return Ok(self.finish(started, &stored, Path::Cached));
             }
-            let (leader, mut outcome) = match self.inner.in_flight.entry(key.clone()) {
-                MapEntry::Occupied(flight) => (None, flight.get().outcome.clone()),
-                MapEntry::Vacant(vacant) => {
-                    let (sender, receiver) = watch::channel(Outcome::Pending);
-                    let id = self.inner.next_flight.fetch_add(1, Ordering::Relaxed);
-                    vacant.insert(Flight {
-                        id,
-                        outcome: receiver.clone(),
-                    });
-                    let guard = FlightGuard {
-                        inner: &self.inner,
-                        key: &key,
-                        id,
-                        sender,
+            match self.inner.flights.join(key.clone()) {
+                Joined::Leader(leader) => {
+                    return self
+                        .lead(
+                            leader,
+                            &*evaluator,
+                            action,
+                            context,
+                            context_hash,
+                            policy_set_id,
+                            started,
+                        )
+                        .await;
+                }
+                Joined::Waiter(waiter) => {
+                    let outcome = {
+                        let _waiting = WaitingGuard::new(&self.inner.metrics.waiting);
+                        waiter.outcome().await
                     };
-                    (Some(guard), receiver)
+                    match outcome {
+                        Some(Ok(stored)) => {
+                            self.count_miss();
+                            self.inner
+                                .counters
+                                .coalesced
+                                .fetch_add(1, Ordering::Relaxed);
+                            return Ok(self.finish(started, &stored, Path::Coalesced));
+                        }
+                        Some(Err(error)) => return Err(error),
+                        // The leader went away before it decided (cancelled, or its evaluator
+                        // panicked): look again, perhaps as the next leader.
+                        None => {}
+                    }
                 }
-            };
-            if let Some(guard) = leader {
-                return self
-                    .lead(
-                        guard,
-                        &*evaluator,
-                        action,
-                        context,
-                        context_hash,
-                        policy_set_id,
-                        started,
-                    )
-                    .await;
-            }
-            let settled = outcome
-                .wait_for(|outcome| !matches!(outcome, Outcome::Pending))
-                .await
-                .map(|outcome| outcome.clone());
-            match settled {
-                Ok(Outcome::Ready(stored)) => {
-                    self.count_miss();
-                    self.inner
-                        .counters
-                        .coalesced
-                        .fetch_add(1, Ordering::Relaxed);
-                    return Ok(self.finish(started, &stored, Path::Coalesced));
-                }
-                Ok(Outcome::Failed(error)) => return Err(error),
-                // The leader was dropped before it decided: look again, perhaps as the leader.
-                Ok(Outcome::Pending) | Err(_) => {}
             }
         }
     }
@@ -446,7 +528,7 @@ impl PolicyCache {
     #[allow(clippy::too_many_arguments)] // A private step of one method; a struct would only rename them.
     async fn lead(
         &self,
-        guard: FlightGuard<'_>,
+        leader: Leader<'_, String, Outcome>,
         evaluator: &dyn PolicyEvaluator,
         action: &str,
         context: &PolicyContext,
@@ -454,15 +536,14 @@ impl PolicyCache {
         policy_set_id: u64,
         started: Instant,
     ) -> Result<ComplianceResult, PolicyCacheError> {
-        // A caller that missed just before the previous leader wrote its decision and removed
+        let key = leader.key().as_str();
+        // A caller that missed just before the previous leader wrote its decision and ended
         // its flight would evaluate again; one more look closes that window.
         if let Some(stored) = self
-            .lookup(guard.key, action, context_hash, policy_set_id, false)
+            .lookup(key, action, context_hash, policy_set_id, false)
             .await
         {
-            guard
-                .sender
-                .send_replace(Outcome::Ready(Arc::clone(&stored)));
+            leader.publish(Ok(Arc::clone(&stored)));
             self.count_hit();
             return Ok(self.finish(started, &stored, Path::Cached));
         }
@@ -470,20 +551,22 @@ impl PolicyCache {
         let stored = match self.run_evaluator(evaluator, action, context, context_hash) {
             Ok(stored) => Arc::new(stored),
             Err(error) => {
-                guard.sender.send_replace(Outcome::Failed(error.clone()));
+                leader.publish(Err(error.clone()));
                 return Err(error);
             }
         };
-        guard
-            .sender
-            .send_replace(Outcome::Ready(Arc::clone(&stored)));
+        // The waiters get the decision now; the tier write below is for later callers.
+        leader.publish(Ok(Arc::clone(&stored)));
         let result = self.finish(started, &stored, Path::Full);
         match self.inner.codec.encode(&*stored) {
-            Ok(frame) => self.store(guard.key, frame).await,
+            Ok(frame) => self.store(key, frame).await,
             Err(error) => {
                 tracing::warn!(%error, "policy decision could not be encoded; not cached");
             }
         }
+        // Only now may the flight end (`leader` is dropped here): a caller that joins before
+        // this point gets the published decision, one that comes after finds it in the tier.
+        drop(leader);
         Ok(result)
     }
 
@@ -498,7 +581,7 @@ impl PolicyCache {
             .counters
             .evaluations
             .fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(METRIC_EVALUATIONS).increment(1);
+        self.inner.metrics.evaluations.increment(1);
         match evaluator.evaluate(action, context) {
             Ok(decision) => Ok(StoredDecision {
                 action: action.to_owned(),
@@ -514,7 +597,7 @@ impl PolicyCache {
                     .counters
                     .evaluation_errors
                     .fetch_add(1, Ordering::Relaxed);
-                metrics::counter!(METRIC_EVALUATION_ERRORS).increment(1);
+                self.inner.metrics.evaluation_errors.increment(1);
                 Err(error.into())
             }
         }
@@ -563,6 +646,7 @@ impl PolicyCache {
                     .counters
                     .stale_entries
                     .fetch_add(1, Ordering::Relaxed);
+                self.inner.metrics.stale.increment(1);
             }
             return None;
         }
@@ -582,7 +666,9 @@ impl PolicyCache {
 
     fn finish(&self, started: Instant, stored: &StoredDecision, path: Path) -> ComplianceResult {
         let evaluation_time = started.elapsed();
-        metrics::histogram!(METRIC_EVALUATION_SECONDS, "path" => path.label())
+        self.inner
+            .metrics
+            .evaluation_seconds(path)
             .record(evaluation_time.as_secs_f64());
         ComplianceResult {
             decision: Arc::clone(&stored.decision),
@@ -595,12 +681,12 @@ impl PolicyCache {
 
     fn count_hit(&self) {
         self.inner.counters.hits.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(METRIC_HITS).increment(1);
+        self.inner.metrics.hits.increment(1);
     }
 
     fn count_miss(&self) {
         self.inner.counters.misses.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(METRIC_MISSES).increment(1);
+        self.inner.metrics.misses.increment(1);
     }
 
     fn count_corrupt(&self) {
@@ -608,7 +694,7 @@ impl PolicyCache {
             .counters
             .corrupt_entries
             .fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(METRIC_CORRUPT).increment(1);
+        self.inner.metrics.corrupt.increment(1);
     }
 
     fn count_tier_error(&self, error: &nfcs_cache_core::CacheError) {
@@ -617,11 +703,12 @@ impl PolicyCache {
             .counters
             .tier_errors
             .fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(METRIC_TIER_ERRORS).increment(1);
+        self.inner.metrics.tier_errors.increment(1);
     }
 
     /// The current policy version: the local copy while it is younger than
-    /// [`PolicyCacheConfig::version_refresh`], otherwise read from the tier. A tier without a
+    /// [`PolicyCacheConfig::version_refresh`] (on [`PolicyCacheConfig::clock`]), otherwise
+    /// read from the tier. A tier without a
     /// version (first use, or the entry was evicted or cleared) gets a new random one, so a
     /// lost version can never bring back the decisions of an earlier one.
     ///
@@ -631,7 +718,7 @@ impl PolicyCache {
         let refresh = self.inner.config.version_refresh;
         if !refresh.is_zero()
             && let Some((version, read_at)) = *self.inner.version.lock()
-            && read_at.elapsed() < refresh
+            && self.inner.config.clock.monotonic().saturating_sub(read_at) < refresh
         {
             return Ok(version);
         }
@@ -647,7 +734,7 @@ impl PolicyCache {
             Some(version) => version,
             None => self.first_version().await?,
         };
-        *self.inner.version.lock() = Some((version, Instant::now()));
+        *self.inner.version.lock() = Some((version, self.inner.config.clock.monotonic()));
         Ok(version)
     }
 
@@ -680,11 +767,12 @@ impl PolicyCache {
     pub async fn publish_version(&self) -> Result<u64, PolicyCacheError> {
         let previous = self.inner.version.lock().map(|(version, _)| version);
         let version = self.write_version(previous).await?;
-        *self.inner.version.lock() = Some((version, Instant::now()));
+        *self.inner.version.lock() = Some((version, self.inner.config.clock.monotonic()));
         self.inner
             .counters
             .versions_published
             .fetch_add(1, Ordering::Relaxed);
+        self.inner.metrics.versions_published.increment(1);
         Ok(version)
     }
 
@@ -779,41 +867,6 @@ pub const ALL_DECISIONS: &str = "policy_*";
 /// [`PolicyCacheError::InvalidAction`] for an empty or too long action type.
 pub fn action_pattern(action: &str) -> Result<String, PolicyCacheError> {
     Ok(format!("policy_{}_v*", encode_action(action)?))
-}
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Path {
-    Cached,
-    Full,
-    Coalesced,
-}
-
-impl Path {
-    fn label(self) -> &'static str {
-        match self {
-            Path::Cached => "cached",
-            Path::Full => "full",
-            Path::Coalesced => "coalesced",
-        }
-    }
-}
-
-/// The leader's hold on a flight: dropping it (after publishing, or because the leader was
-/// cancelled) removes the flight; a cancelled leader's waiters see the channel close and retry.
-struct FlightGuard<'a> {
-    inner: &'a Inner,
-    key: &'a str,
-    id: u64,
-    sender: watch::Sender<Outcome>,
-}
-
-impl Drop for FlightGuard<'_> {
-    fn drop(&mut self) {
-        let id = self.id;
-        self.inner
-            .in_flight
-            .remove_if(self.key, |_, flight| flight.id == id);
-    }
 }
 
 fn decision_key(encoded_action: &str, version: u64, context_hash: u64) -> String {

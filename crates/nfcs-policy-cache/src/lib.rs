@@ -9,22 +9,34 @@
 //! # What it provides
 //!
 //! - [`PolicyCache`]: [`evaluate_compliance`](PolicyCache::evaluate_compliance) serves a cached
-//!   decision or runs a full evaluation (single flight: concurrent misses on one key evaluate
-//!   once), and returns a [`ComplianceResult`] with the decision, the evaluation time, whether
-//!   it was a cache hit and a complexity score. Keys are
+//!   decision or runs a full evaluation, and returns a [`ComplianceResult`] with the decision,
+//!   the evaluation time, whether it was a cache hit and a complexity score. Concurrent misses
+//!   on one key evaluate once (the `nfcs-single-flight` crate, shared with the facade): the
+//!   leader looks in the tier again after it becomes the leader, hands its decision to the
+//!   waiters before it writes the tier and keeps the flight until the write is done; when a
+//!   leader is cancelled or its evaluator panics, one waiter takes over. Keys are
 //!   `policy_{action}_v{version}_{context hash}`; [`publish_version`](PolicyCache::publish_version)
 //!   writes a new random policy version to the tier, which invalidates every cached decision in
 //!   O(1) for every node sharing the tier; [`invalidate_action`](PolicyCache::invalidate_action)
 //!   drops one action type's decisions. TTL 1800 s by default ([`PolicyCacheConfig`]).
+//! - Time from a [`Clock`](nfcs_cache_core::Clock) ([`PolicyCacheConfig::clock`]): the
+//!   version refresh interval is measured on it, and the memory tier that
+//!   [`PolicyCache::with_config`] builds expires decisions on it, so tests advance a
+//!   [`ManualClock`](nfcs_cache_core::ManualClock) instead of sleeping.
 //! - [`PolicyContext`]: the context of a check, with a canonical encoding and a stable XXH3
 //!   hash (independent of key order, identical across processes, platforms and compilers;
 //!   NaN refused). The encoding is specified in the [`context`] module.
 //! - [`PolicyEvaluator`]: the policy engine trait, with [`evaluator_fn`] for closures.
 //! - [`cedar::CedarEvaluator`] (feature `cedar`): policies written in Cedar, loaded from files
 //!   or strings, optionally validated against a schema; syntax errors carry line and column.
-//! - Metrics through the `metrics` facade: `nfcs_policy_evaluation_seconds{path="cached"|"full"|"coalesced"}`
-//!   histograms, hit, miss, evaluation, corrupt-entry and error counters (see the `METRIC_*`
-//!   constants). No recorder is installed.
+//! - Metrics through the `metrics` facade, every series labelled `cache` with
+//!   [`PolicyCacheConfig::instance`]: `nfcs_policy_evaluation_seconds{path="cached"|"full"|"coalesced"}`
+//!   histograms; hit, miss, evaluation, corrupt-entry, stale-entry, tier-error,
+//!   evaluation-error and published-version counters; a gauge of callers waiting for a
+//!   concurrent evaluation (see the `METRIC_*` constants). Handles are resolved once, when the
+//!   cache is built, so the recorder must be installed before; help texts and units are
+//!   described then too. The memory tier [`PolicyCache::new`] builds reports as
+//!   `tier="policy"`, apart from a manager's `tier="memory"`. No recorder is installed.
 //!
 //! # Example
 //!
@@ -99,6 +111,7 @@ mod cache;
 pub mod context;
 mod error;
 mod evaluator;
+mod telemetry;
 
 #[cfg(feature = "cedar")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cedar")))]
@@ -106,12 +119,16 @@ pub mod cedar;
 
 pub use cache::{
     ALL_DECISIONS, ComplianceResult, DEFAULT_MEMORY_BYTES, DEFAULT_TTL, MAX_ACTION_LEN,
-    MAX_VERSION_REFRESH, METRIC_CORRUPT, METRIC_EVALUATION_ERRORS, METRIC_EVALUATION_SECONDS,
-    METRIC_EVALUATIONS, METRIC_HITS, METRIC_MISSES, METRIC_TIER_ERRORS, PolicyCache,
-    PolicyCacheConfig, PolicyCacheStats, VERSION_KEY, action_pattern,
+    MAX_VERSION_REFRESH, MEMORY_TIER_NAME, PolicyCache, PolicyCacheConfig, PolicyCacheStats,
+    VERSION_KEY, action_pattern,
 };
 pub use context::{ContextError, ContextValue, PolicyContext};
 pub use error::PolicyCacheError;
 pub use evaluator::{
     EvaluationError, FnEvaluator, PolicyDecision, PolicyEvaluator, Verdict, evaluator_fn,
+};
+pub use telemetry::{
+    METRIC_CORRUPT, METRIC_EVALUATION_ERRORS, METRIC_EVALUATION_SECONDS, METRIC_EVALUATIONS,
+    METRIC_HITS, METRIC_MISSES, METRIC_STALE, METRIC_TIER_ERRORS, METRIC_VERSIONS_PUBLISHED,
+    METRIC_WAITING,
 };

@@ -1,15 +1,24 @@
-//! PolicyCache: hits, versions across caches, TTL, single flight, invalidation, bad input.
+//! PolicyCache: hits, versions across caches, TTL, single flight, invalidation, bad input,
+//! metrics. Time is a `ManualClock` and concurrency is ordered by `Notify` and counters: no
+//! test sleeps.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use nfcs_cache_core::{Bytes, CacheTier};
+use nfcs_cache_core::{Bytes, CacheTier, ManualClock};
 use nfcs_policy_cache::{
-    PolicyCache, PolicyCacheConfig, PolicyCacheError, PolicyContext, VERSION_KEY, Verdict,
+    MEMORY_TIER_NAME, PolicyCache, PolicyCacheConfig, PolicyCacheError, PolicyContext, VERSION_KEY,
+    Verdict,
 };
 
-use crate::support::{CountingEvaluator, DownTier, SlowTier, drain_decisions, memory_tier, node};
+use crate::support::{
+    BlockingEvaluator, CountingEvaluator, DownTier, GatedTier, drain_decisions, memory_tier,
+    memory_tier_on, node, until,
+};
+
+/// The callers of the single-flight tests.
+const CALLERS: u64 = 10_000;
 
 fn context(risk: i64) -> PolicyContext {
     PolicyContext::new()
@@ -169,16 +178,21 @@ async fn a_decision_of_another_policy_set_is_not_served() {
 #[tokio::test]
 async fn decisions_expire_after_their_ttl() {
     let evaluator = CountingEvaluator::new();
-    let cache = PolicyCache::with_tier(
+    let manual = ManualClock::new();
+    // `with_config` builds the memory tier on the configured clock.
+    let cache = PolicyCache::with_config(
         evaluator.clone(),
-        memory_tier(),
-        PolicyCacheConfig::default().ttl(Duration::from_millis(300)),
+        PolicyCacheConfig::default()
+            .ttl(Duration::from_millis(300))
+            .clock(manual.clock()),
     )
     .unwrap();
+    assert_eq!(cache.tier().name(), MEMORY_TIER_NAME);
     cache
         .evaluate_compliance("deploy", &context(2))
         .await
         .unwrap();
+    manual.advance(Duration::from_millis(299));
     assert!(
         cache
             .evaluate_compliance("deploy", &context(2))
@@ -186,15 +200,58 @@ async fn decisions_expire_after_their_ttl() {
             .unwrap()
             .cache_hit
     );
-    tokio::time::sleep(Duration::from_millis(450)).await;
+    manual.advance(Duration::from_millis(1));
     assert!(
         !cache
             .evaluate_compliance("deploy", &context(2))
             .await
             .unwrap()
-            .cache_hit
+            .cache_hit,
+        "a decision is served after its TTL"
     );
     assert_eq!(evaluator.count(), 2);
+}
+
+#[tokio::test]
+async fn a_node_with_a_refresh_interval_sees_a_new_version_once_the_interval_has_passed() {
+    let evaluator = CountingEvaluator::new();
+    let manual = ManualClock::new();
+    let tier = memory_tier_on(&manual);
+    let publisher = node(&evaluator, &tier);
+    let lazy = PolicyCache::with_tier(
+        evaluator.clone(),
+        tier.clone(),
+        PolicyCacheConfig::default()
+            .version_refresh(Duration::from_secs(10))
+            .clock(manual.clock()),
+    )
+    .unwrap();
+    lazy.evaluate_compliance("deploy", &context(2))
+        .await
+        .unwrap();
+    let old_version = lazy.current_version().await.unwrap();
+    let new_version = publisher.publish_version().await.unwrap();
+    manual.advance(Duration::from_millis(9_999));
+    assert_eq!(
+        lazy.current_version().await.unwrap(),
+        old_version,
+        "within the interval the node trusts its copy"
+    );
+    assert!(
+        lazy.evaluate_compliance("deploy", &context(2))
+            .await
+            .unwrap()
+            .cache_hit
+    );
+    manual.advance(Duration::from_millis(1));
+    assert_eq!(lazy.current_version().await.unwrap(), new_version);
+    assert!(
+        !lazy
+            .evaluate_compliance("deploy", &context(2))
+            .await
+            .unwrap()
+            .cache_hit
+    );
 }
 
 #[test]
@@ -226,62 +283,134 @@ fn the_default_ttl_is_1800_seconds_and_bad_configurations_are_refused() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_misses_on_one_key_evaluate_once() {
-    let evaluator = CountingEvaluator::with_delay(Duration::from_millis(200));
-    let cache = PolicyCache::new(evaluator.clone()).unwrap();
-    let barrier = Arc::new(tokio::sync::Barrier::new(16));
-    let mut tasks = Vec::new();
-    for _ in 0..16 {
-        let cache = cache.clone();
-        let barrier = Arc::clone(&barrier);
-        tasks.push(tokio::spawn(async move {
-            barrier.wait().await;
-            cache.evaluate_compliance("deploy", &context(9)).await
-        }));
-    }
-    let mut coalesced_or_hit = 0;
-    for task in tasks {
-        let result = task.await.unwrap().unwrap();
-        assert_eq!(result.verdict(), Verdict::Deny);
-        assert_eq!(result.reasons(), ["high-risk"]);
-        if result.coalesced || result.cache_hit {
-            coalesced_or_hit += 1;
-        }
-    }
-    assert_eq!(evaluator.count(), 1, "the evaluator ran more than once");
-    assert_eq!(coalesced_or_hit, 15);
+/// Spawns `count` evaluations of the same cold (action, context).
+fn spawn_callers(
+    cache: &PolicyCache,
+    count: u64,
+) -> Vec<tokio::task::JoinHandle<Result<nfcs_policy_cache::ComplianceResult, PolicyCacheError>>> {
+    (0..count)
+        .map(|_| {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.evaluate_compliance("deploy", &context(9)).await })
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_dropped_leader_does_not_wedge_its_waiters() {
+async fn ten_thousand_concurrent_misses_on_one_key_evaluate_once() {
+    let evaluator = BlockingEvaluator::new(false);
+    let cache = node(&evaluator, &memory_tier());
+    let callers = spawn_callers(&cache, CALLERS);
+    // The first caller is evaluating (blocked) and every other one waits for its flight.
+    until("every caller waits for the one evaluation", || {
+        evaluator.calls() == 1 && cache.stats().waiting == CALLERS - 1
+    })
+    .await;
+    assert_eq!(cache.stats().in_flight, 1);
+    evaluator.release.notify_one();
+    let mut coalesced = 0;
+    for caller in callers {
+        let result = caller.await.unwrap().unwrap();
+        assert_eq!(result.verdict(), Verdict::Deny);
+        assert_eq!(result.reasons(), ["high-risk"]);
+        coalesced += u64::from(result.coalesced);
+    }
+    assert_eq!(evaluator.calls(), 1, "the evaluator ran more than once");
+    assert_eq!(coalesced, CALLERS - 1);
+    let stats = cache.stats();
+    assert_eq!(
+        (stats.evaluations, stats.coalesced, stats.hits, stats.misses),
+        (1, CALLERS - 1, 0, CALLERS)
+    );
+    assert_eq!((stats.waiting, stats.in_flight), (0, 0));
+}
+
+/// The leader is cancelled (its task aborted) while it holds the flight and has not decided:
+/// here in its second look, which a gated tier holds; the evaluator is synchronous, so an
+/// await in the flight is the only place a task can be cancelled. Exactly one of the waiters
+/// takes over and evaluates; the others get its decision.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_callers_evaluate_once_when_the_first_leader_is_cancelled() {
     let evaluator = CountingEvaluator::new();
-    let slow_tier = Arc::new(SlowTier {
-        inner: memory_tier(),
-        delay: Duration::from_millis(300),
-        slow: true.into(),
-    });
-    let cache = node(&evaluator, &slow_tier);
-    // The leader: misses (300 ms), registers the flight, then looks once more (300 ms).
-    let leader = {
-        let cache = cache.clone();
-        tokio::spawn(async move { cache.evaluate_compliance("deploy", &context(9)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    // The waiter: misses at 400 ms and finds the leader's flight.
-    let waiter = {
-        let cache = cache.clone();
-        tokio::spawn(async move { cache.evaluate_compliance("deploy", &context(9)).await })
-    };
-    tokio::time::sleep(Duration::from_millis(350)).await;
+    let tier = GatedTier::new(memory_tier());
+    // Read 1 is the leader's first look (a miss), read 2 its second look, held at the gate.
+    tier.hold_read(2);
+    let cache = node(&evaluator, &tier);
+    let leader = spawn_callers(&cache, 1).remove(0);
+    until("the leader holds the flight, in its second look", || {
+        tier.arrived() == 1
+    })
+    .await;
+    assert_eq!(cache.stats().in_flight, 1);
+    let waiters = spawn_callers(&cache, CALLERS - 1);
+    until("every other caller waits for the leader", || {
+        cache.stats().waiting == CALLERS - 1
+    })
+    .await;
     leader.abort();
     assert!(leader.await.unwrap_err().is_cancelled());
-    let result = tokio::time::timeout(Duration::from_secs(10), waiter)
+    for waiter in waiters {
+        let result = waiter.await.unwrap().unwrap();
+        assert_eq!(result.verdict(), Verdict::Deny);
+    }
+    assert_eq!(evaluator.count(), 1, "exactly one replacement evaluation");
+    let stats = cache.stats();
+    assert_eq!(stats.evaluations, 1);
+    assert_eq!((stats.waiting, stats.in_flight), (0, 0));
+}
+
+/// The leader's evaluator panics half-way (the leader's task dies with it): its waiters are
+/// not wedged, and exactly one of them evaluates again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_whose_evaluator_panics_hands_over_to_exactly_one_waiter() {
+    let evaluator = BlockingEvaluator::new(true);
+    let cache = node(&evaluator, &memory_tier());
+    let callers = spawn_callers(&cache, CALLERS);
+    until("every caller waits for the one evaluation", || {
+        evaluator.calls() == 1 && cache.stats().waiting == CALLERS - 1
+    })
+    .await;
+    evaluator.release.notify_one();
+    let mut panicked = 0;
+    for caller in callers {
+        match caller.await {
+            Ok(result) => assert_eq!(result.unwrap().verdict(), Verdict::Deny),
+            Err(error) => {
+                assert!(error.is_panic());
+                panicked += 1;
+            }
+        }
+    }
+    assert_eq!(panicked, 1);
+    assert_eq!(
+        evaluator.calls(),
+        2,
+        "one panicked evaluation, one replacement"
+    );
+    assert_eq!(cache.stats().waiting, 0);
+}
+
+/// A caller whose tier read missed but came back late (a slow lower tier) joins after the
+/// leader has stored its decision and ended its flight: its second look as the new leader
+/// finds the decision, so the evaluator does not run twice (the facade's old single flight
+/// did, issue 11).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_whose_miss_came_back_late_finds_the_decision_in_its_second_look() {
+    let evaluator = CountingEvaluator::new();
+    let tier = GatedTier::new(memory_tier());
+    tier.hold_read(1);
+    let cache = node(&evaluator, &tier);
+    let late = spawn_callers(&cache, 1).remove(0);
+    until("the late caller's miss is held", || tier.arrived() == 1).await;
+    let early = cache
+        .evaluate_compliance("deploy", &context(9))
         .await
-        .expect("the waiter is wedged")
-        .unwrap()
         .unwrap();
-    assert_eq!(result.verdict(), Verdict::Deny);
+    assert!(!early.cache_hit && !early.coalesced);
+    assert_eq!(cache.stats().in_flight, 0, "the early flight is over");
+    tier.release();
+    let late = late.await.unwrap().unwrap();
+    assert!(late.cache_hit, "{late:?}");
     assert_eq!(evaluator.count(), 1);
 }
 
@@ -455,45 +584,94 @@ async fn a_tier_that_is_down_is_a_counted_miss() {
     ));
 }
 
+/// Two policy caches built with different instance names report separate series, through
+/// handles resolved when they were built (the recorder is only in effect during
+/// construction), and their memory tiers report as `tier="policy"`.
 #[tokio::test]
-async fn metrics_are_recorded_through_the_metrics_facade() {
+async fn each_policy_cache_reports_under_its_own_instance() {
     use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+    use nfcs_policy_cache::{
+        METRIC_EVALUATION_SECONDS, METRIC_EVALUATIONS, METRIC_HITS, METRIC_MISSES, METRIC_WAITING,
+    };
     let recorder = DebuggingRecorder::new();
     let snapshotter = recorder.snapshotter();
     let evaluator = CountingEvaluator::new();
-    let cache = PolicyCache::new(evaluator).unwrap();
-    metrics::with_local_recorder(&recorder, || {
-        // The futures of the memory tier complete at once, so a no-op waker drives them.
-        let mut future = std::pin::pin!(async {
-            cache
-                .evaluate_compliance("deploy", &context(3))
-                .await
-                .unwrap();
-            cache
-                .evaluate_compliance("deploy", &context(3))
-                .await
-                .unwrap();
-        });
-        let mut task = std::task::Context::from_waker(std::task::Waker::noop());
-        assert!(future.as_mut().poll(&mut task).is_ready());
+    let (first, second) = metrics::with_local_recorder(&recorder, || {
+        let build = |instance: &str| {
+            PolicyCache::with_config(
+                evaluator.clone(),
+                PolicyCacheConfig::default().instance(instance),
+            )
+            .unwrap()
+        };
+        (build("policy-metrics-a"), build("policy-metrics-b"))
     });
-    let mut histograms = Vec::new();
-    let mut hits = 0;
-    for (key, _, _, value) in snapshotter.snapshot().into_vec() {
+    assert_eq!(first.instance(), "policy-metrics-a");
+    assert_eq!(second.instance(), "policy-metrics-b");
+    for _ in 0..2 {
+        first
+            .evaluate_compliance("deploy", &context(3))
+            .await
+            .unwrap();
+    }
+    second
+        .evaluate_compliance("deploy", &context(3))
+        .await
+        .unwrap();
+
+    let mut counters = std::collections::BTreeMap::new();
+    let mut histograms = std::collections::BTreeMap::new();
+    let mut described = std::collections::BTreeSet::new();
+    let mut policy_tiers = std::collections::BTreeSet::new();
+    for (key, unit, description, value) in snapshotter.snapshot().into_vec() {
         let key = key.key();
-        match (key.name(), value) {
-            ("nfcs_policy_evaluation_seconds", DebugValue::Histogram(samples)) => {
-                let label = key.labels().next().unwrap().value().to_owned();
-                histograms.push((label, samples.len()));
+        let label = |name: &str| {
+            key.labels()
+                .find(|label| label.key() == name)
+                .map(|label| label.value().to_owned())
+                .unwrap_or_default()
+        };
+        if unit.is_some() && description.is_some() {
+            described.insert(key.name().to_owned());
+        }
+        if label("tier") == MEMORY_TIER_NAME {
+            policy_tiers.insert(label("cache"));
+        }
+        match value {
+            DebugValue::Counter(count) => {
+                counters.insert((key.name().to_owned(), label("cache")), count);
             }
-            ("nfcs_policy_cache_hits_total", DebugValue::Counter(count)) => hits = count,
-            _ => {}
+            DebugValue::Histogram(samples) => {
+                histograms.insert((label("cache"), label("path")), samples.len());
+            }
+            DebugValue::Gauge(_) => {}
         }
     }
-    histograms.sort();
+    let counter = |name: &str, cache: &str| counters[&(name.to_owned(), cache.to_owned())];
+    assert_eq!(counter(METRIC_HITS, "policy-metrics-a"), 1);
+    assert_eq!(counter(METRIC_HITS, "policy-metrics-b"), 0);
+    assert_eq!(counter(METRIC_MISSES, "policy-metrics-a"), 1);
+    assert_eq!(counter(METRIC_MISSES, "policy-metrics-b"), 1);
+    assert_eq!(counter(METRIC_EVALUATIONS, "policy-metrics-a"), 1);
+    assert_eq!(counter(METRIC_EVALUATIONS, "policy-metrics-b"), 1);
+    let histogram = |cache: &str, path: &str| histograms[&(cache.to_owned(), path.to_owned())];
+    assert_eq!(histogram("policy-metrics-a", "cached"), 1);
+    assert_eq!(histogram("policy-metrics-a", "full"), 1);
+    assert_eq!(histogram("policy-metrics-a", "coalesced"), 0);
+    assert_eq!(histogram("policy-metrics-b", "cached"), 0);
+    assert_eq!(histogram("policy-metrics-b", "full"), 1);
+    for name in [
+        METRIC_EVALUATION_SECONDS,
+        METRIC_HITS,
+        METRIC_MISSES,
+        METRIC_EVALUATIONS,
+        METRIC_WAITING,
+    ] {
+        assert!(described.contains(name), "{name} has no help text or unit");
+    }
     assert_eq!(
-        histograms,
-        [("cached".to_owned(), 1), ("full".to_owned(), 1)]
+        policy_tiers.into_iter().collect::<Vec<_>>(),
+        ["policy-metrics-a", "policy-metrics-b"],
+        "each cache's own memory tier reports as tier=\"policy\""
     );
-    assert_eq!(hits, 1);
 }

@@ -1,22 +1,23 @@
 //! Evaluators and tiers for the tests.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use nfcs_cache_core::{
-    CacheEntry, CacheError, CacheTier, MemoryCache, Pattern, TierResult, TierStats,
+    CacheEntry, CacheError, CacheTier, ManualClock, MemoryCache, MemoryConfig, Pattern, TierResult,
+    TierStats,
 };
 use nfcs_policy_cache::{
     ALL_DECISIONS, ContextValue, EvaluationError, PolicyCache, PolicyCacheConfig, PolicyContext,
     PolicyDecision, PolicyEvaluator,
 };
+use tokio::sync::Notify;
 
 /// Counts its evaluations; denies when `risk` > 7, allows otherwise; refuses the action
-/// "broken"; sleeps `delay` in each evaluation (to make concurrent misses overlap).
+/// "broken".
 pub(crate) struct CountingEvaluator {
     pub(crate) evaluations: AtomicU64,
-    pub(crate) delay: Duration,
     /// Flips the verdict for every action, as a new policy set would.
     pub(crate) strict: AtomicBool,
     pub(crate) policy_set_id: u64,
@@ -24,13 +25,8 @@ pub(crate) struct CountingEvaluator {
 
 impl CountingEvaluator {
     pub(crate) fn new() -> Arc<CountingEvaluator> {
-        CountingEvaluator::with_delay(Duration::ZERO)
-    }
-
-    pub(crate) fn with_delay(delay: Duration) -> Arc<CountingEvaluator> {
         Arc::new(CountingEvaluator {
             evaluations: AtomicU64::new(0),
-            delay,
             strict: AtomicBool::new(false),
             policy_set_id: 0,
         })
@@ -48,9 +44,6 @@ impl PolicyEvaluator for CountingEvaluator {
         context: &PolicyContext,
     ) -> Result<PolicyDecision, EvaluationError> {
         self.evaluations.fetch_add(1, Ordering::SeqCst);
-        if !self.delay.is_zero() {
-            std::thread::sleep(self.delay);
-        }
         if action == "broken" {
             return Err(EvaluationError::UnknownAction {
                 action: action.to_owned(),
@@ -73,6 +66,77 @@ impl PolicyEvaluator for CountingEvaluator {
 
 pub(crate) fn memory_tier() -> Arc<MemoryCache> {
     Arc::new(MemoryCache::new(16 << 20).unwrap())
+}
+
+/// A memory tier whose TTLs run on `clock`.
+pub(crate) fn memory_tier_on(clock: &ManualClock) -> Arc<MemoryCache> {
+    Arc::new(MemoryCache::with_config(MemoryConfig::new(16 << 20).clock(clock.clock())).unwrap())
+}
+
+/// Waits, yielding to the other tasks, until `condition` holds: how a test knows that every
+/// caller has reached the point it wants before it acts. The timeout only turns a bug (a
+/// condition that never comes) into a failure instead of a hang; it orders nothing.
+pub(crate) async fn until(what: &str, mut condition: impl FnMut() -> bool) {
+    let wait = async {
+        while !condition() {
+            tokio::task::yield_now().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(300), wait)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting until {what}"));
+}
+
+/// Decides as [`CountingEvaluator`] does, but its first evaluation blocks until the test
+/// calls `release.notify_one()`, and then, when built with `panic_first`, panics: a leader
+/// that dies in the middle of its evaluation.
+///
+/// The evaluator is synchronous (as `PolicyEvaluator` is), so it waits for the `Notify` in
+/// `block_in_place`, which hands the worker's other tasks to another thread: the callers
+/// that queue behind the blocked leader keep running. Needs the multi-thread runtime.
+pub(crate) struct BlockingEvaluator {
+    decide: Arc<CountingEvaluator>,
+    calls: AtomicU64,
+    pub(crate) release: Notify,
+    panic_first: bool,
+}
+
+impl BlockingEvaluator {
+    pub(crate) fn new(panic_first: bool) -> Arc<BlockingEvaluator> {
+        Arc::new(BlockingEvaluator {
+            decide: CountingEvaluator::new(),
+            calls: AtomicU64::new(0),
+            release: Notify::new(),
+            panic_first,
+        })
+    }
+
+    /// Evaluations started (the blocked one included).
+    pub(crate) fn calls(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl PolicyEvaluator for BlockingEvaluator {
+    fn evaluate(
+        &self,
+        action: &str,
+        context: &PolicyContext,
+    ) -> Result<PolicyDecision, EvaluationError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(self.release.notified());
+            });
+            if self.panic_first {
+                panic!("the first evaluation dies half-way (as the test intends)");
+            }
+        }
+        self.decide.evaluate(action, context)
+    }
+
+    fn policy_set_id(&self) -> u64 {
+        0
+    }
 }
 
 /// How many cached decisions the tier holds (removes them to count them).
@@ -118,26 +182,65 @@ impl CacheTier for DownTier {
     }
 }
 
-/// A memory tier whose reads of decision keys take `delay` while `slow` is set.
-pub(crate) struct SlowTier {
+/// A memory tier that can hold one read of a decision key at its gate: the read is made at
+/// once (so it sees the tier as it is when the caller asks) and its answer is handed back
+/// only when the test calls [`release`](GatedTier::release), or never, when the caller's task
+/// is aborted first. That is a slow lower tier (a Redis round trip) without any sleep.
+pub(crate) struct GatedTier {
     pub(crate) inner: Arc<MemoryCache>,
-    pub(crate) delay: Duration,
-    pub(crate) slow: AtomicBool,
+    /// Reads of decision keys so far.
+    reads: AtomicU64,
+    /// The number (from 1) of the decision-key read to hold; 0 holds none.
+    hold: AtomicU64,
+    /// Reads that reached the gate.
+    arrived: Arc<AtomicUsize>,
+    open: Arc<Notify>,
 }
 
-impl CacheTier for SlowTier {
+impl GatedTier {
+    pub(crate) fn new(inner: Arc<MemoryCache>) -> Arc<GatedTier> {
+        Arc::new(GatedTier {
+            inner,
+            reads: AtomicU64::new(0),
+            hold: AtomicU64::new(0),
+            arrived: Arc::new(AtomicUsize::new(0)),
+            open: Arc::new(Notify::new()),
+        })
+    }
+
+    /// Holds the `number`th read of a decision key (counting from 1).
+    pub(crate) fn hold_read(&self, number: u64) {
+        self.hold.store(number, Ordering::SeqCst);
+    }
+
+    /// Reads that reached the gate.
+    pub(crate) fn arrived(&self) -> usize {
+        self.arrived.load(Ordering::SeqCst)
+    }
+
+    /// Lets the held read return (now, or as soon as it reaches the gate).
+    pub(crate) fn release(&self) {
+        self.open.notify_one();
+    }
+}
+
+impl CacheTier for GatedTier {
     fn name(&self) -> &str {
-        "slow"
+        "gated"
     }
     fn get(&self, key: &str) -> TierResult<Option<CacheEntry>> {
         let read = self.inner.as_ref().get_entry_future(key);
-        let delay = if self.slow.load(Ordering::SeqCst) && key.starts_with("policy_") {
-            self.delay
-        } else {
-            Duration::ZERO
+        let held = key.starts_with("policy_") && {
+            let number = self.reads.fetch_add(1, Ordering::SeqCst) + 1;
+            number == self.hold.load(Ordering::SeqCst)
         };
+        let arrived = Arc::clone(&self.arrived);
+        let open = Arc::clone(&self.open);
         Box::pin(async move {
-            tokio::time::sleep(delay).await;
+            if held {
+                arrived.fetch_add(1, Ordering::SeqCst);
+                open.notified().await;
+            }
             read.await
         })
     }

@@ -775,6 +775,26 @@ impl MemoryCache {
         }))
     }
 
+    /// Reads `key` with its remaining TTL without counting a read or recording a use: for a
+    /// second look that must not skew the statistics or the eviction order (a multi-tier
+    /// cache's single-flight re-check).
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`] for an empty or too-long key.
+    pub fn peek_entry(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
+        check_key(key)?;
+        let (cell, hash) = self.locate(key);
+        let shard = cell.shard.read();
+        let now = self.now();
+        Ok(shard
+            .store
+            .peek(key, hash)
+            .filter(|slot| slot.deadline == NEVER || now < slot.deadline)
+            .map(|slot| {
+                CacheEntry::new(slot.value.clone(), monotonic::remaining(slot.deadline, now))
+            }))
+    }
+
     /// Whether a live entry exists for `key`, without counting a read or recording a use.
     pub fn contains_key(&self, key: &str) -> bool {
         if check_key(key).is_err() {

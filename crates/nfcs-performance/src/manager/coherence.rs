@@ -1,10 +1,13 @@
 //! Cross-node coherence: other nodes' writes, deletions and invalidations, announced through
 //! the shared Redis, are applied to this node's local (memory and disk) tiers.
+//!
+//! They follow the same rule as this node's own invalidations (`consistency.rs`): a changed
+//! key is dropped under its stripe's turn, a pattern or a resynchronisation as a sweep, lower
+//! tiers first and memory last, so that no read that overlapped the change promotes what it
+//! read (it may predate the other node's write).
 
 #[cfg(feature = "redis")]
 use std::sync::Arc;
-#[cfg(feature = "redis")]
-use std::sync::atomic::Ordering;
 
 #[cfg(feature = "redis")]
 use nfcs_cache_core::Pattern;
@@ -44,13 +47,9 @@ pub(super) fn start(manager: &NFCSCacheManager, redis: &RedisCache) {
     });
 }
 
-/// Drops what another node changed from the local tiers: lower tiers first, memory last, so
-/// that a local read never falls through to a stale lower copy after the memory copy is gone.
-/// The epoch is bumped before and after, so that a read overlapping any part of this does not
-/// promote what it read.
+/// Drops what another node changed from the local tiers.
 #[cfg(feature = "redis")]
 async fn apply(inner: &Inner, invalidation: Invalidation) {
-    inner.invalidation_epoch.fetch_add(1, Ordering::AcqRel);
     let local: Vec<_> = inner
         .lower
         .iter()
@@ -60,20 +59,20 @@ async fn apply(inner: &Inner, invalidation: Invalidation) {
     match invalidation {
         Invalidation::Keys(keys) => {
             for key in &keys {
+                let _turn = inner.consistency.write(key).await;
                 for tier in &local {
                     if let Err(error) = tier.delete(key).await {
                         tracing::debug!(tier = tier.name(), %error, "could not drop a key another node changed");
                     }
                 }
-            }
-            if let Some(memory) = &inner.memory {
-                for key in &keys {
+                if let Some(memory) = &inner.memory {
                     let _ = memory.remove(key);
                 }
             }
         }
         Invalidation::Pattern(pattern) => match Pattern::new(&pattern) {
             Ok(pattern) => {
+                let _sweep = inner.consistency.sweep().await;
                 for tier in &local {
                     let _ = tier.invalidate_pattern(&pattern).await;
                 }
@@ -87,6 +86,7 @@ async fn apply(inner: &Inner, invalidation: Invalidation) {
             tracing::info!(
                 "clearing local tiers: another node cleared the cache, or invalidations were missed"
             );
+            let _sweep = inner.consistency.sweep().await;
             for tier in &local {
                 let _ = tier.clear().await;
             }
@@ -95,9 +95,5 @@ async fn apply(inner: &Inner, invalidation: Invalidation) {
             }
         }
     }
-    inner.invalidation_epoch.fetch_add(1, Ordering::AcqRel);
-    inner
-        .counters
-        .remote_invalidations
-        .fetch_add(1, Ordering::Release);
+    inner.metrics.remote_invalidations.add(1);
 }

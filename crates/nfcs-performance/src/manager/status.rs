@@ -1,6 +1,8 @@
 //! Tier states and the manager's statistics.
 
-use nfcs_cache_core::TierStats;
+use nfcs_cache_core::{CacheTier, TierStats};
+
+use super::NFCSCacheManager;
 
 /// Whether a configured tier (or feature) is running.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,8 +61,56 @@ pub struct ManagerStats {
     pub tier_errors: u64,
     /// Entries copied from a lower tier into faster ones.
     pub promotions: u64,
+    /// Lower-tier hits not copied into faster tiers because the key was written, deleted or
+    /// invalidated (or may have been) while they were being read.
+    pub promotions_skipped: u64,
     /// Invalidations from other nodes applied to this node's memory and disk tiers.
     pub remote_invalidations: u64,
+    /// Callers of `get_or_insert_with` waiting for another caller's load now.
+    pub waiting: u64,
+    /// Loads in progress now.
+    pub in_flight: u64,
+    /// The semantic cache's statistics, when it runs (feature `semantic`).
+    #[cfg(feature = "semantic")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
+    pub semantic: Option<nfcs_semantic::SemanticStats>,
+    /// The policy cache's statistics, when it runs (feature `policy`).
+    #[cfg(feature = "policy")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "policy")))]
+    pub policy: Option<nfcs_policy_cache::PolicyCacheStats>,
+}
+
+impl NFCSCacheManager {
+    /// A snapshot of every tier's statistics, the manager's counters, and the semantic and
+    /// policy caches' statistics. Exact, and free of side effects: metrics are published as
+    /// things happen, not by this call.
+    pub fn stats(&self) -> ManagerStats {
+        let inner = &self.inner;
+        let mut tiers = Vec::new();
+        if let Some(memory) = &inner.memory {
+            tiers.push((CacheTier::name(memory).to_owned(), memory.stats()));
+        }
+        for lower in &inner.lower {
+            tiers.push((lower.tier.name().to_owned(), lower.tier.stats()));
+        }
+        let metrics = &inner.metrics;
+        ManagerStats {
+            tiers,
+            status: self.tier_status(),
+            loads: metrics.loads.get(),
+            coalesced: metrics.coalesced.get(),
+            tier_errors: metrics.tier_errors(),
+            promotions: metrics.promotions.get(),
+            promotions_skipped: metrics.promotions_skipped.get(),
+            remote_invalidations: metrics.remote_invalidations.get(),
+            waiting: inner.flights.waiting() as u64,
+            in_flight: inner.flights.in_flight() as u64,
+            #[cfg(feature = "semantic")]
+            semantic: inner.semantic.cache().map(|cache| cache.stats()),
+            #[cfg(feature = "policy")]
+            policy: inner.policy.cache().map(|cache| cache.stats()),
+        }
+    }
 }
 
 impl ManagerStats {

@@ -1,0 +1,201 @@
+//! Rotation and eviction: when the active segment is full, a free slot becomes active; one
+//! slot is always kept free, so taking the last one evicts the oldest sealed segment.
+
+use std::hash::BuildHasher;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use nfcs_cache_core::CacheError;
+
+use super::index::Spot;
+use super::{SegmentState, Store, Writer};
+use crate::format::{NewRecord, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader};
+
+/// A random nonce for a new use of a slot. std's `RandomState` is seeded from the OS per
+/// process and per instance; the sequence and the `Instant` only add entropy (this is no time
+/// decision, so it does not read the store's clock). A zero nonce would look like a free slot,
+/// so it is avoided.
+fn random_nonce(sequence: u64) -> u64 {
+    std::collections::hash_map::RandomState::new().hash_one((sequence, Instant::now())) | 1
+}
+
+impl Store {
+    /// A free slot: empty, and holding a usable file (a slot skipped at open is never free).
+    pub(super) fn free_slot(&self, writer: &Writer) -> Option<u32> {
+        writer
+            .segments
+            .iter()
+            .zip(self.files.iter())
+            .position(|(segment, file)| segment.header.is_none() && file.is_some())
+            .map(|slot| slot as u32)
+    }
+
+    /// The active slot, with room for `len` more bytes.
+    pub(super) fn ensure_space(&self, writer: &mut Writer, len: u64) -> Result<u32, CacheError> {
+        if let Some(active) = writer.active
+            && writer.segments[active as usize].end + len <= self.segment_size
+        {
+            return Ok(active);
+        }
+        if let Some(active) = writer.active.take() {
+            writer.sealed.push_back(active);
+        }
+        let free = match self.free_slot(writer) {
+            Some(free) => free,
+            None => {
+                // Only after a failed rotation: make room without reinsertion.
+                self.evict_oldest(writer, 0)?;
+                self.free_slot(writer).ok_or_else(|| {
+                    CacheError::backend(
+                        &self.name,
+                        "rotate segments",
+                        std::io::Error::other("no segment could be freed"),
+                    )
+                })?
+            }
+        };
+        self.activate(writer, free)?;
+        writer.active = Some(free);
+        if self.free_slot(writer).is_none() {
+            // Keep a free slot in reserve for the next rotation; entries read since they were
+            // written get another round in the new segment, within what leaves room for `len`.
+            let room = self.max_record_len() - len;
+            let budget = room.min(self.max_record_len() / 2);
+            self.evict_oldest(writer, budget)?;
+        }
+        Ok(free)
+    }
+
+    /// Starts a new use of a free slot.
+    fn activate(&self, writer: &mut Writer, slot: u32) -> Result<(), CacheError> {
+        let sequence = writer.next_sequence;
+        writer.next_sequence += 1;
+        let header = SegmentHeader {
+            slot,
+            sequence,
+            segment_size: self.segment_size,
+            nonce: random_nonce(sequence),
+            created_unix_ms: self.now_unix_ms(),
+        };
+        let file = self.slot_file(slot)?;
+        file.set_len(0)
+            .and_then(|()| file.write_all_at(&header.encode(), 0))
+            .map_err(|error| self.io_error("start a segment", error))?;
+        self.nonces[slot as usize].store(header.nonce, Ordering::Relaxed);
+        writer.segments[slot as usize] = SegmentState {
+            header: Some(header),
+            end: SEGMENT_HEADER_LEN,
+            keys: Vec::new(),
+        };
+        Ok(())
+    }
+
+    /// Evicts the oldest sealed segment: entries read since they were written (up to
+    /// `reinsert_budget` bytes) are rewritten into the active segment, the rest leave the
+    /// index, and the slot is emptied.
+    pub(super) fn evict_oldest(
+        &self,
+        writer: &mut Writer,
+        reinsert_budget: u64,
+    ) -> Result<(), CacheError> {
+        let Some(oldest) = writer.sealed.pop_front() else {
+            return Ok(());
+        };
+        let Some(old_header) = writer.segments[oldest as usize].header else {
+            return Ok(());
+        };
+        let keys = std::mem::take(&mut writer.segments[oldest as usize].keys);
+        let now_ms = self.now_unix_ms();
+        let mut budget = reinsert_budget;
+        let mut keep = Vec::new();
+        let (mut evicted, mut expired) = (0, 0);
+        {
+            let mut index = self.index.write();
+            for key in keys {
+                let Some(location) = index.get(&key) else {
+                    continue;
+                };
+                if location.slot != oldest || location.sequence != old_header.sequence {
+                    continue;
+                }
+                let spot = location.spot();
+                let is_expired = spot.expired_at(now_ms);
+                if !is_expired
+                    && location.referenced.load(Ordering::Relaxed)
+                    && u64::from(spot.len) <= budget
+                {
+                    budget -= u64::from(spot.len);
+                    keep.push((key, spot));
+                } else {
+                    index.remove_if_at(&key, spot);
+                    if is_expired {
+                        expired += 1;
+                    } else {
+                        evicted += 1;
+                    }
+                }
+            }
+        }
+        // Counted before the rewrites, which may fail and return early.
+        self.counters.expired(expired);
+        self.counters.evicted(evicted);
+        if let Some(active) = writer.active.filter(|_| !keep.is_empty()) {
+            for (key, spot) in keep {
+                self.reinsert(writer, active, key, spot)?;
+            }
+        } else {
+            let mut index = self.index.write();
+            let dropped = keep
+                .into_iter()
+                .filter(|(key, spot)| index.remove_if_at(key, *spot))
+                .count();
+            self.counters.evicted(dropped as u64);
+        }
+        self.nonces[oldest as usize].store(0, Ordering::Relaxed);
+        writer.segments[oldest as usize] = SegmentState::default();
+        self.slot_file(oldest)?
+            .set_len(0)
+            .map_err(|error| self.io_error("empty an evicted segment", error))?;
+        Ok(())
+    }
+
+    /// Rewrites the entry `key` at `spot` (in the segment being evicted) into `active`, or
+    /// drops it from the index when its record cannot be read.
+    fn reinsert(
+        &self,
+        writer: &mut Writer,
+        active: u32,
+        key: Arc<str>,
+        spot: Spot,
+    ) -> Result<(), CacheError> {
+        let moved = match self.read_record(spot) {
+            Ok((header, bytes, value_start)) => {
+                let record = NewRecord {
+                    kind: RecordKind::Put,
+                    key: key.as_bytes(),
+                    value: &bytes[value_start..],
+                    compressed: header.compressed,
+                    raw_len: header.raw_len,
+                    expiry_unix_ms: header.expiry_unix_ms,
+                };
+                Some(self.append_to_active(writer, active, &record, Some(&key))?)
+            }
+            Err(_) => None,
+        };
+        let mut index = self.index.write();
+        match moved {
+            Some(new_spot) if index.remove_if_at(&key, spot) => {
+                index.insert(key, new_spot);
+                self.counters.reinsert();
+            }
+            _ => {
+                if index.remove_if_at(&key, spot) {
+                    self.counters.evicted(1);
+                }
+            }
+        }
+        Ok(())
+    }
+}

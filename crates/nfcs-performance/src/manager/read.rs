@@ -1,0 +1,189 @@
+//! The read path: memory, then each lower tier; promotion of what a lower tier had.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use nfcs_cache_core::{CacheEntry, CacheError, check_key, key_preview};
+use serde::de::DeserializeOwned;
+
+use super::consistency::ReadMark;
+use super::{CacheType, Inner, NFCSCacheManager, Role, detached};
+
+impl NFCSCacheManager {
+    /// Reads and decodes `key`; `Ok(None)` on a miss.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`]; [`CacheError::Decode`] when the stored bytes are not a `T`
+    /// (stored as another type, or with [`set_bytes`](NFCSCacheManager::set_bytes)). A tier
+    /// that is down is never an error here: it is counted and read around.
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
+        self.get_in(key, CacheType::Auto).await
+    }
+
+    /// [`get`](NFCSCacheManager::get) from the tiers `cache_type` names.
+    ///
+    /// # Errors
+    /// As [`get`](NFCSCacheManager::get).
+    pub async fn get_in<T: DeserializeOwned>(
+        &self,
+        key: &str,
+        cache_type: CacheType,
+    ) -> Result<Option<T>, CacheError> {
+        match self.get_entry_in(key, cache_type).await? {
+            Some(entry) => self.decode(key, &entry.value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the raw bytes under `key`; `Ok(None)` on a miss.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`].
+    pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
+        Ok(self.get_entry(key).await?.map(|entry| entry.value))
+    }
+
+    /// Reads `key` with its remaining TTL.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`].
+    pub async fn get_entry(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
+        self.get_entry_in(key, CacheType::Auto).await
+    }
+
+    /// Reads `key` with its remaining TTL from the tiers `cache_type` names.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`].
+    pub async fn get_entry_in(
+        &self,
+        key: &str,
+        cache_type: CacheType,
+    ) -> Result<Option<CacheEntry>, CacheError> {
+        let role = match cache_type {
+            CacheType::Memory => {
+                check_key(key)?;
+                return match &self.inner.memory {
+                    Some(memory) => memory.get_entry(key),
+                    None => Ok(None),
+                };
+            }
+            CacheType::Disk => Role::Disk,
+            CacheType::Redis => Role::Redis,
+            // `CacheType` is non-exhaustive only for users; every other value reads through.
+            _ => return Ok(self.read_through(key).await?.0),
+        };
+        check_key(key)?;
+        let Some((depth, tier)) = self.lower_with(role) else {
+            return Ok(None);
+        };
+        match tier.get(key).await {
+            Ok(found) => Ok(found),
+            Err(error) if error.is_input_error() => Err(error),
+            Err(error) => {
+                self.inner.tier_failed(depth, "read", &error);
+                Ok(None)
+            }
+        }
+    }
+
+    /// The multi-tier read: memory, then each lower tier, promoting a lower-tier hit. On a
+    /// miss of every tier, also returns the mark taken before the lower tiers were read (for
+    /// single flight's second look), `None` when there are no lower tiers.
+    pub(super) async fn read_through(
+        &self,
+        key: &str,
+    ) -> Result<(Option<CacheEntry>, Option<ReadMark>), CacheError> {
+        let inner = &self.inner;
+        let started = inner.metrics.start_sampled();
+        match &inner.memory {
+            Some(memory) => {
+                if let Some(entry) = memory.get_entry(key)? {
+                    inner.metrics.memory_hit(started);
+                    return Ok((Some(entry), None));
+                }
+            }
+            None => check_key(key)?,
+        }
+        if inner.lower.is_empty() {
+            if let Some(started) = started {
+                inner.metrics.miss(started);
+            }
+            return Ok((None, None));
+        }
+        // Lower-tier reads are timed every time: they cost microseconds or more.
+        let started = started.unwrap_or_else(Instant::now);
+        let mark = inner.consistency.mark(key);
+        let found = self.read_lower(key, mark, started).await?;
+        Ok((found, Some(mark)))
+    }
+
+    /// Reads the lower tiers in order after `mark`; promotes a hit.
+    pub(super) async fn read_lower(
+        &self,
+        key: &str,
+        mark: ReadMark,
+        started: Instant,
+    ) -> Result<Option<CacheEntry>, CacheError> {
+        let inner = &self.inner;
+        for (depth, lower) in inner.lower.iter().enumerate() {
+            match lower.tier.get(key).await {
+                Ok(Some(entry)) => {
+                    promote(inner, key, &entry, depth, mark).await;
+                    inner.metrics.lower_hit(depth, started);
+                    return Ok(Some(entry));
+                }
+                Ok(None) => {}
+                Err(error) if error.is_input_error() => return Err(error),
+                Err(error) => inner.tier_failed(depth, "read", &error),
+            }
+        }
+        inner.metrics.miss(started);
+        Ok(None)
+    }
+}
+
+/// Copies an entry that lower tier `depth` returned into the memory tier and the lower tiers
+/// above it, with its remaining life (an entry that never expires stays so), unless the key
+/// may have changed since `mark` (see `consistency.rs`). Failures are counted, never returned:
+/// the read already succeeded.
+async fn promote(inner: &Arc<Inner>, key: &str, entry: &CacheEntry, depth: usize, mark: ReadMark) {
+    // A TTL that ran out between the read and now is not worth promoting.
+    if entry.ttl.is_some_and(|ttl| ttl.is_zero()) {
+        return;
+    }
+    let Some(permit) = inner.consistency.promotion(mark) else {
+        inner.metrics.promotions_skipped.add(1);
+        tracing::trace!(key = %key_preview(key), "not promoted: the key changed since the read began");
+        return;
+    };
+    inner.metrics.promotions.add(1);
+    let ttl = entry.remaining_ttl();
+    if let Some(memory) = &inner.memory
+        && let Err(error) = memory.insert(key, entry.value.clone(), ttl)
+    {
+        tracing::debug!(key = %key_preview(key), %error, "not promoted into memory");
+    }
+    if depth == 0 {
+        return;
+    }
+    // Tiers between memory and the one that answered: written while the permit holds the key,
+    // to the end even if this read is cancelled.
+    let (inner, key, value) = (Arc::clone(inner), key.to_owned(), entry.value.clone());
+    let writes = detached(async move {
+        let upper = &inner.lower[..depth];
+        let writes = upper
+            .iter()
+            .map(|lower| lower.tier.set(&key, value.clone(), ttl));
+        for (upper_depth, result) in join_all(writes).await.into_iter().enumerate() {
+            if let Err(error) = result {
+                inner.tier_failed(upper_depth, "promote into", &error);
+            }
+        }
+        drop(permit);
+        Ok(())
+    });
+    let _ = writes.await;
+}
