@@ -82,13 +82,14 @@ async fn solve_cgl_optimized_computes_once_and_invalidates_by_pattern() {
 
 mod manager_as_a_tier_backend {
     // The conformance suite, run against a memory tier built the way the facade builds it
-    // from the spec's configuration (1 GB, LRU, a default TTL of an hour). The disk tier is off
-    // here: it would open ./cache; its own suite runs in nfcs-cache-disk.
-    nfcs_cache_core::cache_tier_conformance!(|_clock: nfcs_cache_core::Clock| async move {
+    // from the spec's configuration (1 GB, LRU, a default TTL of an hour), on the suite's
+    // clock. The disk tier is off here: it would open ./cache; its own suite runs in
+    // nfcs-cache-disk.
+    nfcs_cache_core::cache_tier_conformance!(|clock: nfcs_cache_core::Clock| async move {
         let mut config = nfcs_performance::CacheConfig::default();
         config.disk.enabled = false;
         config.redis.enabled = false;
-        let manager = nfcs_performance::NFCSCacheManager::from_config(config)
+        let manager = nfcs_performance::NFCSCacheManager::from_config_with_clock(config, clock)
             .await
             .expect("the default configuration builds");
         manager.memory().expect("memory runs by default").clone()

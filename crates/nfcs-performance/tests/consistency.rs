@@ -136,9 +136,12 @@ async fn memory_disk_and_redis(test: &str) -> Option<Setup> {
 /// What each tier holds under "k", decoded.
 async fn held(setup: &Setup) -> Vec<Option<String>> {
     let codec = setup.cache.codec();
-    let decode =
-        |entry: Option<CacheEntry>| entry.map(|entry| codec.decode::<String>(&entry.value).unwrap());
-    let mut held = vec![decode(setup.cache.memory().unwrap().peek_entry("k").unwrap())];
+    let decode = |entry: Option<CacheEntry>| {
+        entry.map(|entry| codec.decode::<String>(&entry.value).unwrap())
+    };
+    let mut held = vec![decode(
+        setup.cache.memory().unwrap().peek_entry("k").unwrap(),
+    )];
     for tier in &setup.middle {
         held.push(decode(tier.get("k").await.unwrap()));
     }
@@ -292,7 +295,10 @@ async fn a_never_expiring_entry_stays_so_when_promoted() {
     // none on this disk tier.
     cache.set("default", &2_u32, None).await.unwrap();
     assert_eq!(
-        memory.peek_entry("default").unwrap().and_then(|entry| entry.ttl),
+        memory
+            .peek_entry("default")
+            .unwrap()
+            .and_then(|entry| entry.ttl),
         Some(Duration::from_secs(1))
     );
     clock.advance(Duration::from_secs(3600));
@@ -301,7 +307,11 @@ async fn a_never_expiring_entry_stays_so_when_promoted() {
         memory.peek_entry("default").unwrap().is_none(),
         "memory's one-second default passed"
     );
-    assert_eq!(cache.get::<u32>("default").await.unwrap(), Some(2), "still on disk");
+    assert_eq!(
+        cache.get::<u32>("default").await.unwrap(),
+        Some(2),
+        "still on disk"
+    );
 }
 
 /// The randomized check: tasks do gets, sets and deletes on a few keys through a tiny memory
@@ -391,7 +401,10 @@ async fn reads_return_only_current_values(cache: NFCSCacheManager, seed: u64) {
     }
     assert!(checked > 100, "only {checked} reads found a value");
     let stats = cache.stats();
-    assert!(stats.promotions > 0, "the check exercised promotion: {stats:?}");
+    assert!(
+        stats.promotions > 0,
+        "the check exercised promotion: {stats:?}"
+    );
 }
 
 #[derive(Debug, PartialEq)]

@@ -74,7 +74,11 @@ async fn the_policy_section_starts_a_cedar_policy_cache() {
     assert_eq!(state(&cache, "policy"), TierState::Running);
     let policy = cache.policy().cache().expect("running");
     assert_eq!(policy.config().ttl, std::time::Duration::from_secs(600));
-    assert_eq!(policy.tier().name(), "policy", "its own memory tier, named apart from the manager's");
+    assert_eq!(
+        policy.tier().name(),
+        "policy",
+        "its own memory tier, named apart from the manager's"
+    );
 
     let denied = cache
         .policy()

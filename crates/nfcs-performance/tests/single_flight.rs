@@ -196,7 +196,11 @@ async fn a_caller_that_missed_just_before_another_stored_does_not_load_again() {
             1,
             "with memory: {with_memory}: the late caller found the stored value"
         );
-        assert_eq!(loads.load(Ordering::SeqCst), 1, "with memory: {with_memory}");
+        assert_eq!(
+            loads.load(Ordering::SeqCst),
+            1,
+            "with memory: {with_memory}"
+        );
     }
 }
 

@@ -1,9 +1,11 @@
 //! Coalescing: concurrent callers' texts embedded in one forward pass.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::telemetry::EmbedMetrics;
 use crate::{Embedder, SemanticError};
 
 /// What became of a queued text.
@@ -27,12 +29,13 @@ struct Queue {
 /// caller that finds the model idle runs it at once on everything queued (so a lone caller
 /// waits for nothing); callers that arrive while it runs queue their texts, and the next of
 /// them to wake runs the model once for all of them. Under load, many lookups share one
-/// forward pass; without load, nothing changes.
+/// forward pass; without load, nothing changes. Every pass is timed and counted in `metrics`.
 pub(crate) struct Coalescing<E> {
     inner: E,
     max_batch: usize,
     queue: Mutex<Queue>,
     wake: Condvar,
+    metrics: EmbedMetrics,
 }
 
 /// Marks the forward pass over, whatever happens to the thread running it (a panic included),
@@ -55,17 +58,39 @@ impl<E> Drop for Running<'_, E> {
 }
 
 impl<E: Embedder> Coalescing<E> {
-    pub(crate) fn new(inner: E, max_batch: usize) -> Coalescing<E> {
+    pub(crate) fn new(inner: E, max_batch: usize, metrics: EmbedMetrics) -> Coalescing<E> {
         Coalescing {
             inner,
             max_batch: max_batch.max(1),
             queue: Mutex::new(Queue::default()),
             wake: Condvar::new(),
+            metrics,
         }
     }
 
     pub(crate) fn inner(&self) -> &E {
         &self.inner
+    }
+
+    pub(crate) fn metrics(&self) -> &EmbedMetrics {
+        &self.metrics
+    }
+
+    /// Texts queued for the next forward pass now (tests use it to know that every caller
+    /// has arrived before they let the running pass finish).
+    #[cfg(test)]
+    fn queued(&self) -> usize {
+        self.queue.lock().waiting.len()
+    }
+
+    /// One forward pass of the model, timed and counted.
+    fn pass(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
+        let started = Instant::now();
+        let vectors = self.inner.embed(texts);
+        let failed = !matches!(&vectors, Ok(vectors) if vectors.len() == texts.len());
+        self.metrics
+            .pass(texts.len(), started.elapsed().as_secs_f64(), failed);
+        vectors
     }
 
     /// The vectors of `texts`, computed in one batch with whatever other threads are asking for
@@ -109,7 +134,7 @@ impl<E: Embedder> Coalescing<E> {
                 tickets: batch.iter().map(|(ticket, _)| *ticket).collect(),
             };
             let batch_texts: Vec<&str> = batch.iter().map(|(_, text)| text.as_str()).collect();
-            if let Ok(vectors) = self.inner.embed(&batch_texts)
+            if let Ok(vectors) = self.pass(&batch_texts)
                 && vectors.len() == batch.len()
             {
                 let mut queue = self.queue.lock();
@@ -134,7 +159,7 @@ impl<E: Embedder> Coalescing<E> {
         let mut again = if retry.is_empty() {
             Vec::new()
         } else {
-            self.inner.embed(&retry)?
+            self.pass(&retry)?
         }
         .into_iter();
         slots
@@ -155,15 +180,29 @@ impl<E: Embedder> Coalescing<E> {
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Barrier};
-    use std::time::Duration;
 
     use super::*;
 
-    /// Vectors that encode their text's length; records every batch; fails on "fail".
+    /// Vectors that encode their text's length; records every batch; fails on "fail". Its
+    /// first call blocks until the test [`open`](Recording::open)s the gate, so that the test
+    /// decides which callers queue behind it, instead of hoping a sleep is long enough.
     #[derive(Default)]
     struct Recording {
         batches: Mutex<Vec<usize>>,
         calls: AtomicUsize,
+        open: Mutex<bool>,
+        opened: Condvar,
+    }
+
+    impl Recording {
+        fn open(&self) {
+            *self.open.lock() = true;
+            self.opened.notify_all();
+        }
+
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
     }
 
     impl Embedder for Recording {
@@ -173,7 +212,11 @@ mod tests {
         fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             self.batches.lock().push(texts.len());
-            std::thread::sleep(Duration::from_millis(60));
+            let mut open = self.open.lock();
+            while !*open {
+                self.opened.wait(&mut open);
+            }
+            drop(open);
             if texts.contains(&"fail") {
                 return Err(SemanticError::Tokenizer("fail".into()));
             }
@@ -181,9 +224,25 @@ mod tests {
         }
     }
 
+    fn coalescing(max_batch: usize) -> Arc<Coalescing<Recording>> {
+        Arc::new(Coalescing::new(
+            Recording::default(),
+            max_batch,
+            EmbedMetrics::new("batch-test"),
+        ))
+    }
+
+    /// Spins (yielding the processor) until `condition` holds: the test waits for a state it
+    /// can observe, never for a length of time.
+    fn until(condition: impl Fn() -> bool) {
+        while !condition() {
+            std::thread::yield_now();
+        }
+    }
+
     #[test]
     fn concurrent_callers_share_forward_passes_and_get_their_own_vectors() {
-        let coalescing = Arc::new(Coalescing::new(Recording::default(), 64));
+        let coalescing = coalescing(64);
         let threads = 8;
         let barrier = Arc::new(Barrier::new(threads));
         let handles: Vec<_> = (0..threads)
@@ -197,49 +256,65 @@ mod tests {
                 })
             })
             .collect();
+        // The first caller runs the model at once, alone (its two texts), and blocks in it;
+        // the seven others queue their fourteen texts behind it.
+        until(|| coalescing.inner().calls() == 1 && coalescing.queued() == 2 * (threads - 1));
+        coalescing.inner().open();
         for (thread, handle) in handles.into_iter().enumerate() {
             let vectors = handle.join().unwrap().unwrap();
             assert_eq!(vectors, vec![vec![(thread + 1) as f32], vec![2.0]]);
         }
-        let calls = coalescing.inner().calls.load(Ordering::SeqCst);
-        // The first caller runs alone; the seven that arrive during its 60 ms pass share the
-        // next one (a slow scheduler may split them, never into seven).
-        assert!(
-            calls < threads,
-            "{calls} forward passes for {threads} callers"
-        );
+        // Then the next of them to wake runs one pass for all seven.
         assert_eq!(
-            coalescing.inner().batches.lock().iter().sum::<usize>(),
-            2 * threads
+            *coalescing.inner().batches.lock(),
+            vec![2, 2 * (threads - 1)]
+        );
+        let mut stats = crate::SemanticStats::default();
+        coalescing.metrics().fill(&mut stats);
+        assert_eq!(
+            (
+                stats.forward_passes,
+                stats.embedded_texts,
+                stats.embed_errors
+            ),
+            (2, 2 * threads as u64, 0)
         );
     }
 
     #[test]
     fn a_failing_text_fails_only_its_own_caller() {
-        let coalescing = Arc::new(Coalescing::new(Recording::default(), 64));
-        let barrier = Arc::new(Barrier::new(3));
+        let coalescing = coalescing(64);
         let spawn = |text: &'static str| {
             let coalescing = Arc::clone(&coalescing);
-            let barrier = Arc::clone(&barrier);
-            std::thread::spawn(move || {
-                barrier.wait();
-                coalescing.embed(&[text])
-            })
+            std::thread::spawn(move || coalescing.embed(&[text]))
         };
+        // "good" runs alone and blocks; "fail" and "other" queue behind it and share the next
+        // pass, which fails: each is then retried alone, so only "fail" gets the error.
         let good = spawn("good");
+        until(|| coalescing.inner().calls() == 1);
         let bad = spawn("fail");
         let other = spawn("other");
+        until(|| coalescing.queued() == 2);
+        coalescing.inner().open();
         assert_eq!(good.join().unwrap().unwrap(), vec![vec![4.0]]);
         assert_eq!(other.join().unwrap().unwrap(), vec![vec![5.0]]);
         assert!(matches!(
             bad.join().unwrap(),
             Err(SemanticError::Tokenizer(_))
         ));
+        let mut batches = coalescing.inner().batches.lock().clone();
+        assert_eq!(batches.remove(0), 1, "good, alone");
+        assert_eq!(batches.remove(0), 2, "fail and other, together");
+        assert_eq!(batches, vec![1, 1], "each retried alone");
+        let mut stats = crate::SemanticStats::default();
+        coalescing.metrics().fill(&mut stats);
+        assert_eq!((stats.forward_passes, stats.embed_errors), (4, 2));
     }
 
     #[test]
     fn batches_never_exceed_the_limit() {
-        let coalescing = Coalescing::new(Recording::default(), 3);
+        let coalescing = coalescing(3);
+        coalescing.inner().open();
         let texts = ["a", "bb", "ccc", "dddd", "eeeee", "f", "gg"];
         let vectors = coalescing.embed(&texts).unwrap();
         let lengths: Vec<f32> = vectors.iter().map(|vector| vector[0]).collect();

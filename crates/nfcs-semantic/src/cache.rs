@@ -3,10 +3,13 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use nfcs_cache_core::Clock;
+use nfcs_cache_core::telemetry::DEFAULT_INSTANCE;
 use parking_lot::Mutex;
 
 use crate::batch::Coalescing;
 use crate::guard::contradicts;
+use crate::telemetry::{CacheMetrics, EmbedMetrics, SemanticStats};
 use crate::{Embedder, FlatIndex, HnswConfig, HnswIndex, SemanticError};
 
 /// How a [`SemanticCache`] searches its vectors.
@@ -26,7 +29,21 @@ pub enum IndexKind {
 }
 
 /// How a [`SemanticCache`] behaves. The defaults are the NFCS spec's.
-#[derive(Debug, Clone, Copy, PartialEq)]
+///
+/// ```
+/// use std::time::Duration;
+/// use nfcs_cache_core::ManualClock;
+/// use nfcs_semantic::SemanticConfig;
+///
+/// let manual = ManualClock::new();
+/// let config = SemanticConfig::default()
+///     .with_ttl(Duration::from_secs(600))
+///     .with_instance("node-a")
+///     .with_clock(manual.clock());
+/// assert_eq!(config.instance, "node-a");
+/// assert!(config.clock.is_manual());
+/// ```
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct SemanticConfig {
     /// The threshold [`SemanticCache::find`] uses: a cosine similarity from -1 to 1. Default
@@ -34,7 +51,8 @@ pub struct SemanticConfig {
     pub threshold: f32,
     /// Entries kept; beyond it the least recently used goes. Default 10,000.
     pub max_entries: usize,
-    /// How long an entry lives, `None` for ever. Default `None`.
+    /// How long an entry lives, `None` for ever, measured on
+    /// [`clock`](SemanticConfig::clock). Default `None`.
     pub ttl: Option<Duration>,
     /// The vector index. Default [`IndexKind::Flat`].
     pub index: IndexKind,
@@ -47,6 +65,14 @@ pub struct SemanticConfig {
     /// Embeddings put such pairs close together (above 0.95 for some), so without the guard
     /// a question receives its opposite's answer. Default `true`.
     pub contradiction_guard: bool,
+    /// The clock TTLs are measured on: the system's by default, a
+    /// [`ManualClock`](nfcs_cache_core::ManualClock)'s in tests, which advance it instead of
+    /// sleeping. (Least-recently-used order needs no clock: it follows a counter of uses.)
+    pub clock: Clock,
+    /// The cache instance: the `cache` label of every metric this cache publishes. Default
+    /// [`DEFAULT_INSTANCE`] ("default"); a manager passes its own name. Give each live cache
+    /// its own, or their counts add into one series.
+    pub instance: String,
 }
 
 impl Default for SemanticConfig {
@@ -58,6 +84,8 @@ impl Default for SemanticConfig {
             index: IndexKind::Flat,
             max_batch: 32,
             contradiction_guard: true,
+            clock: Clock::system(),
+            instance: DEFAULT_INSTANCE.to_owned(),
         }
     }
 }
@@ -98,6 +126,18 @@ impl SemanticConfig {
         self.max_batch = max_batch;
         self
     }
+
+    /// With TTLs measured on `clock`.
+    pub fn with_clock(mut self, clock: Clock) -> SemanticConfig {
+        self.clock = clock;
+        self
+    }
+
+    /// With `instance` as the `cache` metric label.
+    pub fn with_instance(mut self, instance: impl Into<String>) -> SemanticConfig {
+        self.instance = instance.into();
+        self
+    }
 }
 
 /// What a lookup found.
@@ -118,7 +158,9 @@ struct Entry<V> {
     /// Whether the text has content the model can read (see [`Embedder::has_content`]): only
     /// such entries match by meaning; the others only by exact text.
     semantic: bool,
-    expires: Option<Instant>,
+    /// The monotonic reading of the cache's clock at which the entry expires.
+    expires: Option<Duration>,
+    /// The use counter's value at the last use: the least recently used has the smallest.
     used: u64,
     /// Its node in its context's graph ([`Vectors::Hnsw`] and `semantic` only).
     node: u32,
@@ -164,15 +206,17 @@ struct State<V> {
     entries: Vec<Entry<V>>,
     /// `(context, text)` to row.
     exact: HashMap<(String, String), usize>,
-    clock: u64,
+    /// Counts uses, to order entries by recency: a counter rather than a time, so that two
+    /// uses never tie and the order does not depend on how fast the machine is.
+    uses: u64,
 }
 
 impl<V: Clone> State<V> {
     /// Marks `row` used now and returns it as a hit.
     fn hit(&mut self, row: usize, similarity: f32) -> SemanticHit<V> {
-        self.clock += 1;
+        self.uses += 1;
         let entry = &mut self.entries[row];
-        entry.used = self.clock;
+        entry.used = self.uses;
         SemanticHit {
             value: entry.value.clone(),
             similarity,
@@ -279,21 +323,24 @@ impl<V> State<V> {
         }
     }
 
-    fn expired(&self, row: usize, now: Instant) -> bool {
+    fn expired(&self, row: usize, now: Duration) -> bool {
         self.entries[row]
             .expires
             .is_some_and(|expires| expires <= now)
     }
 
-    /// Makes room for one entry: expired ones first, else the least recently used.
-    fn make_room(&mut self, max_entries: usize, now: Instant) {
+    /// Makes room for one entry: expired ones first, else the least recently used. Returns
+    /// how many entries expired and how many were evicted.
+    fn make_room(&mut self, max_entries: usize, now: Duration) -> (u64, u64) {
         if self.entries.len() < max_entries {
-            return;
+            return (0, 0);
         }
+        let (mut expired, mut evicted) = (0, 0);
         let mut row = 0;
         while row < self.entries.len() {
             if self.expired(row, now) {
                 self.remove_row(row);
+                expired += 1;
             } else {
                 row += 1;
             }
@@ -301,17 +348,19 @@ impl<V> State<V> {
         while self.entries.len() >= max_entries {
             let Some(oldest) = (0..self.entries.len()).min_by_key(|&row| self.entries[row].used)
             else {
-                return;
+                break;
             };
             self.remove_row(oldest);
+            evicted += 1;
         }
         self.compact();
+        (expired, evicted)
     }
 }
 
 impl<V: Sync> State<V> {
     /// The live, `semantic` entry of `context` most similar to `vector`.
-    fn best(&self, vector: &[f32], context: &str, now: Instant) -> Option<(usize, f32)> {
+    fn best(&self, vector: &[f32], context: &str, now: Duration) -> Option<(usize, f32)> {
         let usable = |row: usize| {
             let entry = &self.entries[row];
             entry.semantic && entry.expires.is_none_or(|expires| expires > now)
@@ -357,6 +406,12 @@ impl<V: Sync> State<V> {
 /// [`max_batch`](SemanticConfig::max_batch) texts. The index is searched under a short lock,
 /// never while the model runs.
 ///
+/// TTLs run on [`SemanticConfig::clock`]. What the cache does is counted in
+/// [`stats`](SemanticCache::stats) and published through the `metrics` facade under the
+/// `nfcs_semantic_*` names (the `METRIC_*` constants), labelled `cache` with
+/// [`SemanticConfig::instance`]; the handles are resolved when the cache is built, so install
+/// the recorder first.
+///
 /// ```
 /// use nfcs_semantic::{MiniLmEmbedder, SemanticCache, SemanticConfig};
 ///
@@ -373,13 +428,15 @@ pub struct SemanticCache<V, E> {
     embedder: Coalescing<E>,
     config: SemanticConfig,
     state: Mutex<State<V>>,
+    metrics: CacheMetrics,
 }
 
 impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
-    /// An empty cache.
+    /// An empty cache. Its metric handles are resolved here, with the recorder in effect.
     ///
     /// # Errors
-    /// [`SemanticError::InvalidThreshold`] or [`SemanticError::InvalidConfig`].
+    /// [`SemanticError::InvalidThreshold`] or [`SemanticError::InvalidConfig`] (naming the
+    /// field: `max_entries`, `max_batch`, `ttl`, `instance`).
     pub fn new(embedder: E, config: SemanticConfig) -> Result<SemanticCache<V, E>, SemanticError> {
         check_threshold(config.threshold)?;
         if config.max_entries == 0 {
@@ -400,16 +457,29 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                 reason: "must be longer than zero (None keeps entries for ever)",
             });
         }
+        if config.instance.is_empty() {
+            return Err(SemanticError::InvalidConfig {
+                field: "instance",
+                reason: "must not be empty (it is the `cache` metric label)",
+            });
+        }
         let dimension = embedder.dimension();
+        let metrics = CacheMetrics::new(&config.instance);
+        metrics.entries(0);
         Ok(SemanticCache {
-            embedder: Coalescing::new(embedder, config.max_batch),
-            config,
+            embedder: Coalescing::new(
+                embedder,
+                config.max_batch,
+                EmbedMetrics::new(&config.instance),
+            ),
             state: Mutex::new(State {
                 vectors: Vectors::new(config.index, dimension),
                 entries: Vec::new(),
                 exact: HashMap::new(),
-                clock: 0,
+                uses: 0,
             }),
+            config,
+            metrics,
         })
     }
 
@@ -431,6 +501,21 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
     /// Whether the cache holds nothing.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// The `cache` label this cache's metrics carry ([`SemanticConfig::instance`]).
+    pub fn instance(&self) -> &str {
+        &self.config.instance
+    }
+
+    /// What the cache has done since it was built (hits, misses, stores, evictions, forward
+    /// passes, ...) and what it holds now.
+    pub fn stats(&self) -> SemanticStats {
+        let mut stats = self.metrics.stats();
+        stats.entries = self.len() as u64;
+        stats.max_entries = self.config.max_entries as u64;
+        self.embedder.metrics().fill(&mut stats);
+        stats
     }
 
     /// Stores `value` under `text` in `context`, replacing what the same text held there.
@@ -455,12 +540,13 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
             .iter()
             .map(|text| self.embedder.inner().has_content(text))
             .collect();
-        let now = Instant::now();
-        let expires = self.config.ttl.map(|ttl| now + ttl);
+        let now = self.config.clock.monotonic();
+        let expires = self.config.ttl.map(|ttl| now.saturating_add(ttl));
+        let (mut expired, mut evicted) = (0, 0);
         let mut state = self.state.lock();
         for (((text, value), vector), semantic) in entries.iter().zip(&vectors).zip(semantic) {
-            state.clock += 1;
-            let used = state.clock;
+            state.uses += 1;
+            let used = state.uses;
             let key = (context.to_owned(), (*text).to_owned());
             if let Some(&row) = state.exact.get(&key) {
                 let entry = &mut state.entries[row];
@@ -469,7 +555,9 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                 entry.used = used;
                 continue;
             }
-            state.make_room(self.config.max_entries, now);
+            let (newly_expired, newly_evicted) = state.make_room(self.config.max_entries, now);
+            expired += newly_expired;
+            evicted += newly_evicted;
             let (context, text) = key;
             let entry = Entry {
                 text,
@@ -482,6 +570,11 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
             };
             state.push(entry, vector);
         }
+        self.metrics.entries(state.entries.len());
+        drop(state);
+        self.metrics.stores(entries.len() as u64);
+        self.metrics.expirations(expired);
+        self.metrics.evictions(evicted);
         Ok(())
     }
 
@@ -523,10 +616,28 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
         context: &str,
     ) -> Result<Vec<Option<SemanticHit<V>>>, SemanticError> {
         check_threshold(threshold)?;
-        let now = Instant::now();
+        // The lookup's latency is a real duration (Instant); the clock is for expiry only.
+        let started = Instant::now();
+        let results = self.lookup(texts, threshold, context);
+        if results.is_ok() {
+            self.metrics
+                .lookup_seconds
+                .record(started.elapsed().as_secs_f64());
+        }
+        results
+    }
+
+    fn lookup(
+        &self,
+        texts: &[&str],
+        threshold: f32,
+        context: &str,
+    ) -> Result<Vec<Option<SemanticHit<V>>>, SemanticError> {
+        let now = self.config.clock.monotonic();
         let mut results: Vec<Option<SemanticHit<V>>> = vec![None; texts.len()];
         // Exact texts first: no model needed.
         let mut pending = Vec::new();
+        let mut expired = 0;
         {
             let mut state = self.state.lock();
             for (slot, text) in texts.iter().enumerate() {
@@ -534,36 +645,55 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                 match state.exact.get(&key).copied() {
                     Some(row) if state.expired(row, now) => {
                         state.remove_row(row);
+                        expired += 1;
                         pending.push(slot);
                     }
                     Some(row) => results[slot] = Some(state.hit(row, 1.0)),
                     None => pending.push(slot),
                 }
             }
+            if expired > 0 {
+                state.compact();
+                self.metrics.entries(state.entries.len());
+            }
         }
+        self.metrics.expirations(expired);
+        self.metrics
+            .exact_hits((texts.len() - pending.len()) as u64);
         // Then by meaning, for the texts that have some.
+        let without_content = pending.len();
         let pending: Vec<usize> = pending
             .into_iter()
             .filter(|&slot| self.embedder.inner().has_content(texts[slot]))
             .collect();
+        self.metrics
+            .misses((without_content - pending.len()) as u64);
         if pending.is_empty() {
             return Ok(results);
         }
         let queries: Vec<&str> = pending.iter().map(|&slot| texts[slot]).collect();
         let vectors = self.embedder.embed(&queries)?;
+        let (mut similar, mut refused) = (0, 0);
         let mut state = self.state.lock();
-        for (slot, vector) in pending.into_iter().zip(&vectors) {
-            if let Some((row, similarity)) = state
+        for (&slot, vector) in pending.iter().zip(&vectors) {
+            let Some((row, similarity)) = state
                 .best(vector, context, now)
                 .filter(|&(_, similarity)| similarity >= threshold)
-                .filter(|&(row, _)| {
-                    !(self.config.contradiction_guard
-                        && contradicts(texts[slot], &state.entries[row].text))
-                })
+            else {
+                continue;
+            };
+            if self.config.contradiction_guard && contradicts(texts[slot], &state.entries[row].text)
             {
-                results[slot] = Some(state.hit(row, similarity));
+                refused += 1;
+                continue;
             }
+            results[slot] = Some(state.hit(row, similarity));
+            similar += 1;
         }
+        drop(state);
+        self.metrics.similar_hits(similar);
+        self.metrics.contradictions(refused);
+        self.metrics.misses(pending.len() as u64 - similar);
         Ok(results)
     }
 
@@ -578,6 +708,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
             Some(row) => {
                 state.remove_row(row);
                 state.compact();
+                self.metrics.entries(state.entries.len());
                 true
             }
             None => false,
@@ -590,6 +721,7 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
         state.vectors = Vectors::new(self.config.index, self.embedder.inner().dimension());
         state.entries.clear();
         state.exact.clear();
+        self.metrics.entries(0);
     }
 }
 
@@ -659,7 +791,7 @@ mod tests {
     #[test]
     fn the_hnsw_cache_finds_what_the_flat_cache_finds() {
         let config = SemanticConfig::default().with_threshold(0.99);
-        let flat = SemanticCache::new(Numbered, config).unwrap();
+        let flat = SemanticCache::new(Numbered, config.clone()).unwrap();
         let graph = SemanticCache::new(Numbered, config.with_index(hnsw())).unwrap();
         for n in 0..2_000_u64 {
             let context = if n % 2 == 0 { "even" } else { "odd" };

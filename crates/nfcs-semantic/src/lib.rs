@@ -14,6 +14,19 @@
 //!   large caches, approximately ([`IndexKind::Hnsw`]).
 //! - [`FlatIndex`]: exact search over contiguous `f32` rows; [`HnswIndex`]: approximate search
 //!   (a hierarchical navigable small world graph) for large collections.
+//! - Time from nfcs-cache-core's [`Clock`](nfcs_cache_core::Clock)
+//!   ([`SemanticConfig::clock`]): TTLs are measured on it, so tests advance a
+//!   [`ManualClock`](nfcs_cache_core::ManualClock) instead of sleeping.
+//! - [`SemanticCache::stats`] ([`SemanticStats`]: hits, exact hits, misses, refused
+//!   contradictions, stores, evictions, expirations, entries, forward passes) and metrics
+//!   through the `metrics` facade, labelled `cache` with [`SemanticConfig::instance`]:
+//!   `nfcs_semantic_lookups_total{outcome="exact"|"similar"|"miss"}`,
+//!   `nfcs_semantic_contradictions_total`, `nfcs_semantic_stores_total`,
+//!   `nfcs_semantic_evictions_total`, `nfcs_semantic_expirations_total`,
+//!   `nfcs_semantic_embed_errors_total`, the gauge `nfcs_semantic_entries`, and the histograms
+//!   `nfcs_semantic_lookup_seconds` (one lookup call) and `nfcs_semantic_embed_seconds` (one
+//!   forward pass). Handles are resolved when the cache is built (install the recorder
+//!   first); no recorder is installed here.
 //!
 //! # Example
 //!
@@ -48,6 +61,7 @@ mod guard;
 mod hnsw;
 mod index;
 mod model;
+mod telemetry;
 
 pub use cache::{IndexKind, SemanticCache, SemanticConfig, SemanticHit};
 pub use embedder::{Embedder, MiniLmEmbedder};
@@ -55,6 +69,11 @@ pub use error::{FETCH_COMMAND, SemanticError};
 pub use hnsw::{HnswConfig, HnswIndex};
 pub use index::FlatIndex;
 pub use model::{MODEL_DIR_ENV, MODEL_FILES, ModelFile, default_model_dir, model_present};
+pub use telemetry::{
+    METRIC_CONTRADICTIONS, METRIC_EMBED_ERRORS, METRIC_EMBED_SECONDS, METRIC_ENTRIES,
+    METRIC_EVICTIONS, METRIC_EXPIRATIONS, METRIC_LOOKUP_SECONDS, METRIC_LOOKUPS, METRIC_STORES,
+    SemanticStats,
+};
 
 /// The cosine similarity of two vectors (their dot product when both have unit length, as
 /// every [`Embedder`] returns them): 1 for the same direction, 0 for unrelated, -1 for

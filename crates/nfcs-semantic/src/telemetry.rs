@@ -255,8 +255,8 @@ pub(crate) struct EmbedMetrics {
 
 impl EmbedMetrics {
     /// Resolves the handles for the cache instance `instance` with the recorder in effect.
+    /// (The descriptions come with [`CacheMetrics::new`], which every cache calls too.)
     pub(crate) fn new(instance: &str) -> EmbedMetrics {
-        describe();
         let labels = [("cache", instance.to_owned())];
         EmbedMetrics {
             seconds: metrics::histogram!(METRIC_EMBED_SECONDS, &labels),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use nfcs_cache_core::ManualClock;
 use nfcs_semantic::{HnswConfig, IndexKind, SemanticCache, SemanticConfig, SemanticError};
 
 use crate::model_or_skip;
@@ -112,19 +113,23 @@ fn entries_expire_and_the_least_recently_used_is_evicted() {
     let Some(model) = model_or_skip("entries_expire_and_the_least_recently_used_is_evicted") else {
         return;
     };
+    let manual = ManualClock::new();
     let short = SemanticCache::new(
         model,
-        SemanticConfig::default().with_ttl(Duration::from_millis(100)),
+        SemanticConfig::default()
+            .with_ttl(Duration::from_millis(100))
+            .with_clock(manual.clock()),
     )
     .unwrap();
     short.store("Hello world", 1, "default").unwrap();
+    manual.advance(Duration::from_millis(99));
     assert!(
         short
             .find_similar("Hi world", 0.8, "default")
             .unwrap()
             .is_some()
     );
-    std::thread::sleep(Duration::from_millis(150));
+    manual.advance(Duration::from_millis(1));
     assert!(
         short.find("Hello world", "default").unwrap().is_none(),
         "expired by exact text"

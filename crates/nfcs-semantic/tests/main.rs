@@ -7,6 +7,7 @@
 mod cache;
 mod model;
 mod parity;
+mod stats;
 
 use std::sync::OnceLock;
 

@@ -30,8 +30,9 @@ use s3fifo_store::S3FifoStore;
 
 /// Bytes of bookkeeping charged per entry under LRU, on top of its key and value.
 ///
-/// It covers what an entry costs the allocator besides its key and value bytes: the list node,
-/// the hash table slot, the `Arc` header of the key and the shared header of the value. The
+/// It covers what an entry costs the allocator besides its key and value bytes: the entry's
+/// slot in its shard's arena (the intrusive list links, the hash, the inline or boxed key), the
+/// hash table slot and the shared header of the value. The
 /// figures here were measured with a counting allocator (the `budget_matches_the_allocator`
 /// test checks them), so a budget of 1 GB means about 1 GB of heap.
 pub const LRU_ENTRY_OVERHEAD: u64 = 176;
@@ -71,8 +72,9 @@ const RECLAIM_PER_WRITE: usize = 8;
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum EvictionPolicy {
-    /// Least recently used: the spec's policy, and the default. Every hit moves the entry to
-    /// the front of its shard's list.
+    /// Least recently used: the spec's policy, and the default. A hit moves the entry to the
+    /// front of its shard's list when it has left the most recent quarter of the list (lazy
+    /// promotion), and only if the shard's write lock is free at that moment.
     #[default]
     Lru,
     /// S3-FIFO (Yang et al., SOSP 2023): scan resistant, with a higher hit ratio than LRU on
@@ -526,7 +528,7 @@ impl ShardCell {
     #[inline]
     fn count_hit(&self, metrics: &TierMetrics) {
         let total = self.hits.fetch_add(1, Ordering::Relaxed) + 1;
-        if total % READ_METRICS_BATCH == 0 {
+        if total.is_multiple_of(READ_METRICS_BATCH) {
             publish_reads(&self.hits, &self.published_hits, |count| {
                 metrics.hits(count)
             });
@@ -536,7 +538,7 @@ impl ShardCell {
     #[inline]
     fn count_miss(&self, metrics: &TierMetrics) {
         let total = self.misses.fetch_add(1, Ordering::Relaxed) + 1;
-        if total % READ_METRICS_BATCH == 0 {
+        if total.is_multiple_of(READ_METRICS_BATCH) {
             publish_reads(&self.misses, &self.published_misses, |count| {
                 metrics.misses(count)
             });
@@ -771,7 +773,12 @@ impl MemoryCache {
     pub fn get_entry(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
         check_key(key)?;
         Ok(self.lookup(key).map(|(value, deadline)| {
-            CacheEntry::new(value, monotonic::remaining(deadline, self.now()))
+            // Reading the clock costs about as much as the rest of a hit: only entries that
+            // expire need it.
+            let left = (deadline != NEVER)
+                .then(|| monotonic::remaining(deadline, self.now()))
+                .flatten();
+            CacheEntry::new(value, left)
         }))
     }
 

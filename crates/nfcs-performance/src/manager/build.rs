@@ -8,10 +8,12 @@ use nfcs_cache_core::telemetry::InstanceClaim;
 use nfcs_cache_core::{CacheTier, Clock, Codec, MemoryCache, MemoryConfig};
 use nfcs_single_flight::SingleFlight;
 
+#[cfg(feature = "redis")]
+use super::coherence;
 use super::consistency::Consistency;
 use super::metrics::{self, ManagerMetrics};
 use super::status::{TierState, TierStatus};
-use super::{Inner, Lower, NFCSCacheManager, Role, coherence};
+use super::{Inner, Lower, NFCSCacheManager, Role};
 use crate::config::CacheConfig;
 use crate::error::BuildError;
 
@@ -159,16 +161,19 @@ impl ManagerBuilder {
     /// run and a warning is logged).
     pub fn build(self) -> NFCSCacheManager {
         #[cfg(feature = "semantic")]
-        let semantic = {
-            let reason = self.reason_not_running("semantic");
-            match self.semantic {
-                Some(cache) => crate::semantic::SemanticStore::running(cache, self.codec.clone()),
-                None => crate::semantic::SemanticStore::not_running(reason, self.codec.clone()),
+        let semantic_reason = self.reason_not_running("semantic");
+        #[cfg(feature = "policy")]
+        let policy_reason = self.reason_not_running("policy");
+        #[cfg(feature = "semantic")]
+        let semantic = match self.semantic {
+            Some(cache) => crate::semantic::SemanticStore::running(cache, self.codec.clone()),
+            None => {
+                crate::semantic::SemanticStore::not_running(semantic_reason, self.codec.clone())
             }
         };
         #[cfg(feature = "policy")]
         let policy = {
-            let reason = self.reason_not_running("policy");
+            let reason = policy_reason;
             match self.policy {
                 Some(cache) => crate::policy::PolicyStore::running(cache),
                 None => crate::policy::PolicyStore::not_running(reason),
@@ -287,7 +292,9 @@ impl NFCSCacheManager {
         #[cfg(feature = "disk")]
         {
             let settings = nfcs_cache_disk::DiskConfig::new(disk.max_size.bytes())
-                .compression(disk.compression);
+                .compression(disk.compression)
+                .instance(context.instance.clone())
+                .clock(context.clock.clone());
             match nfcs_cache_disk::DiskCache::open_async(&disk.directory, settings).await {
                 Ok(cache) => builder.disk(cache),
                 Err(error) => {
@@ -325,6 +332,8 @@ impl NFCSCacheManager {
                 .with_threshold(semantic.similarity_threshold as f32)
                 .with_max_entries(usize::try_from(semantic.max_entries).unwrap_or(usize::MAX))
                 .with_contradiction_guard(semantic.contradiction_guard)
+                .with_instance(context.instance.clone())
+                .with_clock(context.clock.clone())
                 .with_index(match semantic.index {
                     crate::config::SemanticIndex::Hnsw => {
                         nfcs_semantic::IndexKind::Hnsw(nfcs_semantic::HnswConfig::default())
@@ -365,21 +374,10 @@ impl NFCSCacheManager {
                 tracing::warn!(tier = "policy", %reason, "the policy cache could not be started; serving without it");
                 builder.status("policy", TierState::NotRunning { reason })
             };
-            let tier: Arc<dyn CacheTier> = match policy.tier {
-                crate::config::PolicyTier::Memory => {
-                    // Its own memory tier, named "policy" so that its series do not add into
-                    // the manager's memory tier's.
-                    let memory = MemoryConfig::new(policy.max_size.bytes())
-                        .name("policy")
-                        .instance(context.instance.clone())
-                        .clock(context.clock.clone());
-                    match MemoryCache::with_config(memory) {
-                        Ok(memory) => Arc::new(memory),
-                        Err(error) => {
-                            return not_running(builder, format!("its memory tier: {error}"));
-                        }
-                    }
-                }
+            // `None`: the policy cache's own memory tier, named "policy" (so its series do
+            // not add into the manager's memory tier's), built by `with_config`.
+            let shared: Option<Arc<dyn CacheTier>> = match policy.tier {
+                crate::config::PolicyTier::Memory => None,
                 crate::config::PolicyTier::Redis => {
                     #[cfg(feature = "redis")]
                     let redis = builder
@@ -389,7 +387,7 @@ impl NFCSCacheManager {
                     #[cfg(not(feature = "redis"))]
                     let redis: Option<Arc<dyn CacheTier>> = None;
                     match redis {
-                        Some(redis) => redis,
+                        Some(redis) => Some(redis),
                         None => {
                             return not_running(
                                 builder,
@@ -423,8 +421,17 @@ impl NFCSCacheManager {
                         .as_duration()
                         .unwrap_or(nfcs_policy_cache::DEFAULT_TTL),
                 )
-                .version_refresh(Duration::from_millis(policy.version_refresh_ms));
-            match nfcs_policy_cache::PolicyCache::with_tier(Arc::new(evaluator), tier, settings) {
+                .version_refresh(Duration::from_millis(policy.version_refresh_ms))
+                .instance(context.instance.clone())
+                .clock(context.clock.clone())
+                .memory_bytes(policy.max_size.bytes());
+            let cache = match shared {
+                Some(tier) => {
+                    nfcs_policy_cache::PolicyCache::with_tier(Arc::new(evaluator), tier, settings)
+                }
+                None => nfcs_policy_cache::PolicyCache::with_config(Arc::new(evaluator), settings),
+            };
+            match cache {
                 Ok(cache) => builder.policy(cache),
                 Err(error) => not_running(builder, error.to_string()),
             }
@@ -457,7 +464,9 @@ impl NFCSCacheManager {
             .max_connections(redis.max_connections as usize)
             .default_ttl(redis.ttl_default.as_duration())
             .key_prefix(redis.key_prefix.clone())
-            .command_timeout(Duration::from_millis(redis.command_timeout_ms));
+            .command_timeout(Duration::from_millis(redis.command_timeout_ms))
+            .instance(context.instance.clone())
+            .clock(context.clock.clone());
             match nfcs_cache_redis::RedisCache::connect_lazy(settings) {
                 Ok(cache) => builder.redis(cache),
                 Err(error) => {

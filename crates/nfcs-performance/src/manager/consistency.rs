@@ -71,7 +71,7 @@ pub(super) struct ReadMark {
 impl ReadMark {
     /// Whether nothing was in progress on the key when the mark was taken.
     fn quiet(&self) -> bool {
-        self.sequence % 2 == 0 && !self.sweeping
+        self.sequence.is_multiple_of(2) && !self.sweeping
     }
 }
 

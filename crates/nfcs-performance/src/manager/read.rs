@@ -116,7 +116,9 @@ impl NFCSCacheManager {
         // Lower-tier reads are timed every time: they cost microseconds or more.
         let started = started.unwrap_or_else(Instant::now);
         let mark = inner.consistency.mark(key);
-        let found = self.read_lower(key, mark, started).await?;
+        // Boxed, so that the future of a memory hit stays small: the lower tiers' futures are
+        // only allocated when they are needed.
+        let found = Box::pin(self.read_lower(key, mark, started)).await?;
         Ok((found, Some(mark)))
     }
 
