@@ -13,11 +13,17 @@
 //!   compiled once and matched in linear-ish time.
 //! - [`Expiry`], [`validate_ttl`]: TTL rules and the absolute expiry persistent tiers store.
 //! - [`Codec`]: serde, then postcard, then zstd above a threshold, in a versioned, checksummed
-//!   frame whose decoding is bounded against hostile input.
+//!   frame that records the value's type (reading it as another type is an error, never a
+//!   wrong value), whose decoding is bounded against hostile input.
 //! - [`CacheTier`]: the tier trait, returning boxed `'static` futures ([`BoxFuture`]).
 //! - [`MemoryCache`]: the in-memory tier. Byte budget, sharded LRU or S3-FIFO eviction, TTLs,
 //!   pattern invalidation, run-time resizing, a synchronous hot path.
-//! - [`TierStats`]: counters and gauges, published through the `metrics` facade on demand.
+//! - [`Ttl`]: how long a write lives (the tier's default, never, or a duration).
+//! - [`Clock`], [`ManualClock`]: the time every TTL reads; tests advance a manual clock
+//!   instead of sleeping.
+//! - [`TierStats`]: an exact snapshot of a tier's counters and gauges.
+//! - [`telemetry`]: metric handles resolved once per tier (`cache` and `tier` labels) and
+//!   updated as things happen, so a scrape reads current values.
 //! - `conformance` (feature `test-utils`): the test suite every tier must pass.
 //!
 //! # Example
@@ -90,5 +96,5 @@ pub use memory::{
     TTL_ENTRY_OVERHEAD,
 };
 pub use pattern::{Pattern, PatternError, PatternProblem};
-pub use stats::TierStats;
+pub use stats::{TierStats, hit_ratio};
 pub use tier::{BoxFuture, CacheEntry, CacheTier, TierHealth, TierResult, ready};

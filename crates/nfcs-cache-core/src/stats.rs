@@ -1,13 +1,25 @@
-//! Tier statistics and their export through the `metrics` facade.
+//! Tier statistics: exact snapshots. (Metrics are published as things happen, by
+//! [`telemetry`](crate::telemetry), not from these.)
 
 use std::ops::{Add, AddAssign};
+
+/// `hits / (hits + misses)`, or 0 when there were no reads: the one definition every cache's
+/// statistics use.
+pub fn hit_ratio(hits: u64, misses: u64) -> f64 {
+    let reads = hits.saturating_add(misses);
+    if reads == 0 {
+        0.0
+    } else {
+        hits as f64 / reads as f64
+    }
+}
 
 /// Counters and gauges of one tier.
 ///
 /// Counters (`hits` .. `errors`) only grow over a tier's life; gauges (`entries`, `bytes`,
 /// `capacity_bytes`) are the state now. Tiers keep these internally (the memory tier per
 /// shard, under the shard's lock, so counting costs no extra atomic operation on the hot
-/// path) and hand out a snapshot.
+/// path) and hand out a snapshot; taking one has no side effect.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct TierStats {
@@ -34,34 +46,7 @@ pub struct TierStats {
 impl TierStats {
     /// `hits / (hits + misses)`, or 0 before the first read.
     pub fn hit_ratio(&self) -> f64 {
-        let reads = self.hits + self.misses;
-        if reads == 0 {
-            0.0
-        } else {
-            self.hits as f64 / reads as f64
-        }
-    }
-
-    /// Publishes the snapshot through the `metrics` facade, labelled `tier = <tier>`:
-    /// counters `nfcs_cache_hits_total`, `nfcs_cache_misses_total`, `nfcs_cache_inserts_total`,
-    /// `nfcs_cache_evictions_total`, `nfcs_cache_expirations_total`, `nfcs_cache_errors_total`,
-    /// and gauges `nfcs_cache_entries`, `nfcs_cache_bytes`, `nfcs_cache_capacity_bytes`,
-    /// `nfcs_cache_hit_ratio`.
-    ///
-    /// No crate of ours installs a recorder; without one this does nothing. Call it when
-    /// metrics are scraped (the facade's `stats()` does).
-    pub fn publish(&self, tier: &str) {
-        let label = [("tier", tier.to_owned())];
-        metrics::counter!("nfcs_cache_hits_total", &label).absolute(self.hits);
-        metrics::counter!("nfcs_cache_misses_total", &label).absolute(self.misses);
-        metrics::counter!("nfcs_cache_inserts_total", &label).absolute(self.inserts);
-        metrics::counter!("nfcs_cache_evictions_total", &label).absolute(self.evictions);
-        metrics::counter!("nfcs_cache_expirations_total", &label).absolute(self.expirations);
-        metrics::counter!("nfcs_cache_errors_total", &label).absolute(self.errors);
-        metrics::gauge!("nfcs_cache_entries", &label).set(self.entries as f64);
-        metrics::gauge!("nfcs_cache_bytes", &label).set(self.bytes as f64);
-        metrics::gauge!("nfcs_cache_capacity_bytes", &label).set(self.capacity_bytes as f64);
-        metrics::gauge!("nfcs_cache_hit_ratio", &label).set(self.hit_ratio());
+        hit_ratio(self.hits, self.misses)
     }
 }
 

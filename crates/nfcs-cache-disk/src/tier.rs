@@ -47,7 +47,7 @@ impl DiskCache {
     /// configuration that cannot work.
     pub fn open(directory: impl AsRef<Path>, config: DiskConfig) -> Result<DiskCache, DiskError> {
         Ok(DiskCache {
-            store: Arc::new(Store::open(directory.as_ref(), &config)?),
+            store: Arc::new(Store::open(directory.as_ref(), &config, None)?),
         })
     }
 
@@ -61,7 +61,14 @@ impl DiskCache {
         config: DiskConfig,
     ) -> Result<DiskCache, DiskError> {
         let directory = directory.as_ref().to_owned();
-        let open = move || DiskCache::open(directory, config);
+        // Resolved here rather than on the blocking pool: a recorder installed for this thread
+        // only (`metrics::with_local_recorder`) must see the tier too.
+        let metrics = crate::store::metrics_for(&config);
+        let open = move || {
+            Ok(DiskCache {
+                store: Arc::new(Store::open(&directory, &config, Some(metrics))?),
+            })
+        };
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => handle
                 .spawn_blocking(open)

@@ -1,7 +1,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nfcs_performance::cache_core::{BoxFuture, TierResult};
+use nfcs_performance::cache_core::{BoxFuture, DecodeError, TierResult};
 use nfcs_performance::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +114,41 @@ async fn undecodable_values_are_typed_errors_and_leave_the_cache_usable() {
         cache.get::<String>("text").await.unwrap().as_deref(),
         Some("hello")
     );
+}
+
+/// The two reads found from outside that returned wrong values (postcard carries no types):
+/// now a typed error from every tier, while types that encode alike still read each other.
+#[tokio::test]
+async fn reading_a_value_as_another_type_is_an_error_never_a_wrong_value() {
+    let (cache, memory, lower) = two_tiers();
+    cache.set("greeting", &"greeting", None).await.unwrap();
+    cache.set("seven", &7_u32, None).await.unwrap();
+    for round in ["memory", "lower tier"] {
+        if round == "lower tier" {
+            memory.clear();
+        }
+        match cache.get::<Vec<u64>>("greeting").await {
+            Err(CacheError::Decode {
+                source: DecodeError::WrongType { .. },
+                ..
+            }) => {}
+            other => panic!("{round}: a string read as Vec<u64> gave {other:?}"),
+        }
+        match cache.get::<i64>("seven").await {
+            Err(CacheError::Decode {
+                source: source @ DecodeError::WrongType { .. },
+                ..
+            }) => assert!(source.to_string().contains("another type"), "{source}"),
+            other => panic!("{round}: a u32 read as i64 gave {other:?}"),
+        }
+    }
+    assert_eq!(cache.get::<u32>("seven").await.unwrap(), Some(7));
+    assert_eq!(
+        cache.get::<String>("greeting").await.unwrap().as_deref(),
+        Some("greeting"),
+        "&str and String encode alike"
+    );
+    assert!(lower.contains_key("greeting"));
 }
 
 #[tokio::test]

@@ -169,7 +169,10 @@ async fn another_nodes_write_drops_the_local_copy_within_milliseconds() {
         redis_state(&a) == TierState::Running && redis_state(&b) == TierState::Running
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await; // subscriptions
+    until("both to subscribe to announcements", async || {
+        a.redis().unwrap().is_subscribed() && b.redis().unwrap().is_subscribed()
+    })
+    .await;
     let mut delays = Vec::new();
     for round in 0..100_u32 {
         let key = format!("policy_{round}");
@@ -253,15 +256,18 @@ async fn a_redis_outage_under_load_is_served_around() {
     let slowest = Arc::new(AtomicU64::new(0));
     let failures = Arc::new(AtomicU64::new(0));
     let warm_misses = Arc::new(AtomicU64::new(0));
+    // Calls made so far: the test moves on after a number of calls, not after a duration.
+    let calls = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
     for task in 0..48_u64 {
         let cache = cache.clone();
-        let (stop, outage, slowest, failures, warm_misses) = (
+        let (stop, outage, slowest, failures, warm_misses, calls) = (
             Arc::clone(&stop),
             Arc::clone(&outage),
             Arc::clone(&slowest),
             Arc::clone(&failures),
             Arc::clone(&warm_misses),
+            Arc::clone(&calls),
         );
         tasks.push(tokio::spawn(async move {
             let mut round = 0_u64;
@@ -292,26 +298,30 @@ async fn a_redis_outage_under_load_is_served_around() {
                     }
                 }
                 slowest.fetch_max(started.elapsed().as_micros() as u64, Ordering::Relaxed);
-                tokio::time::sleep(Duration::from_millis(1)).await;
+                calls.fetch_add(1, Ordering::Relaxed);
+                tokio::task::yield_now().await;
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let more_calls = async |what: &str| {
+        let target = calls.load(Ordering::Relaxed) + 2_000;
+        until(what, async || calls.load(Ordering::Relaxed) >= target).await;
+    };
+    more_calls("load before the outage").await;
     outage.store(true, Ordering::Relaxed);
     server.kill();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    assert!(
-        matches!(redis_state(&cache), TierState::Unavailable { .. }),
-        "{:?}",
-        redis_state(&cache)
-    );
+    until("the tier to report the outage", async || {
+        matches!(redis_state(&cache), TierState::Unavailable { .. })
+    })
+    .await;
+    more_calls("load during the outage").await;
     outage.store(false, Ordering::Relaxed);
     server.restart();
     until("redis to come back", async || {
         redis_state(&cache) == TierState::Running
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    more_calls("load after the outage").await;
     stop.store(true, Ordering::Relaxed);
     for task in tasks {
         task.await.expect("no task panicked");
@@ -327,9 +337,11 @@ async fn a_redis_outage_under_load_is_served_around() {
         0,
         "warm entries were served locally throughout the outage"
     );
+    // Not a latency figure (those are in the benchmarks): a bound far above the 200 ms
+    // command timeout that only a hung call would reach.
     assert!(
-        slowest < Duration::from_millis(700),
-        "slowest call {slowest:?}"
+        slowest < Duration::from_secs(10),
+        "a call hung for {slowest:?}"
     );
     let stats = cache.stats();
     assert!(
@@ -377,5 +389,51 @@ async fn a_redis_down_at_start_up_is_attached_when_it_comes_up() {
     assert_eq!(
         cache.get_in::<u8>("k2", CacheType::Redis).await.unwrap(),
         Some(2)
+    );
+}
+
+/// The Redis database named in the URL is the one written (the facade used to write to 0),
+/// and one the server does not have is not reported as running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_in_the_url_is_the_one_written() {
+    let Some(server) = RedisServer::start_with_or_skip("url database", &["--databases", "4"])
+    else {
+        return;
+    };
+    let cache = manager(&server.url_with_db(3), None).await;
+    until("redis to connect", async || {
+        redis_state(&cache) == TierState::Running
+    })
+    .await;
+    cache.set("in_three", &3_u8, None).await.unwrap();
+    let reader = |db: u32| {
+        let url = server.url_with_db(db);
+        async move {
+            RedisCache::connect(RedisConfig::new(url).max_connections(1))
+                .await
+                .unwrap()
+        }
+    };
+    let (three, zero) = (reader(3).await, reader(0).await);
+    assert!(
+        three.get("in_three").await.unwrap().is_some(),
+        "database 3 holds it"
+    );
+    assert_eq!(
+        zero.get("in_three").await.unwrap(),
+        None,
+        "database 0 does not"
+    );
+
+    let missing = manager(&server.url_with_db(7), None).await;
+    until("the tier to say why it is not running", async || {
+        matches!(redis_state(&missing), TierState::Unavailable { reason } if reason.contains('7'))
+    })
+    .await;
+    missing.set("k", &1_u8, None).await.unwrap();
+    assert_eq!(
+        missing.get::<u8>("k").await.unwrap(),
+        Some(1),
+        "memory serves meanwhile"
     );
 }

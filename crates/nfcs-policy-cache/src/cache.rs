@@ -223,12 +223,7 @@ pub struct PolicyCacheStats {
 impl PolicyCacheStats {
     /// Hits over hits plus misses; 0 before the first lookup.
     pub fn hit_ratio(&self) -> f64 {
-        let total = self.hits + self.misses;
-        if total == 0 {
-            0.0
-        } else {
-            self.hits as f64 / total as f64
-        }
+        nfcs_cache_core::hit_ratio(self.hits, self.misses)
     }
 }
 

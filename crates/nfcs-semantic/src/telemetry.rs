@@ -70,12 +70,7 @@ pub struct SemanticStats {
 impl SemanticStats {
     /// Hits over hits plus misses; 0 before the first lookup.
     pub fn hit_ratio(&self) -> f64 {
-        let total = self.hits + self.misses;
-        if total == 0 {
-            0.0
-        } else {
-            self.hits as f64 / total as f64
-        }
+        nfcs_cache_core::hit_ratio(self.hits, self.misses)
     }
 }
 

@@ -45,6 +45,7 @@ use compression::{MAX_RAW_LEN, compress, decompress};
 use counters::Counters;
 use index::{Index, Location, Spot};
 pub use recovery::RecoveryReport;
+pub(crate) use recovery::metrics_for;
 
 /// Attempts of a read whose entry moved (reinserted by eviction) while it was being read.
 const READ_ATTEMPTS: usize = 4;

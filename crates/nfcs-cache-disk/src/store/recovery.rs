@@ -81,8 +81,13 @@ fn list_segments(
 }
 
 impl Store {
-    /// Opens (creating if needed) the cache in `directory` and recovers its entries.
-    pub(crate) fn open(directory: &Path, config: &DiskConfig) -> Result<Store, DiskError> {
+    /// Opens (creating if needed) the cache in `directory` and recovers its entries, reporting
+    /// through `metrics` (resolved here, with the recorder in effect, when `None`).
+    pub(crate) fn open(
+        directory: &Path,
+        config: &DiskConfig,
+        metrics: Option<TierMetrics>,
+    ) -> Result<Store, DiskError> {
         // How long opening took is a measurement for the report, not a time decision, so it
         // reads `Instant` rather than the configured clock.
         let started = Instant::now();
@@ -174,12 +179,10 @@ impl Store {
             });
         }
 
-        // The metric handles are resolved now, with the recorder in effect at open, and before
-        // recovery so that an eviction it needs is counted.
-        let metrics = TierMetrics::new(InstanceLabels::new(
-            config.instance.clone(),
-            config.name.clone(),
-        ));
+        // The metric handles are resolved by now (by `open_async` on the caller's thread, where
+        // the caller's recorder is in effect), and before recovery, so that an eviction it needs
+        // is counted.
+        let metrics = metrics.unwrap_or_else(|| metrics_for(config));
         metrics.capacity(segment_size * usable);
         let mut store = Store {
             directory: directory.to_owned(),
@@ -397,4 +400,13 @@ fn scan_segment(
         }
         offset += len as u64;
     }
+}
+
+/// The metric handles of a disk tier configured by `config`, resolved with the recorder in
+/// effect on this thread.
+pub(crate) fn metrics_for(config: &DiskConfig) -> TierMetrics {
+    TierMetrics::new(InstanceLabels::new(
+        config.instance.clone(),
+        config.name.clone(),
+    ))
 }

@@ -191,6 +191,8 @@ impl ManagerBuilder {
                 not_running: self.not_running,
                 consistency: Consistency::new(),
                 metrics,
+                #[cfg(feature = "redis")]
+                redis: self.redis.clone(),
                 #[cfg(feature = "semantic")]
                 semantic,
                 #[cfg(feature = "policy")]

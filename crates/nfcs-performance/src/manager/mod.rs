@@ -86,6 +86,9 @@ struct Inner {
     not_running: Vec<TierStatus>,
     consistency: Consistency,
     metrics: ManagerMetrics,
+    /// The Redis tier (also among `lower`), for direct access.
+    #[cfg(feature = "redis")]
+    redis: Option<nfcs_cache_redis::RedisCache>,
     #[cfg(feature = "semantic")]
     semantic: crate::semantic::SemanticStore,
     #[cfg(feature = "policy")]
@@ -161,6 +164,15 @@ impl NFCSCacheManager {
     /// The in-memory tier, for synchronous access on the hot path.
     pub fn memory(&self) -> Option<&MemoryCache> {
         self.inner.memory.as_ref()
+    }
+
+    /// The Redis tier (feature `redis`), when it is part of the manager (running or
+    /// unavailable), for what the manager does not wrap: batch calls, `is_subscribed`,
+    /// `health`.
+    #[cfg(feature = "redis")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+    pub fn redis(&self) -> Option<&nfcs_cache_redis::RedisCache> {
+        self.inner.redis.as_ref()
     }
 
     /// The codec typed values go through.
