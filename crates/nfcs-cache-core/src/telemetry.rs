@@ -31,6 +31,11 @@
 //! as a hit). A sampled histogram's count is the number of samples, not of operations; rates
 //! come from the counters.
 //!
+//! The memory tier also *batches* what it publishes: a shard hands its counts to the shared
+//! counters every 64 reads and every 16 writes (a shared counter updated on every hit costs a
+//! contended cache line per hit), so a scrape may lag the exact figures by that much per shard;
+//! `MemoryCache::flush_metrics` publishes the rest. Slower tiers publish every event.
+//!
 //! # Instance names
 //!
 //! Two caches that report under the same `cache` and `tier` labels would add into one series.

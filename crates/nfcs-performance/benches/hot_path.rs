@@ -1,18 +1,22 @@
 //! The memory-hit path, measured side by side in one process: what the manager adds to a
 //! memory-tier hit, and what metrics cost, with quick_cache as the anchor.
 //!
-//! Subjects, each reading 10,000 resident keys of 48-byte values in a fixed shuffled order:
-//! - `quick_cache`: `quick_cache::sync::Cache::get` (the peer);
-//! - `memory_tier`: `MemoryCache::get_entry` (the tier alone);
-//! - `memory_tier_then_decode`: `MemoryCache::get_entry` and `Codec::decode::<String>`: the
-//!   manager's hit path before this issue (a memory lookup, then decoding), with nothing the
-//!   manager adds;
+//! Subjects, each reading 10,000 resident keys of 48-byte values (each value its own
+//! allocation, as in a real cache) in one fixed Zipf-distributed order (exponent 1.0, a hot set
+//! as caches see; a cyclic scan would make LRU move every entry on every hit):
+//! - `quick_cache`: `quick_cache::sync::Cache::get` (the peer, with its own copy of the data);
+//! - `memory_tier`: `MemoryCache::get_entry` on the manager's own memory tier;
+//! - `memory_tier_then_decode`: the same lookup and `Codec::decode::<String>`: the manager's hit
+//!   path with nothing the manager adds (the path before this issue, less its async wrapper);
 //! - `manager_get_bytes`: `NFCSCacheManager::get_bytes` (the manager, no decoding);
 //! - `manager_get`: `NFCSCacheManager::get::<String>` (the typed path users call);
-//! - each `memory_tier` / `manager` subject again with `+metrics`: built under a real
-//!   recorder (metrics-exporter-prometheus), so every counter increment and sampled
-//!   histogram record lands in it. Without the suffix no recorder is installed and the
-//!   handles do nothing.
+//! - each `memory_tier` / `manager` subject again with `+metrics`: a second manager built under
+//!   a real recorder (metrics-exporter-prometheus), so every counter increment and sampled
+//!   histogram record lands in it. Without the suffix no recorder is installed and the handles
+//!   do nothing.
+//!
+//! The `memory_tier` and `manager` subjects read the same tier, so their difference is what
+//! the manager's code adds, not a difference in where the data lies.
 //!
 //! A manager over memory and a disk tier is used, so that the hit path is the multi-tier one
 //! (the write-ordering machinery exists; a memory hit must not touch it).
@@ -50,6 +54,8 @@ fn ready<F: Future>(future: F) -> F::Output {
 
 struct Subjects {
     keys: Vec<String>,
+    /// Positions in `keys`, Zipf-distributed.
+    trace: Vec<u32>,
     quick: quick_cache::sync::Cache<String, Bytes>,
     memory: MemoryCache,
     memory_metrics: MemoryCache,
@@ -57,6 +63,29 @@ struct Subjects {
     manager_metrics: NFCSCacheManager,
     codec: Codec,
     _directories: Vec<tempfile::TempDir>,
+}
+
+/// A fixed Zipf(1.0) trace over `keys` positions (inverse transform on the exact CDF, from a
+/// seeded xorshift), the same for every subject.
+fn zipf_trace(keys: usize, length: usize) -> Vec<u32> {
+    let weights: Vec<f64> = (1..=keys).map(|rank| 1.0 / rank as f64).collect();
+    let total: f64 = weights.iter().sum();
+    let mut cdf = Vec::with_capacity(keys);
+    let mut sum = 0.0;
+    for weight in weights {
+        sum += weight / total;
+        cdf.push(sum);
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    (0..length)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let uniform = (state >> 11) as f64 / (1_u64 << 53) as f64;
+            cdf.partition_point(|&bound| bound < uniform).min(keys - 1) as u32
+        })
+        .collect()
 }
 
 fn manager(name: &str, directories: &mut Vec<tempfile::TempDir>) -> NFCSCacheManager {
@@ -76,31 +105,26 @@ fn manager(name: &str, directories: &mut Vec<tempfile::TempDir>) -> NFCSCacheMan
 fn subjects() -> Subjects {
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
     let mut directories = Vec::new();
-    let memory = MemoryCache::new(256 << 20).expect("a memory tier");
     let manager_plain = manager("bench", &mut directories);
-    let (memory_metrics, manager_metrics) = metrics::with_local_recorder(&recorder, || {
-        (
-            MemoryCache::with_config(MemoryConfig::new(256 << 20).instance("bench-metrics"))
-                .expect("a memory tier"),
-            manager("bench-metrics", &mut directories),
-        )
-    });
+    let manager_metrics =
+        metrics::with_local_recorder(&recorder, || manager("bench-metrics", &mut directories));
+    let memory = manager_plain.memory().expect("a memory tier").clone();
+    let memory_metrics = manager_metrics.memory().expect("a memory tier").clone();
     // The handles keep the recorder's storage alive; the recorder itself is kept for the run.
     std::mem::forget(recorder);
     let codec = Codec::default();
-    let frame = codec.encode(&VALUE).expect("encodes");
+    // Every entry of every subject gets a value of its own, as in a real cache: values that
+    // shared one allocation would share one reference count, and every read would find it in
+    // the first-level cache where a real read misses on the value's header.
+    let frame = || codec.encode(&VALUE).expect("encodes");
     let quick = quick_cache::sync::Cache::new(KEYS * 2);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("a runtime");
-    let mut keys: Vec<String> = (0..KEYS).map(|index| format!("key:{index:07}")).collect();
+    let keys: Vec<String> = (0..KEYS).map(|index| format!("key:{index:07}")).collect();
     for key in &keys {
-        quick.insert(key.clone(), frame.clone());
-        memory.insert(key, frame.clone(), None).expect("fits");
-        memory_metrics
-            .insert(key, frame.clone(), None)
-            .expect("fits");
+        quick.insert(key.clone(), frame());
         runtime.block_on(async {
             manager_plain.set(key, &VALUE, None).await.expect("stored");
             manager_metrics
@@ -109,16 +133,9 @@ fn subjects() -> Subjects {
                 .expect("stored");
         });
     }
-    // A fixed shuffle, so that consecutive reads touch unrelated shards and lines.
-    let mut state = 0x2545_f491_4f6c_dd1d_u64;
-    for index in (1..keys.len()).rev() {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        keys.swap(index, (state % (index as u64 + 1)) as usize);
-    }
     Subjects {
         keys,
+        trace: zipf_trace(KEYS, 1 << 20),
         quick,
         memory,
         memory_metrics,
@@ -170,8 +187,9 @@ fn criterion_runs(criterion: &mut Criterion, subjects: &Subjects) {
         let mut cursor = 0;
         group.bench_function(name, |bencher| {
             bencher.iter(|| {
-                cursor = (cursor + 1) % KEYS;
-                assert!(read(subjects, &subjects.keys[cursor]));
+                cursor = (cursor + 1) % subjects.trace.len();
+                let key = &subjects.keys[subjects.trace[cursor] as usize];
+                assert!(read(subjects, key));
             })
         });
     }
@@ -185,10 +203,11 @@ fn time_reads(subjects: &Subjects, read: Read, reads: usize, threads: usize) -> 
     std::thread::scope(|scope| {
         for thread in 0..threads {
             scope.spawn(move || {
-                let mut cursor = thread * KEYS / threads;
+                let trace = &subjects.trace;
+                let mut cursor = thread * trace.len() / threads;
                 for _ in 0..reads {
-                    cursor = (cursor + 1) % KEYS;
-                    black_box(read(subjects, &subjects.keys[cursor]));
+                    cursor = (cursor + 1) % trace.len();
+                    black_box(read(subjects, &subjects.keys[trace[cursor] as usize]));
                 }
             });
         }

@@ -329,8 +329,8 @@ struct Counters {
     expirations: u64,
 }
 
-/// A shard's counters and gauges at one moment, to publish what a change did.
-#[derive(Clone, Copy)]
+/// A shard's counters and gauges at one moment, to publish what changed since another.
+#[derive(Clone, Copy, Default)]
 struct Tally {
     counters: Counters,
     entries: u64,
@@ -374,6 +374,10 @@ struct Shard {
     budget: u64,
     expiry: ExpiryQueue,
     counters: Counters,
+    /// What the metric counters and gauges have been given of this shard's changes.
+    published: Tally,
+    /// Changes since `published`; they are published every [`WRITE_METRICS_BATCH`] writes.
+    unpublished_writes: u32,
 }
 
 impl Shard {
@@ -397,7 +401,7 @@ impl Shard {
         hash: u64,
         value: Bytes,
         deadline: u64,
-        now: u64,
+        clock: &Clock,
     ) -> Result<(), u64> {
         let charge = charge(self.overhead, key.len(), value.len(), deadline);
         if charge > self.budget {
@@ -413,7 +417,9 @@ impl Shard {
         }
         self.evict_to_budget();
         if !self.expiry.heap.is_empty() {
-            self.reclaim_expired(now, RECLAIM_PER_WRITE);
+            // The clock is read only when some entry of the shard can expire: a clock read
+            // costs about as much as the rest of an insert.
+            self.reclaim_expired(clock.monotonic_nanos(), RECLAIM_PER_WRITE);
         }
         Ok(())
     }
@@ -471,7 +477,27 @@ impl Shard {
             .retain(|Reverse((deadline, hash))| store.holds_deadline(*hash, *deadline));
     }
 
-    /// What the metric gauges and counters are computed from, before and after a change.
+    /// Counts a write (or any change) for the metrics, publishing the shard's changes (and,
+    /// through `cell`, its reads) once every [`WRITE_METRICS_BATCH`] writes: one shared
+    /// counter update per write would cost the hot path as much as it costs reads.
+    #[inline]
+    fn wrote(&mut self, cell_reads: &ReadCounts<'_>, metrics: &TierMetrics) {
+        self.unpublished_writes += 1;
+        if self.unpublished_writes >= WRITE_METRICS_BATCH {
+            self.publish(cell_reads, metrics);
+        }
+    }
+
+    /// Publishes every change (and read) not published yet.
+    fn publish(&mut self, cell_reads: &ReadCounts<'_>, metrics: &TierMetrics) {
+        let now = self.tally();
+        self.published.publish(now, metrics);
+        self.published = now;
+        self.unpublished_writes = 0;
+        cell_reads.flush(metrics);
+    }
+
+    /// What the metric gauges and counters are computed from.
     fn tally(&self) -> Tally {
         Tally {
             counters: self.counters,
@@ -511,6 +537,20 @@ struct ShardCell {
 
 /// Reads counted per shard before they are published to the metric counters.
 const READ_METRICS_BATCH: u64 = 64;
+/// Writes to a shard before its changes are published to the metric counters and gauges.
+const WRITE_METRICS_BATCH: u32 = 16;
+
+/// A shard cell's read counters, handed to the shard (which sits inside the cell's lock) so
+/// that publishing its writes publishes its reads too.
+struct ReadCounts<'a> {
+    cell: &'a ShardCell,
+}
+
+impl ReadCounts<'_> {
+    fn flush(&self, metrics: &TierMetrics) {
+        self.cell.flush_reads(metrics);
+    }
+}
 
 /// Gives `metrics` the reads counted in `total` beyond what `published` says it has, exactly
 /// once even when several threads publish at the same moment: each publisher raises
@@ -518,6 +558,11 @@ const READ_METRICS_BATCH: u64 = 64;
 #[inline]
 fn publish_reads(total: &AtomicU64, published: &AtomicU64, publish: impl FnOnce(u64)) {
     let total = total.load(Ordering::Relaxed);
+    // Two plain loads decide: the read-modify-write is paid only when there is something to
+    // publish (a write publishing its shard's reads usually finds them published already).
+    if total <= published.load(Ordering::Relaxed) {
+        return;
+    }
     let previous = published.fetch_max(total, Ordering::Relaxed);
     if total > previous {
         publish(total - previous);
@@ -543,6 +588,10 @@ impl ShardCell {
                 metrics.misses(count)
             });
         }
+    }
+
+    fn reads(&self) -> ReadCounts<'_> {
+        ReadCounts { cell: self }
     }
 
     /// Publishes every read counted so far.
@@ -668,6 +717,8 @@ impl MemoryCache {
                         budget,
                         expiry: ExpiryQueue::default(),
                         counters: Counters::default(),
+                        published: Tally::default(),
+                        unpublished_writes: 0,
                     }),
                 }
             })
@@ -735,11 +786,9 @@ impl MemoryCache {
                     let now = self.now();
                     if deadline <= now {
                         let mut shard = cell.shard.write();
-                        let before = shard.tally();
                         shard.remove_if_expired(key, hash, now);
-                        let after = shard.tally();
+                        shard.wrote(&cell.reads(), &self.inner.metrics);
                         drop(shard);
-                        before.publish(after, &self.inner.metrics);
                         cell.count_miss(&self.inner.metrics);
                         return None;
                     }
@@ -833,9 +882,8 @@ impl MemoryCache {
         check_key(key)?;
         let ttl = check_ttl(ttl)?.resolve(self.inner.default_ttl);
         let value = value.into();
-        let now = self.now();
         let deadline = match ttl {
-            Some(ttl) => monotonic::deadline(now, ttl),
+            Some(ttl) => monotonic::deadline(self.now(), ttl),
             None => NEVER,
         };
         let size = charge(
@@ -847,12 +895,11 @@ impl MemoryCache {
         let timer = self.inner.metrics.start(Operation::Set);
         let (cell, hash) = self.locate(key);
         let mut shard = cell.shard.write();
-        let before = shard.tally();
-        let result = shard.insert(key, hash, value, deadline, now);
-        let after = shard.tally();
+        let result = shard.insert(key, hash, value, deadline, &self.inner.clock);
+        if result.is_ok() {
+            shard.wrote(&cell.reads(), &self.inner.metrics);
+        }
         drop(shard);
-        before.publish(after, &self.inner.metrics);
-        cell.flush_reads(&self.inner.metrics);
         telemetry::finish(timer);
         result.map_err(|limit| CacheError::value_too_large(&self.inner.name, key, size, limit))
     }
@@ -866,7 +913,6 @@ impl MemoryCache {
         let timer = self.inner.metrics.start(Operation::Delete);
         let (cell, hash) = self.locate(key);
         let mut shard = cell.shard.write();
-        let before = shard.tally();
         let live = shard
             .store
             .peek(key, hash)
@@ -875,10 +921,10 @@ impl MemoryCache {
         if removed && !live {
             shard.counters.expirations += 1;
         }
-        let after = shard.tally();
+        if removed {
+            shard.wrote(&cell.reads(), &self.inner.metrics);
+        }
         drop(shard);
-        before.publish(after, &self.inner.metrics);
-        cell.flush_reads(&self.inner.metrics);
         telemetry::finish(timer);
         Ok(live)
     }
@@ -909,7 +955,6 @@ impl MemoryCache {
         let mut removed_live = 0;
         for cell in self.inner.shards.iter() {
             let mut shard = cell.shard.write();
-            let before = shard.tally();
             let now = self.now();
             let mut expired = 0;
             let (removed, freed) = shard.store.retain(&mut |key, slot| {
@@ -927,9 +972,8 @@ impl MemoryCache {
             } else {
                 shard.compact_expiry_if_needed();
             }
-            let after = shard.tally();
-            drop(shard);
-            before.publish(after, &self.inner.metrics);
+            // Bulk changes are rare and large: published at once.
+            shard.publish(&cell.reads(), &self.inner.metrics);
         }
         removed_live
     }
@@ -940,11 +984,8 @@ impl MemoryCache {
         let mut reclaimed = 0;
         for cell in self.inner.shards.iter() {
             let mut shard = cell.shard.write();
-            let before = shard.tally();
             reclaimed += shard.reclaim_expired(self.now(), usize::MAX);
-            let after = shard.tally();
-            drop(shard);
-            before.publish(after, &self.inner.metrics);
+            shard.publish(&cell.reads(), &self.inner.metrics);
         }
         reclaimed
     }
@@ -972,12 +1013,9 @@ impl MemoryCache {
             .zip(split_budget(max_bytes, shard_count))
         {
             let mut shard = cell.shard.write();
-            let before = shard.tally();
             shard.budget = budget;
             shard.evict_to_budget();
-            let after = shard.tally();
-            drop(shard);
-            before.publish(after, &self.inner.metrics);
+            shard.publish(&cell.reads(), &self.inner.metrics);
         }
         self.inner.metrics.capacity(max_bytes);
         Ok(())
@@ -1026,13 +1064,16 @@ impl MemoryCache {
         self.len() == 0
     }
 
-    /// Publishes to the metric counters the reads not published yet. Reads are published in
-    /// batches of 64 per shard, and every write publishes its shard's, so a scrape lags the
-    /// exact counts by at most 63 reads per shard; call this before a scrape that must be
-    /// exact (tests, a final report). [`stats`](MemoryCache::stats) is always exact.
+    /// Publishes to the metric counters and gauges what has not been published yet. Reads are
+    /// published in batches of 64 per shard and writes (with their shard's reads) in batches
+    /// of 16, so a scrape lags the exact figures by at most 63 reads and 15 writes per shard;
+    /// call this before a scrape that must be exact (tests, a final report).
+    /// [`stats`](MemoryCache::stats) is always exact.
     pub fn flush_metrics(&self) {
         for cell in self.inner.shards.iter() {
-            cell.flush_reads(&self.inner.metrics);
+            cell.shard
+                .write()
+                .publish(&cell.reads(), &self.inner.metrics);
         }
     }
 

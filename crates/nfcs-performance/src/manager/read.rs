@@ -11,6 +11,14 @@ use serde::de::DeserializeOwned;
 use super::consistency::ReadMark;
 use super::{CacheType, Inner, NFCSCacheManager, Role, detached};
 
+/// What the synchronous, memory part of a multi-tier read found.
+enum MemoryRead {
+    /// A live entry in memory.
+    Hit(CacheEntry),
+    /// Not in memory: the lower tiers must be read; the request's start if it is timed.
+    Miss(Option<Instant>),
+}
+
 impl NFCSCacheManager {
     /// Reads and decodes `key`; `Ok(None)` on a miss.
     ///
@@ -19,7 +27,16 @@ impl NFCSCacheManager {
     /// (stored as another type, or with [`set_bytes`](NFCSCacheManager::set_bytes)). A tier
     /// that is down is never an error here: it is counted and read around.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
-        self.get_in(key, CacheType::Auto).await
+        // Each public read does its memory step itself rather than awaiting a shared async
+        // helper: a memory hit then runs one small state machine, not a nest of them.
+        let entry = match self.read_memory(key)? {
+            MemoryRead::Hit(entry) => entry,
+            MemoryRead::Miss(started) => match self.read_below(key, started).await?.0 {
+                Some(entry) => entry,
+                None => return Ok(None),
+            },
+        };
+        self.decode(key, &entry.value).map(Some)
     }
 
     /// [`get`](NFCSCacheManager::get) from the tiers `cache_type` names.
@@ -42,7 +59,14 @@ impl NFCSCacheManager {
     /// # Errors
     /// [`CacheError::InvalidKey`].
     pub async fn get_bytes(&self, key: &str) -> Result<Option<Bytes>, CacheError> {
-        Ok(self.get_entry(key).await?.map(|entry| entry.value))
+        match self.read_memory(key)? {
+            MemoryRead::Hit(entry) => Ok(Some(entry.value)),
+            MemoryRead::Miss(started) => Ok(self
+                .read_below(key, started)
+                .await?
+                .0
+                .map(|entry| entry.value)),
+        }
     }
 
     /// Reads `key` with its remaining TTL.
@@ -50,7 +74,10 @@ impl NFCSCacheManager {
     /// # Errors
     /// [`CacheError::InvalidKey`].
     pub async fn get_entry(&self, key: &str) -> Result<Option<CacheEntry>, CacheError> {
-        self.get_entry_in(key, CacheType::Auto).await
+        match self.read_memory(key)? {
+            MemoryRead::Hit(entry) => Ok(Some(entry)),
+            MemoryRead::Miss(started) => Ok(self.read_below(key, started).await?.0),
+        }
     }
 
     /// Reads `key` with its remaining TTL from the tiers `cache_type` names.
@@ -73,7 +100,7 @@ impl NFCSCacheManager {
             CacheType::Disk => Role::Disk,
             CacheType::Redis => Role::Redis,
             // `CacheType` is non-exhaustive only for users; every other value reads through.
-            _ => return Ok(self.read_through(key).await?.0),
+            _ => return self.get_entry(key).await,
         };
         check_key(key)?;
         let Some((depth, tier)) = self.lower_with(role) else {
@@ -96,17 +123,37 @@ impl NFCSCacheManager {
         &self,
         key: &str,
     ) -> Result<(Option<CacheEntry>, Option<ReadMark>), CacheError> {
+        match self.read_memory(key)? {
+            MemoryRead::Hit(entry) => Ok((Some(entry), None)),
+            MemoryRead::Miss(started) => self.read_below(key, started).await,
+        }
+    }
+
+    /// The memory step of a multi-tier read (synchronous; a hit is timed one time in 128).
+    #[inline]
+    fn read_memory(&self, key: &str) -> Result<MemoryRead, CacheError> {
         let inner = &self.inner;
         let started = inner.metrics.start_sampled();
         match &inner.memory {
             Some(memory) => {
                 if let Some(entry) = memory.get_entry(key)? {
                     inner.metrics.memory_hit(started);
-                    return Ok((Some(entry), None));
+                    return Ok(MemoryRead::Hit(entry));
                 }
             }
             None => check_key(key)?,
         }
+        Ok(MemoryRead::Miss(started))
+    }
+
+    /// The lower tiers' part of a multi-tier read, after a memory miss, with the mark that
+    /// guards promotion (see [`read_through`](Self::read_through)).
+    async fn read_below(
+        &self,
+        key: &str,
+        started: Option<Instant>,
+    ) -> Result<(Option<CacheEntry>, Option<ReadMark>), CacheError> {
+        let inner = &self.inner;
         if inner.lower.is_empty() {
             if let Some(started) = started {
                 inner.metrics.miss(started);

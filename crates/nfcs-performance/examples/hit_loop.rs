@@ -1,0 +1,82 @@
+//! The memory-hit path through the manager in a loop, for before/after comparisons of two
+//! commits: the same source builds against this release's API and the previous one's, so it can
+//! be copied into a worktree of an older commit and both binaries run in turn (timed, or under
+//! `valgrind --tool=callgrind` for instruction counts that do not depend on the machine's load).
+//!
+//! `cargo run --release -p nfcs-performance --example hit_loop -- <memory|bytes|get> [rounds]
+//! [reads]`: 10,000 resident keys of 48-byte values read in a fixed random order through
+//! `MemoryCache::get_entry`, `NFCSCacheManager::get_bytes` or `get::<String>`; prints the best
+//! round's nanoseconds per read.
+
+use std::error::Error;
+use std::hint::black_box;
+use std::task::{Context, Poll, Waker};
+
+use nfcs_performance::prelude::*;
+
+/// Polls a future once: a memory hit completes without waiting.
+fn ready<F: Future>(future: F) -> Result<F::Output, Box<dyn Error>> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => Err("a memory hit did not complete at once".into()),
+    }
+}
+
+/// The `index`th argument as a number, or `default`.
+fn argument(index: usize, default: usize) -> Result<usize, Box<dyn Error>> {
+    match std::env::args().nth(index) {
+        Some(text) => Ok(text.parse().map_err(|error| format!("{text:?}: {error}"))?),
+        None => Ok(default),
+    }
+}
+
+fn main() -> Result<(), Box<dyn Error>> {
+    let path = std::env::args().nth(1).unwrap_or_else(|| "get".to_owned());
+    let rounds = argument(2, 3)?;
+    let reads = argument(3, 10_000_000)?;
+    let directory = tempfile::tempdir()?;
+    let disk = DiskCache::open(directory.path(), DiskConfig::new(64 << 20))?;
+    let memory = MemoryCache::new(256 << 20)?;
+    let manager = NFCSCacheManager::builder()
+        .memory(memory.clone())
+        .disk(disk)
+        .build();
+    let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+    let keys: Vec<String> = (0..10_000).map(|index| format!("key:{index:07}")).collect();
+    for key in &keys {
+        runtime.block_on(manager.set(
+            key,
+            &"a 48-byte value for the hit path measurements..",
+            None,
+        ))?;
+    }
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    let order: Vec<usize> = (0..1 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            ((state >> 20) % keys.len() as u64) as usize
+        })
+        .collect();
+    let mut best = f64::MAX;
+    for _ in 0..rounds {
+        let started = std::time::Instant::now();
+        for read in 0..reads {
+            let key = &keys[order[read % order.len()]];
+            let hit = match path.as_str() {
+                "memory" => memory.get_entry(key)?.is_some(),
+                "bytes" => ready(manager.get_bytes(key))??.is_some(),
+                _ => ready(manager.get::<String>(key))??.is_some(),
+            };
+            black_box(hit);
+        }
+        best = best.min(started.elapsed().as_nanos() as f64 / reads.max(1) as f64);
+    }
+    println!("{path}: {best:.1} ns/read (best of {rounds})");
+    Ok(())
+}
