@@ -27,8 +27,9 @@
 //! | `nfcs_cache_operation_seconds` | histogram | one tier operation (label `operation`) |
 //!
 //! Latency is *sampled* where an operation is too fast to time every time: the memory tier
-//! times one operation in [`MEMORY_SAMPLE_EVERY`] per thread (a clock read costs about as much
-//! as a hit). A sampled histogram's count is the number of samples, not of operations; rates
+//! times one read and one write in [`MEMORY_SAMPLE_EVERY`] of each shard, decided from counters
+//! it keeps anyway (a clock read costs about as much as a hit); a manager times one request in
+//! as many per thread. A sampled histogram's count is the number of samples, not of operations; rates
 //! come from the counters.
 //!
 //! The memory tier also *batches* what it publishes: a shard hands its counts to the shared
@@ -75,7 +76,8 @@ pub const CAPACITY_BYTES: &str = "nfcs_cache_capacity_bytes";
 /// Histogram: the duration of one tier operation, labelled `operation`.
 pub const OPERATION_SECONDS: &str = "nfcs_cache_operation_seconds";
 
-/// The memory tier times one operation in this many (per thread).
+/// The memory tier times one read and one write in this many (per shard); a manager, one
+/// request in this many (per thread).
 pub const MEMORY_SAMPLE_EVERY: u32 = 128;
 
 /// A tier operation, the `operation` label of [`OPERATION_SECONDS`].
@@ -386,6 +388,17 @@ impl TierMetrics {
     #[inline]
     pub fn start(&self, operation: Operation) -> Option<OperationTimer<'_>> {
         sample(self.handles.sample_every).then(|| OperationTimer {
+            histogram: &self.handles.operations[operation.index()],
+            started: Instant::now(),
+        })
+    }
+
+    /// Starts timing `operation` when `sampled` (the caller's own sampling decision, for a tier
+    /// that can decide more cheaply than the thread-local countdown of
+    /// [`start`](TierMetrics::start), from counters it updates anyway).
+    #[inline]
+    pub fn start_when(&self, sampled: bool, operation: Operation) -> Option<OperationTimer<'_>> {
+        sampled.then(|| OperationTimer {
             histogram: &self.handles.operations[operation.index()],
             started: Instant::now(),
         })

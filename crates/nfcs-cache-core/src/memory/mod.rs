@@ -378,6 +378,8 @@ struct Shard {
     published: Tally,
     /// Changes since `published`; they are published every [`WRITE_METRICS_BATCH`] writes.
     unpublished_writes: u32,
+    /// Writes so far, to sample their latency.
+    writes: u64,
 }
 
 impl Shard {
@@ -482,10 +484,27 @@ impl Shard {
     /// counter update per write would cost the hot path as much as it costs reads.
     #[inline]
     fn wrote(&mut self, cell_reads: &ReadCounts<'_>, metrics: &TierMetrics) {
+        self.writes += 1;
         self.unpublished_writes += 1;
         if self.unpublished_writes >= WRITE_METRICS_BATCH {
             self.publish(cell_reads, metrics);
         }
+    }
+
+    /// Starts timing one write in [`telemetry::MEMORY_SAMPLE_EVERY`] of this shard, decided
+    /// from its write count (cheaper than the thread-local countdown). Writes are timed from
+    /// when the shard's lock is held: the work of the write, not the wait for the lock.
+    #[inline]
+    fn sample_write<'a>(
+        &self,
+        metrics: &'a TierMetrics,
+        operation: Operation,
+    ) -> Option<telemetry::OperationTimer<'a>> {
+        metrics.start_when(
+            self.writes
+                .is_multiple_of(u64::from(telemetry::MEMORY_SAMPLE_EVERY)),
+            operation,
+        )
     }
 
     /// Publishes every change (and read) not published yet.
@@ -719,6 +738,7 @@ impl MemoryCache {
                         counters: Counters::default(),
                         published: Tally::default(),
                         unpublished_writes: 0,
+                        writes: 0,
                     }),
                 }
             })
@@ -762,15 +782,20 @@ impl MemoryCache {
     /// reclaim an expired entry.
     #[inline]
     fn lookup(&self, key: &str) -> Option<(Bytes, u64)> {
-        let timer = self.inner.metrics.start(Operation::Get);
-        let found = self.lookup_untimed(key);
+        let (cell, hash) = self.locate(key);
+        // One read of a shard in MEMORY_SAMPLE_EVERY is timed, decided from the shard's read
+        // counters (on the line this read takes for the lock anyway): cheaper than the
+        // thread-local countdown, which cost a hit about as much as the counting itself.
+        let reads = cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed);
+        let sampled = reads.is_multiple_of(u64::from(telemetry::MEMORY_SAMPLE_EVERY));
+        let timer = self.inner.metrics.start_when(sampled, Operation::Get);
+        let found = self.lookup_in(cell, key, hash);
         telemetry::finish(timer);
         found
     }
 
     #[inline]
-    fn lookup_untimed(&self, key: &str) -> Option<(Bytes, u64)> {
-        let (cell, hash) = self.locate(key);
+    fn lookup_in(&self, cell: &ShardCell, key: &str, hash: u64) -> Option<(Bytes, u64)> {
         let found = cell.shard.read().store.lookup(key, hash);
         match found {
             Lookup::Miss => {
@@ -892,9 +917,9 @@ impl MemoryCache {
             value.len(),
             deadline,
         );
-        let timer = self.inner.metrics.start(Operation::Set);
         let (cell, hash) = self.locate(key);
         let mut shard = cell.shard.write();
+        let timer = shard.sample_write(&self.inner.metrics, Operation::Set);
         let result = shard.insert(key, hash, value, deadline, &self.inner.clock);
         if result.is_ok() {
             shard.wrote(&cell.reads(), &self.inner.metrics);
@@ -910,9 +935,9 @@ impl MemoryCache {
     /// [`CacheError::InvalidKey`] for an empty or too-long key.
     pub fn remove(&self, key: &str) -> Result<bool, CacheError> {
         check_key(key)?;
-        let timer = self.inner.metrics.start(Operation::Delete);
         let (cell, hash) = self.locate(key);
         let mut shard = cell.shard.write();
+        let timer = shard.sample_write(&self.inner.metrics, Operation::Delete);
         let live = shard
             .store
             .peek(key, hash)
