@@ -15,7 +15,7 @@
 //!   concurrent callers), [`invalidate_pattern`](NFCSCacheManager::invalidate_pattern), a
 //!   consistency guarantee (no read brings back a value older than a completed write), exact
 //!   [`stats`](NFCSCacheManager::stats), and metrics through the `metrics` facade
-//!   ([`metric_names`], [`cache_core::telemetry`](nfcs_cache_core::telemetry)).
+//!   ([`metric_names`], [`cache_core::telemetry`]).
 //! - [`CacheConfig`]: the spec's `CACHE_CONFIG` from TOML: sizes such as `"1GB"` or
 //!   `"512MiB"` ([`ByteSize`]), TTLs such as `3600`, `"1h"` or `"never"` ([`TtlSetting`]),
 //!   and an error naming the field for every invalid value.
@@ -141,7 +141,7 @@ pub use manager::{
 pub use units::{ByteSize, TtlSetting};
 
 /// The names of the manager's own metrics (the tiers' are in
-/// [`cache_core::telemetry`](nfcs_cache_core::telemetry)), for configuring a recorder's
+/// [`cache_core::telemetry`]), for configuring a recorder's
 /// histogram buckets or writing alerts. Every series carries the `cache` label.
 pub mod metric_names {
     pub use crate::manager::{
