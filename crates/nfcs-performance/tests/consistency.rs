@@ -20,10 +20,12 @@ struct Gate {
     release: Notify,
 }
 
-/// A tier whose next `get` (once armed) reads the inner tier, then waits for the test.
+/// A tier whose next `get` (once armed) reads the inner tier, then waits for the test; and
+/// whose next `set` (once armed) waits for the test before writing.
 struct Blocking {
     inner: Arc<dyn CacheTier>,
     armed: Mutex<Option<Arc<Gate>>>,
+    armed_set: Mutex<Option<Arc<Gate>>>,
 }
 
 impl Blocking {
@@ -31,6 +33,7 @@ impl Blocking {
         Arc::new(Blocking {
             inner,
             armed: Mutex::new(None),
+            armed_set: Mutex::new(None),
         })
     }
 
@@ -38,6 +41,13 @@ impl Blocking {
     fn arm(&self) -> Arc<Gate> {
         let gate = Arc::new(Gate::default());
         *self.armed.lock().unwrap() = Some(Arc::clone(&gate));
+        gate
+    }
+
+    /// Makes the next `set` notify `read` when it starts and write only after `release`.
+    fn arm_set(&self) -> Arc<Gate> {
+        let gate = Arc::new(Gate::default());
+        *self.armed_set.lock().unwrap() = Some(Arc::clone(&gate));
         gate
     }
 }
@@ -59,7 +69,22 @@ impl CacheTier for Blocking {
         })
     }
     fn set(&self, key: &str, value: Bytes, ttl: Ttl) -> TierResult<()> {
-        self.inner.set(key, value, ttl)
+        let Some(gate) = self.armed_set.lock().unwrap().take() else {
+            return self.inner.set(key, value, ttl);
+        };
+        let (inner, key) = (Arc::clone(&self.inner), key.to_owned());
+        // Like the disk tier's work on the blocking pool, the write goes on when the caller
+        // stops waiting for it.
+        let write = tokio::spawn(async move {
+            gate.read.notify_one();
+            gate.release.notified().await;
+            inner.set(&key, value, ttl).await
+        });
+        Box::pin(async move {
+            write
+                .await
+                .unwrap_or_else(|error| Err(CacheError::backend("blocking", "write", error)))
+        })
     }
     fn delete(&self, key: &str) -> TierResult<bool> {
         self.inner.delete(key)
@@ -471,4 +496,38 @@ async fn every_read_returns_a_value_current_during_it_memory_disk_redis() {
             .build();
         reads_return_only_current_values(cache, seed).await;
     }
+}
+
+/// A write whose caller is cancelled while its lower-tier write is in flight still holds the
+/// key until that write lands: a later write of the key waits for it and lands last, so the
+/// lower tier does not end with the older value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_write_is_never_overtaken_by_a_later_one() {
+    let setup = memory_and_disk().await;
+    let gate = setup.blocking.arm_set();
+    let first = {
+        let cache = setup.cache.clone();
+        tokio::spawn(async move { cache.set("k", &"older", None).await })
+    };
+    // The first write reached the lower tier and waits there; its caller is cancelled.
+    gate.read.notified().await;
+    first.abort();
+    assert!(first.await.unwrap_err().is_cancelled());
+    let second = {
+        let cache = setup.cache.clone();
+        tokio::spawn(async move { cache.set("k", &"newer", None).await })
+    };
+    // The second write waits for the key's turn, which the first still holds. (Had it not
+    // waited, its lower-tier write would land first and the released older one after it,
+    // which the last assertion catches.)
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    assert!(
+        !second.is_finished(),
+        "the later write waits for the cancelled one's tier write"
+    );
+    gate.release.notify_one();
+    second.await.unwrap().unwrap();
+    assert_eq!(held(&setup).await, vec![Some("newer".to_owned()); 2]);
 }

@@ -22,7 +22,9 @@ mod write;
 use std::any::{Any, TypeId};
 use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use nfcs_cache_core::{CacheError, CacheTier, Codec, MemoryCache, TierHealth, key_preview};
@@ -290,25 +292,56 @@ impl Inner {
     }
 }
 
-/// Runs `work` to completion even if the caller stops waiting for it: on the current tokio
-/// runtime as a task the caller awaits, or inline without a runtime.
+/// Runs `work` to completion even if the caller stops waiting for it: polled in the caller's
+/// task, and, should the caller drop it before it finishes, handed to the current tokio runtime
+/// to finish there (without a runtime nothing runs in the background, so there is nothing left
+/// to finish).
 ///
 /// Writes and promotions hold their key's stripe (see `consistency.rs`) until every tier
 /// write they started has finished; a cancelled caller must not release it early, or a later
-/// write could be overtaken by one still in flight.
-async fn detached<T: Send + 'static>(
+/// write could be overtaken by one still in flight. Running the work in a task of its own
+/// always would do too, but cost a write 4 µs more (a spawn and two more wake-ups: 23.5 ->
+/// 27.7 µs per write through memory and disk, measured with `examples/hit_loop.rs`).
+fn detached<T: Send + 'static>(
     work: impl Future<Output = Result<T, CacheError>> + Send + 'static,
-) -> Result<T, CacheError> {
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => match runtime.spawn(work).await {
-            Ok(result) => result,
-            Err(error) if error.is_panic() => std::panic::resume_unwind(error.into_panic()),
-            Err(_) => Err(CacheError::Unavailable {
+) -> Detached<T> {
+    Detached {
+        work: Some(Box::pin(work)),
+    }
+}
+
+/// The future [`detached`] returns.
+struct Detached<T: Send + 'static> {
+    work: Option<Pin<Box<dyn Future<Output = Result<T, CacheError>> + Send>>>,
+}
+
+impl<T: Send + 'static> Future for Detached<T> {
+    type Output = Result<T, CacheError>;
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        let Some(work) = self.work.as_mut() else {
+            return Poll::Ready(Err(CacheError::Unavailable {
                 tier: "manager".to_owned(),
-                reason: "the runtime is shutting down".to_owned(),
-            }),
-        },
-        Err(_) => work.await,
+                reason: "a finished operation was polled again".to_owned(),
+            }));
+        };
+        let result = std::task::ready!(work.as_mut().poll(context));
+        self.work = None;
+        Poll::Ready(result)
+    }
+}
+
+impl<T: Send + 'static> Drop for Detached<T> {
+    fn drop(&mut self) {
+        if let Some(work) = self.work.take()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            runtime.spawn(async move {
+                // The caller is gone; what matters is that the tier writes finish before the
+                // key's stripe is released (the guards inside `work` are dropped at its end).
+                let _ = work.await;
+            });
+        }
     }
 }
 
