@@ -310,9 +310,12 @@ fn detached<T: Send + 'static>(
     }
 }
 
+/// Work that must finish even if its caller stops waiting (see [`detached`]).
+type Work<T> = Pin<Box<dyn Future<Output = Result<T, CacheError>> + Send>>;
+
 /// The future [`detached`] returns.
 struct Detached<T: Send + 'static> {
-    work: Option<Pin<Box<dyn Future<Output = Result<T, CacheError>> + Send>>>,
+    work: Option<Work<T>>,
 }
 
 impl<T: Send + 'static> Future for Detached<T> {
