@@ -1,0 +1,1 @@
+//! Allocator statistics (jemalloc, feature `jemalloc`).

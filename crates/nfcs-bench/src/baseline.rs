@@ -1,0 +1,1 @@
+//! Comparison with an earlier report: regressions beyond the measured noise.

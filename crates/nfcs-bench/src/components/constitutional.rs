@@ -1,0 +1,17 @@
+//! The constitutional component.
+
+use crate::components::{Component, RunContext};
+use crate::error::BenchError;
+use crate::report::ComponentReport;
+
+/// Runs the constitutional component.
+///
+/// # Errors
+/// [`BenchError`] when the system under test fails.
+pub async fn run(context: &RunContext) -> Result<ComponentReport, BenchError> {
+    let _ = context;
+    Err(BenchError::component(
+        Component::Constitutional,
+        "not built yet",
+    ))
+}

@@ -1,0 +1,14 @@
+//! The load component.
+
+use crate::components::{Component, RunContext};
+use crate::error::BenchError;
+use crate::report::ComponentReport;
+
+/// Runs the load component.
+///
+/// # Errors
+/// [`BenchError`] when the system under test fails.
+pub async fn run(context: &RunContext) -> Result<ComponentReport, BenchError> {
+    let _ = context;
+    Err(BenchError::component(Component::Load, "not built yet"))
+}

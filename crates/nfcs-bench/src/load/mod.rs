@@ -1,0 +1,1 @@
+//! The load engine: virtual users (closed model) and arrivals (open model) against a `Target`.

@@ -1,0 +1,3 @@
+//! The `nfcs-bench` command line.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! The orchestrator: the NFCS cycle at a fixed frequency over concurrent modules.

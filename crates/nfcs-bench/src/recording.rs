@@ -1,0 +1,1 @@
+//! The recording API of continuous monitoring, under the spec's metric names.

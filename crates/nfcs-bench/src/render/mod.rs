@@ -1,0 +1,1 @@
+//! Renderings of a report: Markdown and self-contained HTML with SVG plots.

@@ -1,0 +1,1 @@
+//! `NFCSBenchmarkSuite`: runs the components and assembles the report.

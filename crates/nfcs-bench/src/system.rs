@@ -1,0 +1,435 @@
+//! The system under test: an `NFCSCacheManager` built from the configuration's `[cache]`
+//! table, the policy cache with the shipped constitution, and the NFCS operations the
+//! coordination loop and the load engine drive.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use nfcs_math_kernels::cgl::{CglParams, CglSolver, InitialCondition};
+use nfcs_performance::policy_cache::cedar::CedarEvaluator;
+use nfcs_performance::policy_cache::{
+    ComplianceResult, PolicyCache, PolicyCacheConfig, PolicyContext,
+};
+use nfcs_performance::{CacheConfig, NFCSCacheManager, TierState};
+use serde::{Deserialize, Serialize};
+
+use crate::error::BenchError;
+
+/// The constitution shipped with the crate (`constitution/constitution.cedar`): the spec's
+/// example rules and seven more a grown policy set has.
+pub const CONSTITUTION: &str = include_str!("../constitution/constitution.cedar");
+
+/// The actions of the constitution, in the order the workloads cycle through them.
+pub const ACTIONS: [&str; 8] = [
+    "query",
+    "esc_generate",
+    "coordinate",
+    "simulate_oscillators",
+    "solve_field",
+    "write_memory",
+    "deploy_model",
+    "modify_constitution",
+];
+
+/// The semantic context (tenant) the benchmarks store and look up in.
+pub const ESC_CONTEXT: &str = "nfcs-bench";
+
+/// Stored sentences and paraphrases of them that the ESC benchmarks look up: each pair is
+/// (stored, paraphrase).
+pub const PARAPHRASES: [(&str, &str); 8] = [
+    ("Hello world", "Hi world"),
+    (
+        "What is the weather like today?",
+        "How is the weather today?",
+    ),
+    (
+        "Show me the system status",
+        "Display the status of the system",
+    ),
+    (
+        "How many oscillators are synchronised?",
+        "How many oscillators are in sync?",
+    ),
+    (
+        "Summarise the last coordination cycle",
+        "Give a summary of the last coordination cycle",
+    ),
+    (
+        "Which policy blocked the deployment?",
+        "What policy blocked the deployment?",
+    ),
+    (
+        "Restart the field solver",
+        "Please restart the field solver",
+    ),
+    ("List the cached results", "Show the list of cached results"),
+];
+
+/// What the system under test has, as the suite found it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SystemDescription {
+    /// Each tier or cache and whether it runs (`memory: running`, `redis: skipped: ...`).
+    pub tiers: Vec<String>,
+    /// Whether the semantic cache (the MiniLM model) runs.
+    pub semantic: bool,
+    /// Where the policy cache's constitution came from.
+    pub constitution: String,
+}
+
+/// The system under test and the NFCS operations on it.
+pub struct System {
+    manager: Arc<NFCSCacheManager>,
+    policy: PolicyCache,
+    constitution: String,
+    semantic_reason: Option<String>,
+    requests: AtomicU64,
+}
+
+impl std::fmt::Debug for System {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("System")
+            .field("manager", &self.manager.name())
+            .field("semantic", &self.semantic_reason.is_none())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The CGL parameters of the memoized solves: a Benjamin-Feir unstable regime (b = 1.5,
+/// c = -1.2 on a 50-wide square, dt 0.05), 20 steps from seeded noise.
+pub fn cgl_params(grid_size: usize) -> CglParams {
+    CglParams::new(grid_size, 50.0, 0.05, 1.5, -1.2)
+}
+
+/// Steps of one memoized solve.
+pub const SOLVE_STEPS: u64 = 20;
+
+/// What a memoized CGL solve returns.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct SolveSummary {
+    /// The grid.
+    pub grid_size: usize,
+    /// The mean of `|A|^2` at the end.
+    pub mean_intensity: f64,
+    /// Whether the result came from the cache.
+    pub cache_hit: bool,
+}
+
+impl System {
+    /// Builds the system under test from `cache` (relative disk directories are resolved
+    /// against `work_dir`). A Redis tier whose URL does not answer within a second is left
+    /// out, and said so in [`describe`](System::describe); a missing model leaves the semantic
+    /// cache not running (the ESC benchmarks then skip, with the reason).
+    ///
+    /// # Errors
+    /// [`BenchError::Build`] when the manager cannot be built; [`BenchError::Component`] when
+    /// the constitution does not load.
+    pub async fn build(cache: &CacheConfig, work_dir: &Path) -> Result<System, BenchError> {
+        let mut cache = cache.clone();
+        if cache.disk.directory.is_relative() {
+            cache.disk.directory = work_dir.join(&cache.disk.directory);
+        }
+        let mut notes = Vec::new();
+        if cache.redis.enabled && !redis_answers(&cache.redis.url).await {
+            notes.push(format!(
+                "redis: skipped: {} does not answer (start redis-server or set [cache.redis] enabled = false)",
+                cache.redis.url
+            ));
+            cache.redis.enabled = false;
+        }
+        let manager = Arc::new(NFCSCacheManager::from_config(cache.clone()).await?);
+        let (policy, constitution) = match manager.policy().cache() {
+            Some(policy) => (
+                policy.clone(),
+                format!(
+                    "{} (from [cache.policy])",
+                    cache.policy.policy_path.display()
+                ),
+            ),
+            None => {
+                let evaluator = CedarEvaluator::from_policies(CONSTITUTION)
+                    .map_err(|error| BenchError::component("constitution", error))?;
+                let policy = PolicyCache::with_config(
+                    Arc::new(evaluator),
+                    PolicyCacheConfig::default().instance(format!("{}-bench", manager.name())),
+                )
+                .map_err(|error| BenchError::component("constitution", error))?;
+                (
+                    policy,
+                    "the shipped constitution (10 Cedar policies)".to_owned(),
+                )
+            }
+        };
+        let semantic_reason = match manager.semantic().cache() {
+            Some(_) => None,
+            None => Some(
+                manager
+                    .tier_status()
+                    .into_iter()
+                    .find(|status| status.name == "semantic")
+                    .map_or("the semantic cache is not running".to_owned(), |status| {
+                        format!("{:?}", status.state)
+                    }),
+            ),
+        };
+        let system = System {
+            manager,
+            policy,
+            constitution,
+            semantic_reason,
+            requests: AtomicU64::new(0),
+        };
+        for note in notes {
+            tracing::info!("{note}");
+        }
+        Ok(system)
+    }
+
+    /// The cache manager.
+    pub fn manager(&self) -> &Arc<NFCSCacheManager> {
+        &self.manager
+    }
+
+    /// The policy cache the constitutional operations use.
+    pub fn policy(&self) -> &PolicyCache {
+        &self.policy
+    }
+
+    /// `None` when the semantic cache runs, otherwise why not.
+    pub fn semantic_unavailable(&self) -> Option<&str> {
+        self.semantic_reason.as_deref()
+    }
+
+    /// Tiers and caches and whether they run.
+    pub fn describe(&self) -> SystemDescription {
+        SystemDescription {
+            tiers: self
+                .manager
+                .tier_status()
+                .into_iter()
+                .map(|status| match &status.state {
+                    TierState::Running => format!("{}: running", status.name),
+                    other => format!("{}: {other:?}", status.name),
+                })
+                .collect(),
+            semantic: self.semantic_reason.is_none(),
+            constitution: self.constitution.clone(),
+        }
+    }
+
+    /// A cache read of `key` through every tier.
+    ///
+    /// # Errors
+    /// What the manager returns.
+    pub async fn cache_get(
+        &self,
+        key: &str,
+    ) -> Result<Option<nfcs_performance::cache_core::Bytes>, BenchError> {
+        Ok(self.manager.get_bytes(key).await?)
+    }
+
+    /// A cache write of `value` under `key` with the tiers' default TTL.
+    ///
+    /// # Errors
+    /// What the manager returns.
+    pub async fn cache_set(&self, key: &str, value: &[u8]) -> Result<(), BenchError> {
+        self.manager
+            .set_bytes(
+                key,
+                nfcs_performance::cache_core::Bytes::copy_from_slice(value),
+                None,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// The policy context of request number `request`: 64 distinct contexts, repeating, as
+    /// a stream of actions with recurring situations has.
+    pub fn policy_request(request: u64) -> (&'static str, PolicyContext) {
+        let situation = request % 64;
+        let action = ACTIONS[(situation % ACTIONS.len() as u64) as usize];
+        let context = PolicyContext::new()
+            .with("risk", (situation % 10) as i64)
+            .with("approved", situation % 3 != 0)
+            .with(
+                "agent",
+                if situation % 16 == 5 {
+                    "untrusted"
+                } else {
+                    "planner"
+                },
+            )
+            .with("hour", (situation % 24) as i64)
+            .with("tokens", (situation * 97) as i64)
+            .with("frequency_hz", 10_i64)
+            .with("oscillators", 50_i64)
+            .with("grid_size", 64_i64)
+            .with("bytes", (situation * 20_000) as i64);
+        (action, context)
+    }
+
+    /// A constitutional check of request number `request` ([`System::policy_request`]).
+    ///
+    /// # Errors
+    /// What the policy cache returns.
+    pub async fn policy_check(&self, request: u64) -> Result<ComplianceResult, BenchError> {
+        let (action, context) = System::policy_request(request);
+        self.policy
+            .evaluate_compliance(action, &context)
+            .await
+            .map_err(|error| BenchError::component("constitutional", error))
+    }
+
+    /// Stores the [`PARAPHRASES`]' first sentences in the semantic cache.
+    ///
+    /// # Errors
+    /// [`BenchError::Component`] when the semantic cache is not running or refuses.
+    pub async fn esc_seed(&self) -> Result<(), BenchError> {
+        for (index, (stored, _)) in PARAPHRASES.iter().enumerate() {
+            self.manager
+                .semantic()
+                .store(stored, &format!("response_{index}"), ESC_CONTEXT)
+                .await
+                .map_err(|error| BenchError::component("esc", error))?;
+        }
+        Ok(())
+    }
+
+    /// A semantic lookup of paraphrase number `request % 8` at `threshold`: whether it hit.
+    ///
+    /// # Errors
+    /// [`BenchError::Component`] when the semantic cache is not running or refuses.
+    pub async fn esc_lookup(&self, request: u64, threshold: f32) -> Result<bool, BenchError> {
+        let (_, query) = PARAPHRASES[(request % PARAPHRASES.len() as u64) as usize];
+        let hit: Option<nfcs_performance::SemanticMatch<String>> = self
+            .manager
+            .semantic()
+            .find_similar(query, threshold, ESC_CONTEXT)
+            .await
+            .map_err(|error| BenchError::component("esc", error))?;
+        Ok(hit.is_some())
+    }
+
+    /// The spec's `solve_cgl_optimized`: the solve of `grid_size` from noise seed `seed`,
+    /// from the cache (key `cgl_{grid_size}_{hash}`) or computed once on a blocking thread
+    /// and stored for an hour.
+    ///
+    /// # Errors
+    /// [`BenchError::Kernel`] for parameters the solver refuses, [`BenchError::Cache`] when
+    /// the manager fails.
+    pub async fn solve_cgl_optimized(
+        &self,
+        grid_size: usize,
+        seed: u64,
+    ) -> Result<SolveSummary, BenchError> {
+        let params = cgl_params(grid_size);
+        params.validate()?;
+        let key = format!("cgl_{grid_size}_{}_{seed}", params.stable_hash());
+        let computed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = Arc::clone(&computed);
+        let mean_intensity: f64 = self
+            .manager
+            .get_or_insert_with(&key, Some(Duration::from_secs(3600)), move || async move {
+                flag.store(true, Ordering::Relaxed);
+                tokio::task::spawn_blocking(move || solve(params, seed))
+                    .await
+                    .map_err(|error| BenchError::component("mathematical", error))?
+            })
+            .await
+            .map_err(|error| BenchError::component("mathematical", error))?;
+        Ok(SolveSummary {
+            grid_size,
+            mean_intensity,
+            cache_hit: !computed.load(Ordering::Relaxed),
+        })
+    }
+
+    /// A fresh request number (for workloads that need distinct keys).
+    pub fn next_request(&self) -> u64 {
+        self.requests.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Runs a solve of [`SOLVE_STEPS`] steps and returns the mean intensity.
+fn solve(params: CglParams, seed: u64) -> Result<f64, BenchError> {
+    let mut solver = CglSolver::new(
+        params,
+        InitialCondition::Noise {
+            amplitude: 0.01,
+            seed,
+        },
+    )?;
+    solver.advance(SOLVE_STEPS)?;
+    Ok(solver.mean_intensity())
+}
+
+/// Whether a TCP connection to the host and port of `url` opens within a second.
+async fn redis_answers(url: &str) -> bool {
+    let Some(address) = redis_address(url) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(
+            Duration::from_secs(1),
+            tokio::net::TcpStream::connect(address)
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+/// `host:port` of a `redis://` or `rediss://` URL (port 6379 when absent).
+fn redis_address(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let host_port = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    if host_port.is_empty() {
+        return None;
+    }
+    Some(
+        if host_port
+            .rsplit_once(':')
+            .is_some_and(|(_, port)| port.parse::<u16>().is_ok())
+        {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:6379")
+        },
+    )
+}
+
+/// The work directory a run keeps its disk tier in: `dir` or `./nfcs-bench-data`.
+pub fn work_dir(dir: Option<&Path>) -> PathBuf {
+    dir.map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Seconds since `started`, as f64.
+pub fn elapsed_s(started: Instant) -> f64 {
+    started.elapsed().as_secs_f64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_addresses() {
+        assert_eq!(
+            redis_address("redis://localhost:6380/0").as_deref(),
+            Some("localhost:6380")
+        );
+        assert_eq!(
+            redis_address("redis://localhost").as_deref(),
+            Some("localhost:6379")
+        );
+        assert_eq!(
+            redis_address("redis://:pw@h:7000").as_deref(),
+            Some("h:7000")
+        );
+        assert_eq!(redis_address("nonsense"), None);
+    }
+}
