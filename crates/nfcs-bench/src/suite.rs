@@ -1,1 +1,239 @@
-//! `NFCSBenchmarkSuite`: runs the components and assembles the report.
+//! `NFCSBenchmarkSuite`: builds the system under test, runs the components, assembles the
+//! report and writes it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use crate::components::{self, Component, RunContext};
+use crate::config::BenchmarkConfig;
+use crate::error::BenchError;
+use crate::progress::Progress;
+use crate::report::{
+    BenchmarkReport, ComponentReport, ComponentStatus, MachineInfo, Profile, SCHEMA_VERSION,
+};
+use crate::system::System;
+
+/// How a suite runs: where its disk tier lives, the profile, progress bars.
+#[derive(Debug, Clone)]
+pub struct SuiteOptions {
+    /// Relative paths of the cache configuration (the disk tier's directory) are resolved
+    /// against this directory.
+    pub work_dir: PathBuf,
+    /// Full or quick durations.
+    pub profile: Profile,
+    /// Progress bars ([`Progress::hidden`] by default).
+    pub progress: Progress,
+}
+
+impl Default for SuiteOptions {
+    fn default() -> SuiteOptions {
+        SuiteOptions {
+            work_dir: PathBuf::from("."),
+            profile: Profile::Full,
+            progress: Progress::hidden(),
+        }
+    }
+}
+
+impl SuiteOptions {
+    /// The quick profile, in `work_dir`.
+    pub fn quick(work_dir: impl Into<PathBuf>) -> SuiteOptions {
+        SuiteOptions {
+            work_dir: work_dir.into(),
+            profile: Profile::Quick,
+            progress: Progress::hidden(),
+        }
+    }
+}
+
+/// The NFCS benchmark suite: measures the system under test against the spec's targets.
+///
+/// Built once ([`NFCSBenchmarkSuite::new`] builds the `NFCSCacheManager` of the
+/// configuration's `[cache]` table and the policy cache), then run whole
+/// ([`run_full_benchmark`](NFCSBenchmarkSuite::run_full_benchmark)), by component
+/// ([`run_component_benchmark`](NFCSBenchmarkSuite::run_component_benchmark)) or as a load
+/// test ([`run_load_test`](NFCSBenchmarkSuite::run_load_test)).
+#[derive(Debug)]
+pub struct NFCSBenchmarkSuite {
+    config: BenchmarkConfig,
+    context: RunContext,
+}
+
+impl NFCSBenchmarkSuite {
+    /// Builds the suite and its system under test.
+    ///
+    /// # Errors
+    /// [`BenchError::Config`] for an invalid configuration, [`BenchError::Build`] when the
+    /// manager cannot be built.
+    pub async fn new(
+        config: BenchmarkConfig,
+        options: SuiteOptions,
+    ) -> Result<NFCSBenchmarkSuite, BenchError> {
+        config.validate()?;
+        let effective = match options.profile {
+            Profile::Full => config.clone(),
+            Profile::Quick => config.quick(),
+        };
+        let system = Arc::new(System::build(&effective.cache, &options.work_dir).await?);
+        Ok(NFCSBenchmarkSuite {
+            config,
+            context: RunContext {
+                config: effective,
+                profile: options.profile,
+                progress: options.progress,
+                system,
+            },
+        })
+    }
+
+    /// The configuration as given (before the quick profile shrinks it).
+    pub fn config(&self) -> &BenchmarkConfig {
+        &self.config
+    }
+
+    /// What the components run with.
+    pub fn context(&self) -> &RunContext {
+        &self.context
+    }
+
+    /// The system under test.
+    pub fn system(&self) -> &Arc<System> {
+        &self.context.system
+    }
+
+    /// Runs every component.
+    ///
+    /// # Errors
+    /// None today beyond what [`run_components`](NFCSBenchmarkSuite::run_components) returns:
+    /// a component that fails is reported as failed, and the others still run.
+    pub async fn run_full_benchmark(&self) -> Result<BenchmarkReport, BenchError> {
+        self.run_components(&Component::ALL).await
+    }
+
+    /// Runs one component.
+    ///
+    /// # Errors
+    /// The component's error.
+    pub async fn run_component_benchmark(
+        &self,
+        component: Component,
+    ) -> Result<ComponentReport, BenchError> {
+        let started = Instant::now();
+        let context = &self.context;
+        let mut report = match component {
+            Component::Mathematical => components::mathematical::run(context).await,
+            Component::Constitutional => components::constitutional::run(context).await,
+            Component::Cache => components::cache::run(context).await,
+            Component::Esc => components::esc::run(context).await,
+            Component::Coordination => components::coordination::run(context).await,
+            Component::Memory => components::memory::run(context).await,
+            Component::Load => components::load::run(context).await,
+        }?;
+        if report.duration_s == 0.0 {
+            report.duration_s = started.elapsed().as_secs_f64();
+        }
+        Ok(report)
+    }
+
+    /// Runs `components` in order into one report; a component that fails is reported as
+    /// failed (with its error) and the others still run.
+    ///
+    /// # Errors
+    /// [`BenchError::Config`] when the suite is disabled (`enabled = false`).
+    pub async fn run_components(
+        &self,
+        components: &[Component],
+    ) -> Result<BenchmarkReport, BenchError> {
+        if !self.config.enabled {
+            return Err(BenchError::config(
+                "enabled",
+                "the benchmark suite is disabled in this configuration",
+            ));
+        }
+        let started = Instant::now();
+        let started_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        let mut reports = Vec::new();
+        for &component in components {
+            let component_started = Instant::now();
+            let report = match self.run_component_benchmark(component).await {
+                Ok(report) => report,
+                Err(error) => {
+                    let mut failed = ComponentReport::failed(component, error.to_string());
+                    failed.duration_s = component_started.elapsed().as_secs_f64();
+                    failed
+                }
+            };
+            let line = match &report.status {
+                ComponentStatus::Ran => format!(
+                    "{component}: {} in {:.1} s",
+                    if report.passed() {
+                        "targets met"
+                    } else {
+                        "TARGETS MISSED"
+                    },
+                    report.duration_s
+                ),
+                ComponentStatus::Skipped { reason } => format!("{component}: skipped: {reason}"),
+                ComponentStatus::Failed { error } => format!("{component}: FAILED: {error}"),
+            };
+            self.context.progress.println(&line);
+            reports.push(report);
+        }
+        let mut report = self.assemble(reports, started);
+        report.started_unix_ms = started_unix_ms;
+        Ok(report)
+    }
+
+    /// A report of `components`, as run by this suite since `started`.
+    pub fn assemble(&self, components: Vec<ComponentReport>, started: Instant) -> BenchmarkReport {
+        let started_unix_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| now.as_millis() as u64)
+            .saturating_sub(started.elapsed().as_millis() as u64);
+        BenchmarkReport {
+            schema_version: SCHEMA_VERSION,
+            tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+            profile: self.context.profile,
+            started_unix_ms,
+            duration_s: started.elapsed().as_secs_f64(),
+            machine: MachineInfo::current(),
+            commit: current_commit(),
+            config: self.config.clone(),
+            components,
+        }
+    }
+
+    /// A load test of `users` virtual users for `duration_s` seconds (the normal-load mix,
+    /// closed model, ramped over the configured ramp-up, at most a third of the duration).
+    ///
+    /// # Errors
+    /// [`BenchError`] when the engine cannot run.
+    pub async fn run_load_test(
+        &self,
+        users: u32,
+        duration_s: f64,
+    ) -> Result<ComponentReport, BenchError> {
+        let _ = (users, duration_s);
+        Err(BenchError::component(Component::Load, "not wired in yet"))
+    }
+}
+
+/// The commit of the code under test: `NFCS_BENCH_COMMIT`, or `git rev-parse HEAD` in the
+/// working directory, or `None`.
+pub fn current_commit() -> Option<String> {
+    if let Ok(commit) = std::env::var("NFCS_BENCH_COMMIT") {
+        return Some(commit).filter(|commit| !commit.is_empty());
+    }
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_owned())
+        .filter(|commit| !commit.is_empty())
+}

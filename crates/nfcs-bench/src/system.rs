@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::BenchError;
 
 /// The constitution shipped with the crate (`constitution/constitution.cedar`): the spec's
-/// example rules and seven more a grown policy set has.
+/// example rules and eight more a grown policy set has.
 pub const CONSTITUTION: &str = include_str!("../constitution/constitution.cedar");
 
 /// The actions of the constitution, in the order the workloads cycle through them.
@@ -158,7 +158,7 @@ impl System {
                 .map_err(|error| BenchError::component("constitution", error))?;
                 (
                     policy,
-                    "the shipped constitution (10 Cedar policies)".to_owned(),
+                    "the shipped constitution (11 Cedar policies)".to_owned(),
                 )
             }
         };
