@@ -2,7 +2,8 @@
 //!
 //! - `test`: everything CI runs: format check, clippy with warnings denied, the feature
 //!   combinations (as `features` below), every test and doctest (with `NFCS_REQUIRE_REDIS=1`
-//!   and `NFCS_REQUIRE_MODEL=1`: a missing `redis-server` or embedding model fails the run
+//!   `NFCS_REQUIRE_MODEL=1` and `NFCS_REQUIRE_CHROMIUM=1`: a missing `redis-server`, embedding
+//!   model or Chromium (the HTML report's test) fails the run
 //!   instead of skipping those tests; the model is fetched first when it is missing), and the
 //!   docs with warnings denied.
 //! - `features [-p PACKAGE]`: builds the library of every workspace member that has features
@@ -178,6 +179,7 @@ fn test() -> Result<(), Error> {
             .args(["test", "--workspace", "--all-features"])
             .env("NFCS_REQUIRE_REDIS", "1")
             .env("NFCS_REQUIRE_MODEL", "1")
+            .env("NFCS_REQUIRE_CHROMIUM", "1")
             .env("NFCS_MODEL_DIR", model::model_dir()),
     )?;
     // The quick suite once, on the binary the tests just built: every component runs and
