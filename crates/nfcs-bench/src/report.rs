@@ -472,6 +472,9 @@ pub struct BenchmarkReport {
     pub commit: Option<String>,
     /// The configuration, as run.
     pub config: BenchmarkConfig,
+    /// The system under test as the suite found it (tiers running, what was skipped).
+    #[serde(default)]
+    pub system: Option<crate::system::SystemDescription>,
     /// One report per component, in the order they ran.
     pub components: Vec<ComponentReport>,
 }

@@ -202,6 +202,7 @@ impl NFCSBenchmarkSuite {
             machine: MachineInfo::current(),
             commit: current_commit(),
             config: self.config.clone(),
+            system: Some(self.context.system.describe()),
             components,
         }
     }

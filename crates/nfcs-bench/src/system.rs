@@ -76,6 +76,10 @@ pub struct SystemDescription {
     pub semantic: bool,
     /// Where the policy cache's constitution came from.
     pub constitution: String,
+    /// What the suite changed or left out while building it (a Redis URL that does not
+    /// answer, a model that is missing), each with the reason.
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// The system under test and the NFCS operations on it.
@@ -84,6 +88,7 @@ pub struct System {
     policy: PolicyCache,
     constitution: String,
     semantic_reason: Option<String>,
+    notes: Vec<String>,
     requests: AtomicU64,
 }
 
@@ -174,17 +179,20 @@ impl System {
                     }),
             ),
         };
-        let system = System {
+        if let Some(reason) = &semantic_reason {
+            notes.push(format!("semantic: not running: {reason}"));
+        }
+        for note in &notes {
+            tracing::info!("{note}");
+        }
+        Ok(System {
             manager,
             policy,
             constitution,
             semantic_reason,
+            notes,
             requests: AtomicU64::new(0),
-        };
-        for note in notes {
-            tracing::info!("{note}");
-        }
-        Ok(system)
+        })
     }
 
     /// The cache manager.
@@ -216,6 +224,7 @@ impl System {
                 .collect(),
             semantic: self.semantic_reason.is_none(),
             constitution: self.constitution.clone(),
+            notes: self.notes.clone(),
         }
     }
 
