@@ -86,9 +86,11 @@ pub struct ComparisonRow {
     pub unit: String,
     /// Which way is better.
     pub better: Better,
-    /// The baseline's value.
+    /// The baseline's value (a NaN is written `null` and read back as NaN).
+    #[serde(deserialize_with = "nan_from_null")]
     pub baseline: f64,
-    /// This run's value.
+    /// This run's value (a NaN is written `null` and read back as NaN).
+    #[serde(deserialize_with = "nan_from_null")]
     pub current: f64,
     /// `(current - baseline) / |baseline|`; `None` when not finite (a zero or non-finite
     /// value).
@@ -103,6 +105,11 @@ pub struct ComparisonRow {
     pub verdict: RowVerdict,
     /// Why, in words (`worse by 12.0 %, beyond the 5.0 % noise threshold`).
     pub reason: String,
+}
+
+/// JSON writes a NaN as `null`: reads it back as NaN.
+fn nan_from_null<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
 }
 
 /// A measurement in one report only.

@@ -86,9 +86,16 @@ pub fn write_reports(
     Ok(written)
 }
 
-/// A value with its unit: `12.5 ms`-style, with [`format_number`](crate::report::format_number).
+/// A value with its unit for the summary tables, in a readable scale: seconds below one as
+/// `ms`, `us` (micro) or `ns`, bytes from 1 KiB as `KiB`, `MiB`, `GiB`; other units as they
+/// are. Numbers by [`format_number`](crate::report::format_number).
 pub(crate) fn value_with_unit(value: f64, unit: &str) -> String {
-    let number = crate::report::format_number(value);
+    let (scaled, unit) = scaled(value, unit);
+    let number = if unit.ends_with("iB") {
+        format!("{scaled:.1}")
+    } else {
+        crate::report::format_number(scaled)
+    };
     if unit.is_empty() {
         number
     } else {
@@ -96,11 +103,45 @@ pub(crate) fn value_with_unit(value: f64, unit: &str) -> String {
     }
 }
 
-/// The target of a measurement with its unit, or `-`.
+fn scaled(value: f64, unit: &str) -> (f64, &str) {
+    let magnitude = value.abs();
+    match unit {
+        "s" if value.is_finite() && magnitude > 0.0 && magnitude < 1.0 => {
+            if magnitude >= 1e-3 {
+                (value * 1e3, "ms")
+            } else if magnitude >= 1e-6 {
+                (value * 1e6, "\u{b5}s")
+            } else {
+                (value * 1e9, "ns")
+            }
+        }
+        "bytes" if value.is_finite() && magnitude >= 1024.0 => {
+            let units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+            let mut scaled = value / 1024.0;
+            let mut index = 0;
+            while scaled.abs() >= 1024.0 && index + 1 < units.len() {
+                scaled /= 1024.0;
+                index += 1;
+            }
+            (scaled, units[index])
+        }
+        _ => (value, unit),
+    }
+}
+
+/// The target of a measurement in the scale of [`value_with_unit`] (`<= 10 ms`), or `-`.
 pub(crate) fn target_text(measurement: &Measurement) -> String {
     match measurement.target {
-        Some(target) if measurement.unit.is_empty() => target.describe(),
-        Some(target) => format!("{} {}", target.describe(), measurement.unit),
+        Some(target) => {
+            let sign = match target.comparison {
+                crate::report::Comparison::AtLeast => ">=",
+                crate::report::Comparison::AtMost => "<=",
+            };
+            format!(
+                "{sign} {}",
+                value_with_unit(target.value, &measurement.unit)
+            )
+        }
         None => "-".to_owned(),
     }
 }
@@ -260,6 +301,17 @@ mod tests {
         assert_eq!(duration_text(45.24), "45.2 s");
         assert_eq!(duration_text(723.0), "12 min 3 s");
         assert_eq!(duration_text(3720.0), "1 h 2 min");
+    }
+
+    #[test]
+    fn scaled_units() {
+        assert_eq!(value_with_unit(0.004, "s"), "4 ms");
+        assert_eq!(value_with_unit(2.5e-6, "s"), "2.500 \u{b5}s");
+        assert_eq!(value_with_unit(3.0, "s"), "3 s");
+        assert_eq!(value_with_unit(f64::NAN, "s"), "NaN s");
+        assert_eq!(value_with_unit(2.5e8, "bytes"), "238.4 MiB");
+        assert_eq!(value_with_unit(512.0, "bytes"), "512 bytes");
+        assert_eq!(value_with_unit(120.0, "steps/s"), "120 steps/s");
     }
 
     #[test]
