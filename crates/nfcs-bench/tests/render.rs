@@ -325,14 +325,16 @@ fn svg_tag<'a>(html: &'a str, id: &str) -> &'a str {
     let start = html
         .find(&format!("<svg id=\"{id}\""))
         .unwrap_or_else(|| panic!("no svg {id}"));
-    let end = start + html[start..].find('>').unwrap();
+    let end = start + html[start..].find('>').expect("the tag is closed");
     &html[start..=end]
 }
 
 /// The whole `<svg>` element with `id`.
 fn svg_element<'a>(html: &'a str, id: &str) -> &'a str {
-    let start = html.find(&format!("<svg id=\"{id}\"")).unwrap();
-    let end = start + html[start..].find("</svg>").unwrap();
+    let start = html
+        .find(&format!("<svg id=\"{id}\""))
+        .expect("the svg is there");
+    let end = start + html[start..].find("</svg>").expect("the svg is closed");
     &html[start..end + 6]
 }
 
@@ -342,7 +344,7 @@ fn attribute<'a>(tag: &'a str, name: &str) -> &'a str {
         .find(&needle)
         .unwrap_or_else(|| panic!("no {name} in {tag}"))
         + needle.len();
-    let end = start + tag[start..].find('"').unwrap();
+    let end = start + tag[start..].find('"').expect("the attribute is closed");
     &tag[start..end]
 }
 
@@ -447,7 +449,7 @@ fn write_reports_writes_three_files() {
 
 fn write(directory: &Path, name: &str, contents: &str) -> std::path::PathBuf {
     let path = directory.join(name);
-    std::fs::write(&path, contents).unwrap();
+    std::fs::write(&path, contents).expect("a writable temporary directory");
     path
 }
 
@@ -552,7 +554,7 @@ fn with_value(report: &mut BenchmarkReport, component: Component, key: &str, val
         .iter_mut()
         .find(|c| c.component == component)
         .and_then(|c| c.measurements.iter_mut().find(|m| m.key() == key))
-        .unwrap();
+        .expect("the measurement is in the report");
     let noise = measurement.noise;
     *measurement = match measurement.target {
         Some(target) => Measurement {

@@ -49,7 +49,7 @@ pub(crate) fn escape(text: &str) -> String {
 /// use nfcs_bench::render::nice_ticks;
 ///
 /// assert_eq!(nice_ticks(0.0, 97.0, 5), [0.0, 20.0, 40.0, 60.0, 80.0, 100.0]);
-/// assert_eq!(nice_ticks(0.013, 0.048, 4), [0.01, 0.02, 0.03, 0.04, 0.05]);
+/// assert_eq!(nice_ticks(0.013, 0.048, 4), [0.0, 0.02, 0.04, 0.06]);
 /// ```
 pub fn nice_ticks(min: f64, max: f64, count: usize) -> Vec<f64> {
     let (mut low, mut high) = if min.is_finite() && max.is_finite() {
@@ -566,28 +566,43 @@ fn draw_bars(svg: &mut String, prepared: &[Prepared<'_>], frame: &Frame) {
     );
 }
 
-/// The width of each histogram bucket: to the next lower edge; the last as wide as the one
-/// before it (a single bucket: 1, or a tenth of its edge).
-fn bucket_widths(points: &[(f64, f64)]) -> Vec<f64> {
-    let mut widths: Vec<f64> = points
-        .windows(2)
-        .map(|pair| pair[1].0 - pair[0].0)
+/// The width of each drawn histogram bucket: to the next lower edge of the series (a bucket
+/// whose count is not finite still bounds the one before it); the last as wide as the
+/// narrowest before it (a single bucket: 1, or a tenth of its edge).
+fn bucket_widths(series: &Series, points: &[(f64, f64)]) -> Vec<f64> {
+    let mut edges: Vec<f64> = series
+        .points
+        .iter()
+        .map(|point| point.0)
+        .filter(|edge| edge.is_finite() && edge.abs() < PLOTTABLE)
         .collect();
-    let last = match widths.iter().rev().find(|width| **width > 0.0) {
-        Some(width) => *width,
+    edges.sort_by(f64::total_cmp);
+    edges.dedup();
+    let gaps = edges.windows(2).map(|pair| pair[1] - pair[0]);
+    let fallback = match gaps.fold(None, |least: Option<f64>, gap| {
+        Some(least.map_or(gap, |least| least.min(gap)))
+    }) {
+        Some(gap) => gap,
         None => match points.first() {
             Some((edge, _)) if *edge != 0.0 => edge.abs() * 0.1,
             _ => 1.0,
         },
     };
-    widths.push(last);
-    widths
+    points
+        .iter()
+        .map(|(edge, _)| {
+            edges
+                .iter()
+                .find(|next| **next > *edge)
+                .map_or(fallback, |next| next - edge)
+        })
+        .collect()
 }
 
 fn draw_histogram(svg: &mut String, prepared: &[Prepared<'_>], frame: &Frame) {
     let widths: Vec<Vec<f64>> = prepared
         .iter()
-        .map(|(_, _, points)| bucket_widths(points))
+        .map(|(_, series, points)| bucket_widths(series, points))
         .collect();
     let edges = prepared
         .iter()
