@@ -21,6 +21,13 @@ const LEGEND_ROW: f64 = 20.0;
 const PLOTTABLE: f64 = 1e150;
 /// Up to this many points a line series also gets a marker per point.
 const MARKERS_UP_TO: usize = 60;
+/// Beyond this many points a line series is thinned to the first, lowest, highest and last
+/// point of each of [`LINE_COLUMNS`] columns: the same picture, a smaller file.
+const THIN_LINES_ABOVE: usize = 2000;
+/// The columns a thinned line series keeps four points of.
+const LINE_COLUMNS: usize = 500;
+/// Beyond this many categories a bar chart labels every n-th only.
+const BAR_LABELS_UP_TO: usize = 16;
 
 /// Escapes text for HTML and XML text and attribute values.
 pub(crate) fn escape(text: &str) -> String {
@@ -220,9 +227,11 @@ struct Frame {
 ///
 /// The element carries `data-kind` (`line`, `bar` or `histogram`), `data-series` (how many
 /// series), `data-points` (how many finite points were drawn) and `data-skipped` (how many
-/// were not: NaN, infinite). Line series are `<polyline>`s (with `<circle>` markers up to
-/// 60 points), bars and histogram buckets `<rect class="bar">`s. A plot without any
-/// finite point draws its frame and "no data".
+/// were not: NaN, infinite). Line series are `<polyline>`s, in x order (with `<circle>`
+/// markers up to 60 points; beyond 2000 points thinned to the first, lowest, highest and
+/// last point of each of 500 columns, the series' `<g>` saying `data-points` and
+/// `data-vertices`); bars and histogram buckets are `<rect class="bar">`s. Series on the
+/// second axis are dashed. A plot without any finite point draws its frame and "no data".
 pub fn plot_svg(plot: &Plot, element_id: &str) -> String {
     let prepared: Vec<Prepared<'_>> = plot
         .series
@@ -447,7 +456,8 @@ fn draw_lines(svg: &mut String, prepared: &[Prepared<'_>], frame: &Frame, second
             Some(axis) if on_secondary(series) => axis,
             _ => &y_primary,
         };
-        let coordinates: Vec<String> = points
+        let vertices = thin(points, x_axis_.low, x_axis_.high);
+        let coordinates: Vec<String> = vertices
             .iter()
             .map(|(x, y)| format!("{:.1},{:.1}", x_axis_.pixel(*x), y_axis_.pixel(*y)))
             .collect();
@@ -458,11 +468,12 @@ fn draw_lines(svg: &mut String, prepared: &[Prepared<'_>], frame: &Frame, second
         };
         let _ = write!(
             svg,
-            "<g class=\"series\" data-series-name=\"{name}\" data-points=\"{count}\">\
-             <polyline class=\"line\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash} \
+            "<g class=\"series\" data-series-name=\"{name}\" data-points=\"{count}\" \
+             data-vertices=\"{vertices}\"><polyline class=\"line\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"{dash} \
              points=\"{coordinates}\"><title>{name}</title></polyline>",
             name = escape(&series.name),
             count = points.len(),
+            vertices = vertices.len(),
             coordinates = coordinates.join(" "),
         );
         if points.len() <= MARKERS_UP_TO {
@@ -482,6 +493,48 @@ fn draw_lines(svg: &mut String, prepared: &[Prepared<'_>], frame: &Frame, second
         }
         svg.push_str("</g>");
     }
+}
+
+/// A long line series thinned for drawing ([`THIN_LINES_ABOVE`]); `points` sorted by x.
+fn thin(points: &[(f64, f64)], low: f64, high: f64) -> Vec<(f64, f64)> {
+    if points.len() <= THIN_LINES_ABOVE || high <= low {
+        return points.to_vec();
+    }
+    let column = |x: f64| {
+        let at = ((x - low) / (high - low) * LINE_COLUMNS as f64).floor();
+        (at.max(0.0) as usize).min(LINE_COLUMNS - 1)
+    };
+    let mut kept = Vec::with_capacity(4 * LINE_COLUMNS);
+    let mut start = 0;
+    while start < points.len() {
+        let index = column(points[start].0);
+        let mut end = start;
+        while end < points.len() && column(points[end].0) == index {
+            end += 1;
+        }
+        let slice = &points[start..end];
+        let lowest = slice
+            .iter()
+            .enumerate()
+            .min_by(|a, b| a.1.1.total_cmp(&b.1.1))
+            .map_or(0, |(at, _)| at);
+        let highest = slice
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
+            .map_or(0, |(at, _)| at);
+        let mut chosen = [0, lowest, highest, slice.len() - 1];
+        chosen.sort_unstable();
+        let mut previous = None;
+        for at in chosen {
+            if previous != Some(at) {
+                kept.push(slice[at]);
+                previous = Some(at);
+            }
+        }
+        start = end;
+    }
+    kept
 }
 
 fn draw_bars(svg: &mut String, prepared: &[Prepared<'_>], frame: &Frame) {
@@ -550,7 +603,11 @@ fn draw_bars(svg: &mut String, prepared: &[Prepared<'_>], frame: &Frame) {
         }
         svg.push_str("</g>");
     }
+    let label_every = categories.len().div_ceil(BAR_LABELS_UP_TO).max(1);
     for (group, category) in categories.iter().enumerate() {
+        if group % label_every != 0 {
+            continue;
+        }
         let x = frame.left + (group as f64 + 0.5) * group_width;
         let _ = write!(
             svg,
@@ -787,6 +844,25 @@ mod tests {
         assert_eq!(axis.labels().last().map(String::as_str), Some("300M"));
         let axis = Axis::new(0.0, 0.0042, 5, 0.0, 1.0);
         assert!(axis.labels().iter().any(|label| label.ends_with('m')));
+    }
+
+    #[test]
+    fn long_lines_are_thinned_keeping_extremes() {
+        let points: Vec<(f64, f64)> = (0..100_000)
+            .map(|i| {
+                (
+                    f64::from(i),
+                    if i == 54_321 { 1e6 } else { f64::from(i % 7) },
+                )
+            })
+            .collect();
+        let kept = thin(&points, 0.0, 100_000.0);
+        assert!(kept.len() <= 4 * LINE_COLUMNS, "{}", kept.len());
+        assert!(kept.contains(&(54_321.0, 1e6)));
+        assert_eq!(kept.first(), points.first());
+        assert_eq!(kept.last(), points.last());
+        assert!(kept.windows(2).all(|pair| pair[0].0 <= pair[1].0));
+        assert_eq!(thin(&points[..10], 0.0, 10.0).len(), 10);
     }
 
     #[test]
