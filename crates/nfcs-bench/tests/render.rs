@@ -422,6 +422,46 @@ fn html_is_self_contained_escaped_and_draws_every_plot() {
 }
 
 #[test]
+fn plots_survive_degenerate_data() {
+    let cases: Vec<Vec<(f64, f64)>> = vec![
+        vec![],
+        vec![(1.0, 1.0)],
+        vec![(1.0, 1.0), (1.0, 1.0), (1.0, 1.0)],
+        vec![(0.0, 5.0), (1.0, 5.0), (2.0, 5.0)],
+        vec![(0.0, -3.0), (1.0, -1.0), (2.0, -7.5)],
+        vec![(0.0, 1e300), (1.0, -1e300), (2.0, 1.0)],
+        vec![(f64::NEG_INFINITY, 0.0), (0.0, f64::NAN), (1.0, 2.0)],
+        vec![(0.0, 0.0), (0.0, 3.0), (0.0, 1.0)],
+        vec![(1e-12, 1e-15), (2e-12, 3e-15)],
+        vec![(1.7e9, 1.0), (1.7e9 + 1.0, 2.0)],
+        (0..5000)
+            .map(|i| (f64::from(i), f64::from(i % 13)))
+            .collect(),
+    ];
+    for kind in [PlotKind::Line, PlotKind::Bar, PlotKind::Histogram] {
+        for (index, points) in cases.iter().enumerate() {
+            let plot = Plot {
+                id: format!("case-{index}"),
+                title: "degenerate".into(),
+                kind,
+                x_label: String::new(),
+                y_label: String::new(),
+                secondary_y_label: None,
+                series: vec![
+                    Series::new("a", points.clone()),
+                    Series::new("b", points.clone()).on_secondary_axis(),
+                ],
+            };
+            let svg = render::plot_svg(&plot, &plot.id);
+            assert!(svg.starts_with("<svg id=\"case-") && svg.ends_with("</svg>"));
+            for bad in ["NaN", "inf"] {
+                assert!(!svg.contains(bad), "{kind:?} case {index}: {bad} in {svg}");
+            }
+        }
+    }
+}
+
+#[test]
 fn duplicate_plot_ids_are_made_unique() {
     let mut report = sample_report();
     let copy = report.components[0].plots[0].clone();
