@@ -11,7 +11,7 @@ use super::{
 };
 
 /// Escapes text for Markdown (a table cell or a paragraph): characters that would make
-/// markup (`|`, `<`, `>`, `*`, `` ` ``, `[`, `]`, `\`, and `_` outside a word) are
+/// markup (`|`, `<`, `*`, `` ` ``, `[`, `]`, `\`, and `_` outside a word) are
 /// backslash-escaped, so a label or a note cannot inject HTML or break a table; line breaks
 /// become spaces.
 pub(crate) fn escape_markdown(text: &str) -> String {
@@ -19,7 +19,7 @@ pub(crate) fn escape_markdown(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for (index, c) in chars.iter().enumerate() {
         match c {
-            '\\' | '|' | '<' | '>' | '*' | '`' | '[' | ']' | '#' | '~' => {
+            '\\' | '|' | '<' | '*' | '`' | '[' | ']' | '#' | '~' => {
                 out.push('\\');
                 out.push(*c);
             }
@@ -283,7 +283,7 @@ mod tests {
     fn markdown_escaping() {
         assert_eq!(escape_markdown("cgl_fps"), "cgl_fps");
         assert_eq!(escape_markdown("_x_"), "\\_x\\_");
-        assert_eq!(escape_markdown("a|b<script>"), "a\\|b\\<script\\>");
+        assert_eq!(escape_markdown("a|b<script>"), "a\\|b\\<script>");
         assert_eq!(escape_markdown("line\nbreak"), "line break");
     }
 }
