@@ -196,6 +196,10 @@ pub fn markdown(report: &BenchmarkReport, comparison: Option<&BaselineComparison
             }
         }
     }
+    // One blank line between blocks.
+    while out.contains("\n\n\n") {
+        out = out.replace("\n\n\n", "\n\n");
+    }
     out
 }
 
