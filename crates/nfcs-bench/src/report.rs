@@ -137,7 +137,9 @@ pub struct Measurement {
     /// What distinguishes measurements of one name (`grid_size = "64"`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
-    /// The value, in `unit`.
+    /// The value, in `unit` (NaN when it could not be measured; written as `null` in JSON and
+    /// read back as NaN).
+    #[serde(deserialize_with = "f64_or_nan")]
     pub value: f64,
     /// `"steps/s"`, `"s"`, `"Hz"`, `"ratio"`, `"bytes"`, `"count"`, ...
     pub unit: String,
@@ -248,7 +250,8 @@ pub enum PlotKind {
 pub struct Series {
     /// The legend.
     pub name: String,
-    /// `(x, y)` pairs.
+    /// `(x, y)` pairs (a NaN, written as `null`, reads back as NaN).
+    #[serde(deserialize_with = "points_or_nan")]
     pub points: Vec<(f64, f64)>,
     /// Drawn against the plot's second y axis (the user ramp beside latency, say).
     #[serde(default)]
@@ -318,6 +321,7 @@ pub struct ComponentReport {
     /// Ran, skipped or failed.
     pub status: ComponentStatus,
     /// Wall-clock seconds the component took.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub duration_s: f64,
     /// The figures.
     pub measurements: Vec<Measurement>,
@@ -464,6 +468,7 @@ pub struct BenchmarkReport {
     /// When the run started, in milliseconds since the Unix epoch.
     pub started_unix_ms: u64,
     /// Wall-clock seconds of the whole run.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub duration_s: f64,
     /// What it ran on.
     pub machine: MachineInfo,
@@ -525,4 +530,20 @@ pub fn format_number(value: f64) -> String {
     } else {
         format!("{value:.3e}")
     }
+}
+
+/// Reads a number, or `null` (how JSON writes a NaN) as NaN.
+fn f64_or_nan<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+}
+
+/// Reads plot points whose coordinates may be `null` (NaN).
+fn points_or_nan<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(f64, f64)>, D::Error> {
+    let points = Vec::<(Option<f64>, Option<f64>)>::deserialize(deserializer)?;
+    Ok(points
+        .into_iter()
+        .map(|(x, y)| (x.unwrap_or(f64::NAN), y.unwrap_or(f64::NAN)))
+        .collect())
 }

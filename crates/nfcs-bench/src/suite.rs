@@ -1,7 +1,7 @@
 //! `NFCSBenchmarkSuite`: builds the system under test, runs the components, assembles the
 //! report and writes it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 

@@ -261,7 +261,7 @@ impl System {
         let action = ACTIONS[(situation % ACTIONS.len() as u64) as usize];
         let context = PolicyContext::new()
             .with("risk", (situation % 10) as i64)
-            .with("approved", situation % 3 != 0)
+            .with("approved", !situation.is_multiple_of(3))
             .with(
                 "agent",
                 if situation % 16 == 5 {
