@@ -21,11 +21,11 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let root = tempfile::tempdir().unwrap();
+        let root = tempfile::tempdir().expect("a temporary directory");
         let criterion = root.path().join("criterion");
         let out = root.path().join("nfcs-bench");
-        std::fs::create_dir_all(&criterion).unwrap();
-        std::fs::create_dir_all(&out).unwrap();
+        std::fs::create_dir_all(&criterion).expect("the criterion directory");
+        std::fs::create_dir_all(&out).expect("the output directory");
         Fixture {
             _root: root,
             criterion,
@@ -44,7 +44,7 @@ impl Fixture {
             .join(group.replace('/', "_"))
             .join(subject)
             .join("new");
-        std::fs::create_dir_all(&directory).unwrap();
+        std::fs::create_dir_all(&directory).expect("the estimate's directory");
         let estimate = |point: f64| {
             json!({
                 "confidence_interval": {
@@ -63,19 +63,17 @@ impl Fixture {
             "slope": null,
             "std_dev": estimate(median_ns * 0.02),
         });
-        std::fs::write(directory.join("estimates.json"), estimates.to_string()).unwrap();
+        std::fs::write(directory.join("estimates.json"), estimates.to_string())
+            .expect("the estimate is written");
     }
 
     fn report(&self, name: &str, value: serde_json::Value) {
-        std::fs::write(
-            self.out.join(name),
-            serde_json::to_vec_pretty(&value).unwrap(),
-        )
-        .unwrap();
+        let text = serde_json::to_vec_pretty(&value).expect("JSON");
+        std::fs::write(self.out.join(name), text).expect("the report is written");
     }
 
     fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.out.join(name), text).unwrap();
+        std::fs::write(self.out.join(name), text).expect("the file is written");
     }
 }
 
