@@ -278,13 +278,11 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
     let criterion_home = target.join("criterion");
     let out = target.join("nfcs-bench");
     std::fs::create_dir_all(&out)?;
-    let bench = |name: &str, package: &str, bench: &str, features: &[&str]| {
+    let bench = |name: &str, package: &str, bench: &str| {
         step(
             name,
             cargo()
-                .args(["bench", "-p", package])
-                .args(features)
-                .args(["--bench", bench, "--", "--noplot"])
+                .args(["bench", "-p", package, "--bench", bench, "--", "--noplot"])
                 .env("CRITERION_HOME", &criterion_home)
                 .env("NFCS_BENCH_OUT", &out),
         )
@@ -304,7 +302,6 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                     "memory tier against moka, quick_cache and a sharded lru (release)",
                     "nfcs-cache-core",
                     "memory_tier",
-                    &[],
                 )?;
                 None
             }
@@ -314,7 +311,6 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                     "the memory-hit path through the manager, with and without metrics, beside quick_cache (release)",
                     "nfcs-performance",
                     "hot_path",
-                    &[],
                 )?;
                 None
             }
@@ -323,7 +319,6 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                     "disk tier against cacache and plain files (release)",
                     "nfcs-cache-disk",
                     "disk_tier",
-                    &[],
                 )?;
                 None
             }
@@ -334,7 +329,6 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                     "Redis tier against the bare redis crate and redis-benchmark (release)",
                     "nfcs-cache-redis",
                     "redis_tier",
-                    &[],
                 )?;
                 // Without a redis-server the bench skips and writes no report.
                 (!report.is_file()).then(|| {
@@ -348,7 +342,6 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                     "math kernels: CGL and Kuramoto steps/s, FFT rate and bandwidth (release)",
                     "nfcs-math-kernels",
                     "kernels",
-                    &[],
                 )?;
                 let _ = std::fs::remove_file(out.join("numpy_math.json"));
                 let skipped = math::run_numpy(&target, &out);
@@ -360,11 +353,19 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
             "semantic" => semantic::run(&target, &out)?,
             _ => {
                 let _ = std::fs::remove_file(out.join("policy.json"));
-                bench(
+                step(
                     "policy cache: full Cedar evaluation against a cached hit (release)",
-                    "nfcs-policy-cache",
-                    "policy",
-                    &["--features", "cedar"],
+                    cargo()
+                        .args([
+                            "bench",
+                            "-p",
+                            "nfcs-policy-cache",
+                            "--features",
+                            "cedar",
+                            "--bench",
+                            "policy",
+                        ])
+                        .env("NFCS_BENCH_OUT", &out),
                 )?;
                 None
             }
@@ -400,15 +401,7 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
 /// Markdown, from its standard output.
 fn peer_table(section: &str, args: &[OsString]) -> Result<String, Error> {
     let output = cargo()
-        .args([
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "nfcs-bench",
-            "--",
-            "peer-table",
-        ])
+        .args(["run", "--release", "-p", "nfcs-bench", "--", "peer-table"])
         .args(args)
         .stderr(Stdio::inherit())
         .output()

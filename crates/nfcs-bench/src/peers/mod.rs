@@ -51,25 +51,24 @@ mod policy;
 mod redis_tier;
 mod semantic;
 
-/// A section of `docs/benchmarks.md`, named as between its `<!-- name:begin -->` and
-/// `<!-- name:end -->` markers.
+/// A section of `docs/benchmarks.md`, named ([`PeerSection::name`], `FromStr`, clap) as
+/// between its `<!-- name:begin -->` and `<!-- name:end -->` markers: `memory-tier`,
+/// `hot-path`, `disk-tier`, `redis-tier`, `math`, `semantic`, `policy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum PeerSection {
-    /// The memory tier against moka, quick_cache and a sharded LRU (`memory-tier`).
+    /// The memory tier against moka, quick_cache and a sharded LRU.
     MemoryTier,
-    /// The manager's memory-hit path, with and without metrics, beside quick_cache
-    /// (`hot-path`).
+    /// The manager's memory-hit path, with and without metrics, beside quick_cache.
     HotPath,
-    /// The disk tier against cacache and plain files (`disk-tier`).
+    /// The disk tier against cacache and plain files.
     DiskTier,
-    /// The Redis tier against the bare redis crate and redis-benchmark (`redis-tier`).
+    /// The Redis tier against the bare redis crate and redis-benchmark.
     RedisTier,
-    /// The math kernels against NumPy and the machine's floors (`math`).
+    /// The math kernels against NumPy and the machine's floors.
     Math,
-    /// The semantic cache's embeddings beside sentence-transformers, and its lookups
-    /// (`semantic`).
+    /// The semantic cache's embeddings beside sentence-transformers, and its lookups.
     Semantic,
-    /// The policy cache: a full Cedar evaluation against a cached hit (`policy`).
+    /// The policy cache: a full Cedar evaluation against a cached hit.
     Policy,
 }
 
