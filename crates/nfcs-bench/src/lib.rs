@@ -26,6 +26,8 @@
 //! - [`alloc`]: allocator statistics (jemalloc, feature `jemalloc`).
 //! - [`render`] and [`baseline`]: Markdown, HTML (self-contained, with SVG plots) and terminal
 //!   renderings of a report, and comparison with an earlier one beyond the measured noise.
+//! - [`peers`]: the tables of the peer comparisons (`cargo xtask compare`), rendered from what
+//!   the criterion benches and reference scripts wrote.
 //!
 //! # Example
 //!
@@ -73,6 +75,7 @@ pub mod config;
 mod error;
 pub mod load;
 pub mod orchestrator;
+pub mod peers;
 pub mod progress;
 pub mod recording;
 pub mod render;

@@ -154,7 +154,7 @@ fn memory_tier() {
     let text = render(PeerSection::MemoryTier, &fixture.inputs()).unwrap();
     heading(
         &text,
-        "`cargo xtask bench` (criterion, release; medians of 10 samples of 3 s)",
+        "`cargo xtask compare` (criterion, release; medians of 10 samples of 3 s)",
     );
     has_line(
         &text,
@@ -222,7 +222,7 @@ fn hot_path() {
     let text = render(PeerSection::HotPath, &fixture.inputs()).unwrap();
     heading(
         &text,
-        "`cargo xtask bench --only hot-path` (release; each figure the median of 40 interleaved \
+        "`cargo xtask compare --only hot-path` (release; each figure the median of 40 interleaved \
          rounds of 100,000 reads, every subject once per round)",
     );
     has_line(&text, "| 1 | quick_cache | 118.8 | 1.00x |");
@@ -295,7 +295,7 @@ fn disk_tier() {
     let text = render(PeerSection::DiskTier, &fixture.inputs()).unwrap();
     heading(
         &text,
-        "`cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; the percentiles, \
+        "`cargo xtask compare` (criterion, release; medians of 10 samples of 2 s; the percentiles, \
          ratios, eviction and reopen rows from the same run's report phase)",
     );
     has_line(
@@ -372,7 +372,7 @@ fn redis_tier() {
     let text = render(PeerSection::RedisTier, &inputs).unwrap();
     heading(
         &text,
-        "`cargo xtask bench` (release; each figure the median of five 0.5 s runs, the subjects \
+        "`cargo xtask compare` (release; each figure the median of five 0.5 s runs, the subjects \
          taking turns; one throwaway redis-server 7.0.15 on loopback for every row)",
     );
     has_line(
@@ -455,7 +455,7 @@ fn math() {
     let text = render(PeerSection::Math, &fixture.inputs()).unwrap();
     heading(
         &text,
-        "`cargo xtask bench` (criterion, release; medians of 20 samples over 2 s; the NumPy \
+        "`cargo xtask compare` (criterion, release; medians of 20 samples over 2 s; the NumPy \
          reference and the floor measurements in the same run)",
     );
     has_line(
@@ -576,7 +576,7 @@ fn semantic() {
     let text = render(PeerSection::Semantic, &fixture.inputs()).unwrap();
     heading(
         &text,
-        "`cargo xtask bench` (release; each rate the median of five runs of 0.5 s; the Python \
+        "`cargo xtask compare` (release; each rate the median of five runs of 0.5 s; the Python \
          reference in the same run)",
     );
     has_line(
@@ -659,7 +659,7 @@ fn policy_is_byte_for_byte_the_docs_layout() {
     assert_eq!(
         text,
         format!(
-            "Command: `cargo xtask bench --only policy` (release; 20,000 full evaluations at 10 \
+            "Command: `cargo xtask compare --only policy` (release; 20,000 full evaluations at 10 \
              policies, 2,000 at 1,000, 200,000 hits; after 500 warm-up calls)\n\
              Machine: {MACHINE}\n\
              \n\

@@ -157,7 +157,7 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
         "| reopen with 1,000,000 small entries | {reopen} | | | | |"
     );
     Ok(heading(
-        "`cargo xtask bench` (criterion, release; medians of 10 samples of 2 s; the \
+        "`cargo xtask compare` (criterion, release; medians of 10 samples of 2 s; the \
          percentiles, ratios, eviction and reopen rows from the same run's report phase)",
         &inputs.machine,
     ) + &table)

@@ -59,7 +59,7 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
         );
     }
     Ok(heading(
-        "`cargo xtask bench --only hot-path` (release; each figure the median of 40 interleaved \
+        "`cargo xtask compare --only hot-path` (release; each figure the median of 40 interleaved \
          rounds of 100,000 reads, every subject once per round)",
         &inputs.machine,
     ) + &table)

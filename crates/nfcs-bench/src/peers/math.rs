@@ -222,7 +222,7 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
         (None, None) => {}
     }
     Ok(heading(
-        "`cargo xtask bench` (criterion, release; medians of 20 samples over 2 s; the \
+        "`cargo xtask compare` (criterion, release; medians of 20 samples over 2 s; the \
          NumPy reference and the floor measurements in the same run)",
         &inputs.machine,
     ) + &table)

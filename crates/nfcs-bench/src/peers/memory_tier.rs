@@ -69,7 +69,7 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
     }
     criterion.require_any()?;
     Ok(heading(
-        "`cargo xtask bench` (criterion, release; medians of 10 samples of 3 s)",
+        "`cargo xtask compare` (criterion, release; medians of 10 samples of 3 s)",
         &inputs.machine,
     ) + &table)
 }

@@ -37,7 +37,7 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
     }
     let report: Report = read_json(&inputs.bench_out.join("policy.json"))?;
     let mut text = heading(
-        "`cargo xtask bench --only policy` (release; 20,000 full evaluations at 10 policies, \
+        "`cargo xtask compare --only policy` (release; 20,000 full evaluations at 10 policies, \
          2,000 at 1,000, 200,000 hits; after 500 warm-up calls)",
         &inputs.machine,
     );

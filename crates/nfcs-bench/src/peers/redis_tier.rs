@@ -76,7 +76,7 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
     );
     Ok(heading(
         &format!(
-            "`cargo xtask bench` (release; each figure the median of five 0.5 s runs, the \
+            "`cargo xtask compare` (release; each figure the median of five 0.5 s runs, the \
              subjects taking turns; one throwaway redis-server {} on loopback for every row)",
             inputs.redis_server.as_deref().unwrap_or_default()
         ),

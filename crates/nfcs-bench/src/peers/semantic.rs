@@ -62,7 +62,7 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
         None => Some(read_json(&out.join("st_reference.json"))?),
     };
     let mut text = heading(
-        "`cargo xtask bench` (release; each rate the median of five runs of 0.5 s; the Python \
+        "`cargo xtask compare` (release; each rate the median of five runs of 0.5 s; the Python \
          reference in the same run)",
         &inputs.machine,
     );
