@@ -1029,7 +1029,7 @@ impl Orchestrator {
     /// frequency, doubling while they sustain (halving while they do not), then bisecting
     /// between the highest sustained and the lowest failed frequency until they are within
     /// 5 % or the budget is spent. Each trial lasts a tenth of the budget (at least 100 ms and
-    /// 20 periods). The observer is not called.
+    /// 10 periods, at most what is left of the budget). The observer is not called.
     ///
     /// # Errors
     /// As [`run_for`](Orchestrator::run_for).
@@ -1050,7 +1050,7 @@ impl Orchestrator {
             }
             let mut orchestrator = self.at_frequency(frequency)?;
             let trial_duration = base_trial
-                .max(orchestrator.period().saturating_mul(20))
+                .max(orchestrator.period().saturating_mul(10))
                 .min(budget.saturating_sub(spent).max(base_trial));
             let run = orchestrator.run_for(trial_duration).await?;
             let sustained = run.sustained();
