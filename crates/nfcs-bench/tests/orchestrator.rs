@@ -240,8 +240,8 @@ fn running_outside_a_runtime_is_a_typed_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_observer_sees_every_tick() {
-    let records = Arc::new(Mutex::new(Vec::new()));
-    let sink = Arc::clone(&records);
+    let shared = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&shared);
     let mut orchestrator = Orchestrator::new(25.0)
         .unwrap()
         .module(quick("first"))
@@ -251,7 +251,7 @@ async fn the_observer_sees_every_tick() {
         .run_for(Duration::from_millis(800))
         .await
         .unwrap();
-    let records = records.lock().unwrap();
+    let records: Vec<TickRecord> = shared.lock().unwrap().clone();
     assert_eq!(records.len() as u64, run.ticks_completed);
     assert_eq!(run.ticks.len(), records.len());
     for (record, point) in records.iter().zip(&run.ticks) {
@@ -272,12 +272,13 @@ async fn the_observer_sees_every_tick() {
     let skipped: u64 = records.iter().map(|record| record.skipped_before).sum();
     assert!(skipped <= run.missed_ticks);
     // The observer comes back with the orchestrator: a second run calls it again.
-    drop(records);
     let again = orchestrator
         .run_for(Duration::from_millis(200))
         .await
         .unwrap();
     assert!(again.ticks_completed > 0);
+    let observed = shared.lock().unwrap().len() as u64;
+    assert_eq!(observed, run.ticks_completed + again.ticks_completed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

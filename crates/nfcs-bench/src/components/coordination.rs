@@ -351,7 +351,7 @@ fn push_notes(
     ));
     report.note(
         "tick_jitter = dispatch - intended tick (the ticker is a dedicated thread: a timed wait \
-         until 300 us before the tick, then yielding until it; goal p99 under 1 ms); \
+         until 300 us before the tick, then spinning until it; goal p99 under 1 ms); \
          coordination_latency = last module's answer - intended tick; \
          module_response_time = the module's answer - dispatch.",
     );
