@@ -22,6 +22,10 @@ fn sleeping(name: &str, duration: Duration) -> Arc<dyn Module> {
     })
 }
 
+/// The timing tests take turns: run together on a small machine, they would measure each other
+/// (the search and the component spin the ticker at high frequencies).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 fn quick(name: &str) -> Arc<dyn Module> {
     module_fn(name, |_tick| async { Ok(()) })
 }
@@ -32,6 +36,7 @@ fn within(measured: f64, expected: f64, relative: f64) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_of_known_duration_is_reported_at_that_duration() {
+    let _serial = SERIAL.lock().await;
     let known = Duration::from_millis(40);
     let mut orchestrator = Orchestrator::new(5.0)
         .unwrap()
@@ -46,9 +51,10 @@ async fn a_module_of_known_duration_is_reported_at_that_duration() {
         "p50 response {} s, expected 40 ms within 5 %",
         module.response.p50
     );
-    // The latency is the slower module's time plus the lateness: 40 ms within 5 % too.
+    // The latency is the slower module's time plus the ticker's lateness (microseconds on an
+    // idle machine, milliseconds on one busier than its cores).
     assert!(
-        within(run.latency.p50, 0.040, 0.05),
+        run.latency.p50 >= 0.040 && run.latency.p50 < 0.050,
         "p50 latency {} s",
         run.latency.p50
     );
@@ -60,6 +66,7 @@ async fn a_module_of_known_duration_is_reported_at_that_duration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_achieved_frequency_is_the_requested_one() {
+    let _serial = SERIAL.lock().await;
     let mut orchestrator = Orchestrator::new(20.0)
         .unwrap()
         .module(quick("a"))
@@ -91,6 +98,7 @@ async fn the_achieved_frequency_is_the_requested_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_module_slower_than_the_period_overruns_and_misses_ticks() {
+    let _serial = SERIAL.lock().await;
     let skipped = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&skipped);
     let mut orchestrator = Orchestrator::new(10.0)
@@ -142,6 +150,7 @@ impl Module for PanicsInRun {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_and_panicking_modules_are_counted_without_stopping_the_loop() {
+    let _serial = SERIAL.lock().await;
     let odd_ticks = Arc::new(AtomicU64::new(0));
     let even_ticks = Arc::new(AtomicU64::new(0));
     let (odd, even) = (Arc::clone(&odd_ticks), Arc::clone(&even_ticks));
@@ -240,6 +249,7 @@ fn running_outside_a_runtime_is_a_typed_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_observer_sees_every_tick() {
+    let _serial = SERIAL.lock().await;
     let shared = Arc::new(Mutex::new(Vec::new()));
     let sink = Arc::clone(&shared);
     let mut orchestrator = Orchestrator::new(25.0)
@@ -283,6 +293,7 @@ async fn the_observer_sees_every_tick() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_until_stops_when_its_future_resolves() {
+    let _serial = SERIAL.lock().await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let stop = Arc::new(Mutex::new(Some(stop)));
     let mut orchestrator =
@@ -317,9 +328,11 @@ async fn run_until_stops_when_its_future_resolves() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_search_finds_the_frequency_a_module_allows() {
-    // A module of 20 ms sustains 25 Hz (40 ms periods) and cannot sustain 50 Hz or more: the
-    // search doubles from 25 Hz to 50 Hz, fails, and bisects in between.
-    let orchestrator = Orchestrator::new(25.0)
+    let _serial = SERIAL.lock().await;
+    // A module of 20 ms sustains 10 Hz (100 ms periods, with room for a loaded machine) and
+    // can never sustain 50 Hz or more (its latency is at least the period): the search doubles
+    // from 10 Hz until a trial fails (80 Hz at the latest) and bisects in between.
+    let orchestrator = Orchestrator::new(10.0)
         .unwrap()
         .module(sleeping("twenty_ms", Duration::from_millis(20)));
     let search = orchestrator
@@ -327,13 +340,92 @@ async fn the_search_finds_the_frequency_a_module_allows() {
         .await
         .unwrap();
     assert!(
-        (25.0..50.0).contains(&search.max_sustained_hz),
+        (10.0..50.0).contains(&search.max_sustained_hz),
         "{search:?}"
     );
     let failed = search.lowest_failed_hz.unwrap();
     assert!(failed > search.max_sustained_hz);
-    assert!(failed <= 50.0, "{search:?}");
+    assert!(failed <= 80.0, "{search:?}");
     assert!(search.trials.len() >= 3, "{search:?}");
     assert!(search.trials.iter().any(|trial| trial.sustained));
     assert!(search.trials.iter().any(|trial| !trial.sustained));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_coordination_component_reports_every_figure() {
+    let _serial = SERIAL.lock().await;
+    use nfcs_bench::components::coordination;
+    use nfcs_bench::progress::Progress;
+    use nfcs_bench::report::{ComponentStatus, PlotKind};
+    use nfcs_bench::{BenchmarkConfig, Profile, RunContext, System, Verdict};
+
+    let work = tempfile::tempdir().unwrap();
+    let mut config = BenchmarkConfig::default();
+    config.coordination.test_duration = 1.0;
+    config.coordination.search_duration = 1.0;
+    config.coordination.grid_size = 32;
+    config.cache.redis.enabled = false;
+    config.cache.semantic.enabled = false;
+    let system = Arc::new(System::build(&config.cache, work.path()).await.unwrap());
+    let context = RunContext {
+        config,
+        profile: Profile::Quick,
+        progress: Progress::hidden(),
+        system,
+    };
+    let report = coordination::run(&context).await.unwrap();
+    assert_eq!(report.status, ComponentStatus::Ran);
+    let frequency = report.measurement("coordination_frequency_hz").unwrap();
+    assert_eq!(frequency.unit, "Hz");
+    assert!(frequency.value > 0.0 && frequency.target.is_some());
+    let p95 = report.measurement("coordination_latency_p95").unwrap();
+    assert!(p95.target.is_some() && p95.verdict != Verdict::Info);
+    for name in [
+        "coordination_latency_p50",
+        "coordination_latency_p99",
+        "tick_jitter_p50",
+        "tick_jitter_p99",
+        "tick_jitter_max",
+        "overruns",
+        "missed_ticks",
+        "max_sustained_hz",
+    ] {
+        assert!(report.measurement(name).is_some(), "{name} missing");
+    }
+    for module in ["mathematical_core", "constitutional", "cache"] {
+        for name in [
+            "module_response_time_p50",
+            "module_response_time_p95",
+            "module_errors",
+        ] {
+            assert!(
+                report.measurement_with(name, "module", module).is_some(),
+                "{name}{{module={module}}} missing"
+            );
+        }
+    }
+    assert_eq!(
+        report
+            .measurement_with("module_errors", "module", "mathematical_core")
+            .unwrap()
+            .value,
+        0.0
+    );
+    // Without the semantic cache the esc module is left out, and the report says why.
+    assert!(
+        report
+            .measurement_with("module_response_time_p50", "module", "esc")
+            .is_none()
+    );
+    assert!(report.notes.iter().any(|note| note.contains("esc module")));
+    assert!(report.measurement("max_sustained_hz").unwrap().value > 0.0);
+    let plot = report
+        .plots
+        .iter()
+        .find(|plot| plot.id == "coordination_latency_jitter")
+        .unwrap();
+    assert_eq!(plot.kind, PlotKind::Line);
+    assert_eq!(plot.series.len(), 2);
+    let ticks = report.measurement("coordination_ticks").unwrap().value;
+    assert_eq!(plot.series[0].points.len() as f64, ticks);
 }
