@@ -37,7 +37,10 @@ impl Target for InjectedLatency {
     fn execute(&self, _: &Operation, request: u64) -> BoxFuture<'static, Result<(), TargetError>> {
         let extra = (-(1.0 - unit(request)).ln() * 0.050).min(0.400);
         let delay = Duration::from_secs_f64(0.100 + extra);
-        self.injected.lock().unwrap().push(delay);
+        self.injected
+            .lock()
+            .expect("no request panicked")
+            .push(delay);
         Box::pin(async move {
             tokio::time::sleep(delay).await;
             Ok(())
@@ -251,13 +254,15 @@ fn closed_model_users_start_on_the_ramp_and_stop_on_the_way_down() {
 }
 
 async fn context(users: u32) -> (RunContext, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().expect("a temporary directory");
     let mut config = BenchmarkConfig::default().quick();
     config.load_testing.max_concurrent_users = users;
     config.cache.redis.enabled = false;
     config.cache.semantic.enabled = false;
     config.cache.disk.directory = dir.path().join("disk");
-    let system = System::build(&config.cache, dir.path()).await.unwrap();
+    let system = System::build(&config.cache, dir.path())
+        .await
+        .expect("the system under test builds");
     (
         RunContext {
             config,
@@ -321,10 +326,7 @@ impl Target for Capacity {
     fn execute(&self, _: &Operation, _: u64) -> BoxFuture<'static, Result<(), TargetError>> {
         let permit = Arc::clone(&self.permit);
         Box::pin(async move {
-            let _held = permit
-                .acquire()
-                .await
-                .map_err(|error| TargetError::new(error))?;
+            let _held = permit.acquire().await.map_err(TargetError::new)?;
             tokio::time::sleep(Duration::from_millis(5)).await;
             Ok(())
         })
