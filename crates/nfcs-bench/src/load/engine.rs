@@ -310,6 +310,12 @@ async fn closed_worker(
 
 /// Takes arrivals from the shared schedule in order and keeps up to `slots` of them in
 /// flight.
+///
+/// An arrival is claimed from the shared counter when this worker has room; one that is not
+/// due yet is held (one at a time) while the worker waits for it or for a response, so the
+/// requests in flight are started ones and the worker sets one timer per wait, not one per
+/// arrival (at high rates, every arrival due when the timer fires starts at once).
+#[allow(clippy::too_many_arguments)]
 async fn open_worker(
     target: &dyn Target,
     schedule: &Schedule,
@@ -323,19 +329,35 @@ async fn open_worker(
     let mut recorder = Recorder::new(mix.operations().len(), plan.bucket_width(), plan.late_after);
     let mut inflight = FuturesUnordered::new();
     let mut pending = vec![0_u64; mix.operations().len()];
-    let mut exhausted = false;
     let deadline = t0 + Duration::from_nanos(schedule.end_ns) + plan.drain;
     let drive = async {
+        let mut exhausted = false;
+        // A claimed arrival that is not due yet: (index, intended ns).
+        let mut held: Option<(u64, u64)> = None;
         loop {
-            // Fill the free places with the next arrivals, dropping those too late to send.
-            while !exhausted && inflight.len() < slots {
-                let index = next.fetch_add(1, Ordering::Relaxed);
-                let Some(intended_ns) = schedule.intended_ns(index) else {
-                    exhausted = true;
-                    break;
+            // Start every due arrival there is room for; drop those too late to send.
+            let mut now_ns = since(t0, Instant::now());
+            while inflight.len() < slots {
+                let (index, intended_ns) = match held.take() {
+                    Some(arrival) => arrival,
+                    None if exhausted => break,
+                    None => {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(intended_ns) = schedule.intended_ns(index) else {
+                            exhausted = true;
+                            break;
+                        };
+                        (index, intended_ns)
+                    }
                 };
-                let now_ns = since(t0, Instant::now());
-                if now_ns.saturating_sub(intended_ns) > drop_after_ns {
+                if intended_ns > now_ns {
+                    now_ns = since(t0, Instant::now());
+                    if intended_ns > now_ns {
+                        held = Some((index, intended_ns));
+                        break;
+                    }
+                }
+                if now_ns - intended_ns > drop_after_ns {
                     recorder.dropped(intended_ns);
                     continue;
                 }
@@ -350,17 +372,36 @@ async fn open_worker(
                     intended_ns,
                 ));
             }
-            let Some(done) = inflight.next().await else {
-                break;
+            // Wait for a response, or for the held arrival when there is room for it.
+            let wake = held
+                .filter(|_| inflight.len() < slots)
+                .map(|(_, intended_ns)| t0 + Duration::from_nanos(intended_ns));
+            let done = match wake {
+                Some(wake) if inflight.is_empty() => {
+                    tokio::time::sleep_until(wake.into()).await;
+                    continue;
+                }
+                Some(wake) => tokio::select! {
+                    biased;
+                    done = inflight.next() => done,
+                    () = tokio::time::sleep_until(wake.into()) => continue,
+                },
+                None => inflight.next().await,
             };
-            let Done {
+            let Some(Done {
                 operation,
                 intended_ns,
                 start_ns,
                 end_ns,
                 outcome,
                 ..
-            } = done;
+            }) = done
+            else {
+                if exhausted && held.is_none() {
+                    break;
+                }
+                continue;
+            };
             pending[operation] -= 1;
             recorder.response(operation, intended_ns, start_ns, end_ns, outcome);
         }

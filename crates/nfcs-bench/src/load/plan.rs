@@ -460,3 +460,46 @@ impl LoadPlan {
 pub(crate) fn duration_ns(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_arrival_schedule() {
+        let model = OpenModel {
+            stages: vec![
+                RateStage {
+                    duration: Duration::from_secs(1),
+                    rate: 10.0,
+                },
+                RateStage {
+                    duration: Duration::from_secs(1),
+                    rate: 20.0,
+                },
+            ],
+            ..OpenModel::constant(1.0, Duration::from_secs(1))
+        };
+        let schedule = model.schedule();
+        assert_eq!(schedule.total, 30);
+        assert_eq!(schedule.intended_ns(0), Some(0));
+        assert_eq!(schedule.intended_ns(9), Some(900_000_000));
+        assert_eq!(schedule.intended_ns(10), Some(1_000_000_000));
+        assert_eq!(schedule.intended_ns(11), Some(1_050_000_000));
+        assert_eq!(schedule.intended_ns(30), None);
+        assert_eq!(schedule.rate_at(1_500_000_000), 20.0);
+        assert_eq!(schedule.rate_at(2_500_000_000), 0.0);
+    }
+
+    #[test]
+    fn mix_picks_by_weight() {
+        let mix = Mix::new(vec![(Operation::CacheGet, 1.0), (Operation::CacheSet, 3.0)])
+            .expect("valid weights");
+        assert_eq!(mix.pick(0.0), 0);
+        assert_eq!(mix.pick(0.24), 0);
+        assert_eq!(mix.pick(0.25), 1);
+        assert_eq!(mix.pick(0.999), 1);
+        assert!(Mix::new(vec![(Operation::NoOp, 0.0)]).is_none());
+        assert!(Mix::new(vec![(Operation::NoOp, f64::NAN)]).is_none());
+    }
+}
