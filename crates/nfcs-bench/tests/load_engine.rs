@@ -364,3 +364,45 @@ async fn the_stress_test_finds_the_breaking_point() {
     assert!((27.0..=41.0).contains(&breaking), "{breaking}");
     assert!(value("stress_max_users_sustained") >= 18.0);
 }
+
+/// The component's default run: the three configured scenarios of the quick profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_configured_scenarios_all_report() {
+    let (context, _dir) = context(20).await;
+    let report = nfcs_bench::components::load::run(&context).await.unwrap();
+    for scenario in ["normal_load", "peak_load", "stress_test"] {
+        for name in [
+            "load_success_rate",
+            "load_latency_p95",
+            "load_latency_raw_p99",
+            "load_throughput",
+            "load_dropped",
+            "load_late",
+        ] {
+            assert!(
+                report
+                    .measurement_with(name, "scenario", scenario)
+                    .is_some(),
+                "{name} of {scenario} missing"
+            );
+        }
+    }
+    // peak_load ran at twice what normal_load held.
+    let normal = report
+        .measurement_with("load_throughput", "scenario", "normal_load")
+        .unwrap()
+        .value;
+    let rate = report
+        .measurement_with("load_arrival_rate", "scenario", "peak_load")
+        .unwrap()
+        .value;
+    assert!(rate > normal * 1.5, "peak {rate}/s, normal {normal}/s");
+    assert!(report.measurement("stress_breaking_point_users").is_some());
+    assert!(report.measurement("stress_max_users_sustained").is_some());
+    assert!(
+        report
+            .plots
+            .iter()
+            .any(|plot| plot.id == "load_stress_steps")
+    );
+}
