@@ -281,7 +281,9 @@ async fn closed_worker(
             let service = response_ns.saturating_sub(start_ns);
             let think = model.think.sample_ns(&mut state.rng);
             let next_ns = intended_ns.saturating_add(service).saturating_add(think);
-            if next_ns < state.stop_ns {
+            // A user stops at its stop time by its schedule, and by the clock: a user whose
+            // schedule fell behind (no think time to catch up in) must not run past the end.
+            if next_ns < state.stop_ns && response_ns < state.stop_ns {
                 let operation = mix.pick(state.rng.random());
                 let number = state.sent * total_users + state.index;
                 state.sent += 1;

@@ -148,6 +148,11 @@ pub struct Stage {
 /// So the think time absorbs a late start (a user that was started late by a busy generator
 /// thinks less, and catches up), and the lateness `actual - intended` of a request is how far
 /// the engine fell behind its users, never the target's own slowness (which is in `service`).
+/// Without think time there is nothing to catch up in: the engine's own time between a
+/// response and the next request then accumulates in the lateness (and the corrected
+/// latencies) of each user, which is the truth about such a schedule but not about the
+/// target; read the raw latencies of a closed model without think time. A user also stops
+/// when a response arrives after its stop time, whatever its schedule says.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClosedModel {
     /// The user count over time.
