@@ -60,6 +60,16 @@ async fn context(config: BenchmarkConfig) -> (RunContext, tempfile::TempDir) {
     )
 }
 
+/// Runs `future` on a two-worker runtime (the tests' lock is held outside it).
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(future)
+}
+
 fn value(report: &ComponentReport, name: &str, label: Option<(&str, &str)>) -> f64 {
     let measurement = match label {
         Some((label, value)) => report.measurement_with(name, label, value),
@@ -168,9 +178,13 @@ mod with_jemalloc {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_memory_component_sees_a_known_allocation() {
+    #[test]
+    fn the_memory_component_sees_a_known_allocation() {
         let _alone = alone();
+        block_on(the_memory_component_sees_a_known_allocation_async());
+    }
+
+    async fn the_memory_component_sees_a_known_allocation_async() {
         let mut config = BenchmarkConfig::default().quick();
         config.memory_profiling.memory_threshold_mb = 5_000;
         let (context, _dir) = context(config).await;
@@ -290,9 +304,13 @@ mod with_jemalloc {
         assert!(plot.series.iter().all(|series| series.points.len() >= 4));
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_suite_profile_enters_the_threshold_check() {
+    #[test]
+    fn the_suite_profile_enters_the_threshold_check() {
         let _alone = alone();
+        block_on(the_suite_profile_enters_the_threshold_check_async());
+    }
+
+    async fn the_suite_profile_enters_the_threshold_check_async() {
         let mut config = BenchmarkConfig::default().quick();
         config.memory_profiling.memory_threshold_mb = 50;
         config.memory_profiling.gc_analysis = false;
@@ -341,9 +359,13 @@ mod without_jemalloc {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn the_component_says_so_and_measures_what_it_can() {
+    #[test]
+    fn the_component_says_so_and_measures_what_it_can() {
         let _alone = alone();
+        block_on(the_component_says_so_and_measures_what_it_can_async());
+    }
+
+    async fn the_component_says_so_and_measures_what_it_can_async() {
         let (context, _dir) = context(BenchmarkConfig::default().quick()).await;
         let report = memory::run(&context).await.expect("the component runs");
         assert!(

@@ -8,10 +8,13 @@ use metrics_util::{CompositeKey, MetricKind};
 use nfcs_bench::alloc::AllocatorStats;
 use nfcs_bench::recording::*;
 
+/// A metric's kind, name and sorted labels.
+type Identity = (MetricKind, String, Vec<(String, String)>);
+
 /// What a recorder got: per (kind, name, labels) the value, unit and description.
 #[derive(Debug)]
 struct Recorded {
-    values: HashMap<(MetricKind, String, Vec<(String, String)>), DebugValue>,
+    values: HashMap<Identity, DebugValue>,
     described: HashMap<String, (Option<metrics::Unit>, String)>,
 }
 
@@ -59,7 +62,7 @@ impl Recorded {
     }
 }
 
-fn split(key: &CompositeKey) -> (MetricKind, String, Vec<(String, String)>) {
+fn split(key: &CompositeKey) -> Identity {
     let mut labels: Vec<(String, String)> = key
         .key()
         .labels()

@@ -682,7 +682,7 @@ mod tests {
     fn medians_and_spreads() {
         assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&mut [4.0, 1.0, 2.0, 3.0]), 2.5);
-        assert_eq!(spread(&[1.0, 2.0, 3.0, 4.0, 5.0]), Some(1.0));
+        assert_eq!(spread(&[1.0, 2.0, 3.0, 4.0, 5.0]), Some(2.0 / 3.0));
     }
 
     #[test]
