@@ -1,3 +1,287 @@
-//! The `nfcs-bench` command line (being wired in).
+//! `nfcs-bench`: the NFCS benchmark suite on the command line.
+//!
+//! Exit status: 0 when every target holds, 2 when a target fails or a regression against the
+//! baseline is found, 1 on an error (a bad configuration, an unreadable baseline, ...).
 
-fn main() {}
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use nfcs_bench::components::Component;
+use nfcs_bench::components::load::{LoadOptions, ModelChoice};
+use nfcs_bench::progress::Progress;
+use nfcs_bench::report::{BenchmarkReport, Profile};
+use nfcs_bench::suite::{NFCSBenchmarkSuite, SuiteOptions};
+use nfcs_bench::{BenchError, BenchmarkConfig, Scenario};
+
+#[cfg(feature = "jemalloc")]
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 when every target holds, 2 when a target fails or a regression against the
+baseline is found, 1 on an error.
+
+Every run writes report.json (versioned, with the machine, the configuration and the commit),
+report.md and report.html (self-contained, with plots) into --out.";
+
+/// The NFCS benchmark suite: measures an NFCS deployment (its caches, the mathematical
+/// kernels, the policy cache, the semantic cache, the coordination loop) against the NFCS
+/// specification's targets.
+#[derive(Debug, Parser)]
+#[command(name = "nfcs-bench", version, after_help = AFTER_HELP)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Runs the suite (every component, or those given with --component) and prints the
+    /// table of targets.
+    #[command(after_help = AFTER_HELP)]
+    Run(RunArgs),
+    /// Runs a load test: virtual users doing NFCS operations (cache get/set, semantic lookup,
+    /// policy check, memoized CGL solve) with think times.
+    #[command(after_help = AFTER_HELP)]
+    Load(LoadArgs),
+    /// Prints the default configuration as TOML (a starting point for --config).
+    DefaultConfig,
+    /// One peer-comparison section of docs/benchmarks.md as Markdown, from what the benches of
+    /// `cargo xtask compare` wrote (xtask runs this and reads its standard output).
+    PeerTable(nfcs_bench::peers::PeerTableArgs),
+}
+
+#[derive(Debug, Args)]
+struct CommonArgs {
+    /// The benchmark configuration (TOML; every field optional, the spec's defaults
+    /// otherwise; the system under test in its [cache] table).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where the reports go.
+    #[arg(long, value_name = "DIR", default_value = "nfcs-bench-report")]
+    out: PathBuf,
+    /// Where relative paths of the cache configuration (the disk tier) are resolved.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    work_dir: PathBuf,
+    /// Shrinks every duration so the whole suite takes under a minute (targets unchanged).
+    #[arg(long)]
+    quick: bool,
+    /// Compares with an earlier report.json and fails (exit status 2) on a regression beyond
+    /// the noise measured in the runs.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    /// A component to run (repeatable); all of them by default.
+    #[arg(long = "component", value_name = "C", value_parser = parse_component)]
+    components: Vec<Component>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Model {
+    /// Users that wait for each answer, then think (the configured think time).
+    Closed,
+    /// Requests arriving at a fixed rate (--rate), whatever the answers take.
+    Open,
+}
+
+#[derive(Debug, Args)]
+struct LoadArgs {
+    /// Virtual users (closed model) or the largest number of requests in flight (open model).
+    #[arg(long, value_name = "N")]
+    users: u32,
+    /// Seconds of load, including the ramp-up.
+    #[arg(long, value_name = "S")]
+    duration: f64,
+    /// One scenario alone, taking the whole duration (normal_load, peak_load, stress_test);
+    /// all the configured scenarios, sharing it, by default.
+    #[arg(long, value_name = "X", value_parser = parse_scenario)]
+    scenario: Option<Scenario>,
+    /// One run of this model for the whole duration: closed (users ramped over the
+    /// configured ramp-up, at most a third of the run) or open (--rate arrivals per second,
+    /// up to 10 x users in flight).
+    #[arg(long, value_enum)]
+    model: Option<Model>,
+    /// Arrivals per second of the open model (default: twice users / think time).
+    #[arg(long, value_name = "R")]
+    rate: Option<f64>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn parse_component(name: &str) -> Result<Component, String> {
+    name.parse().map_err(|error: BenchError| error.to_string())
+}
+
+fn parse_scenario(name: &str) -> Result<Scenario, String> {
+    name.parse().map_err(|error: BenchError| error.to_string())
+}
+
+fn main() -> ExitCode {
+    // clap's own exit status for a usage error is 2, which here means "a target failed":
+    // usage errors exit with 1 instead.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let code = if error.use_stderr() { 1 } else { 0 };
+            let _ = error.print();
+            return ExitCode::from(code);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: could not start the runtime: {error}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::from(2),
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs the command; `Ok(false)` when a target failed or a regression was found.
+async fn run(cli: Cli) -> Result<bool, BenchError> {
+    match cli.command {
+        Command::PeerTable(args) => {
+            // Exactly the text on standard output: xtask captures it.
+            print!("{}", nfcs_bench::peers::peer_table(&args)?);
+            Ok(true)
+        }
+        Command::DefaultConfig => {
+            print!("{}", BenchmarkConfig::default().to_toml_string());
+            Ok(true)
+        }
+        Command::Run(args) => {
+            let suite = build(&args.common).await?;
+            let components = if args.components.is_empty() {
+                Component::ALL.to_vec()
+            } else {
+                args.components
+            };
+            eprintln!(
+                "nfcs-bench: {} profile, components {}; about {:.0} s",
+                if args.common.quick { "quick" } else { "full" },
+                components
+                    .iter()
+                    .map(|c| c.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                estimate(&suite, &components),
+            );
+            let report = suite.run_components(&components).await?;
+            finish(&report, &args.common)
+        }
+        Command::Load(args) => {
+            let suite = build(&args.common).await?;
+            let started = Instant::now();
+            let component = suite
+                .run_load(LoadOptions {
+                    users: Some(args.users),
+                    duration: Some(args.duration),
+                    scenario: args.scenario,
+                    model: args.model.map(|model| match model {
+                        Model::Closed => ModelChoice::Closed,
+                        Model::Open => ModelChoice::Open,
+                    }),
+                    rate: args.rate,
+                })
+                .await?;
+            let report = suite.assemble(vec![component], started);
+            finish(&report, &args.common)
+        }
+    }
+}
+
+async fn build(common: &CommonArgs) -> Result<NFCSBenchmarkSuite, BenchError> {
+    let config = match &common.config {
+        Some(path) => BenchmarkConfig::from_toml_file(path)?,
+        None => BenchmarkConfig::default(),
+    };
+    let progress = if common.no_progress {
+        Progress::hidden()
+    } else {
+        Progress::stderr()
+    };
+    let suite = NFCSBenchmarkSuite::new(
+        config,
+        SuiteOptions {
+            work_dir: common.work_dir.clone(),
+            profile: if common.quick {
+                Profile::Quick
+            } else {
+                Profile::Full
+            },
+            progress,
+        },
+    )
+    .await?;
+    for line in suite.system().describe().tiers {
+        eprintln!("  {line}");
+    }
+    Ok(suite)
+}
+
+fn estimate(suite: &NFCSBenchmarkSuite, components: &[Component]) -> f64 {
+    let config = &suite.context().config;
+    let math = &config.mathematical_benchmarks;
+    components
+        .iter()
+        .map(|component| match component {
+            Component::Mathematical => {
+                math.cgl_solver.test_duration * math.cgl_solver.grid_sizes.len() as f64
+                    + math.kuramoto.test_duration * math.kuramoto.oscillator_counts.len() as f64
+            }
+            Component::Coordination => {
+                config.coordination.test_duration + config.coordination.search_duration
+            }
+            Component::Load => config.load_testing.test_duration,
+            _ => 5.0,
+        })
+        .sum()
+}
+
+/// Compares with the baseline, writes the reports, prints the table; whether all is well.
+fn finish(report: &BenchmarkReport, common: &CommonArgs) -> Result<bool, BenchError> {
+    let comparison = match &common.baseline {
+        Some(path) => {
+            let baseline = nfcs_bench::baseline::load_report(path)?;
+            Some(nfcs_bench::baseline::compare(report, &baseline, path)?)
+        }
+        None => None,
+    };
+    let written = nfcs_bench::render::write_reports(&common.out, report, comparison.as_ref())?;
+    println!("{}", nfcs_bench::render::terminal_table(report));
+    if let Some(comparison) = &comparison {
+        for row in comparison.regressions() {
+            println!("REGRESSION {}: {} ({})", row.component, row.key, row.reason);
+        }
+    }
+    eprintln!(
+        "reports: {}, {}, {}",
+        written.json.display(),
+        written.markdown.display(),
+        written.html.display()
+    );
+    let regressions = comparison
+        .as_ref()
+        .is_some_and(nfcs_bench::baseline::BaselineComparison::has_regressions);
+    Ok(report.passed() && !regressions)
+}

@@ -137,7 +137,9 @@ impl NFCSBenchmarkSuite {
     }
 
     /// Runs `components` in order into one report; a component that fails is reported as
-    /// failed (with its error) and the others still run.
+    /// failed (with its error) and the others still run. The memory component, when asked
+    /// for, runs last: the allocator is sampled every `memory_profiling.profile_interval` from
+    /// the start of the run, and its "memory over time" covers every other component.
     ///
     /// # Errors
     /// [`BenchError::Config`] when the suite is disabled (`enabled = false`).
@@ -155,10 +157,32 @@ impl NFCSBenchmarkSuite {
         let started_unix_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |elapsed| elapsed.as_millis() as u64);
+        // The memory component runs last and draws the allocator's samples of the whole run.
+        let mut order: Vec<Component> = components
+            .iter()
+            .copied()
+            .filter(|component| *component != Component::Memory)
+            .collect();
+        let profiler = if components.contains(&Component::Memory) {
+            order.push(Component::Memory);
+            crate::alloc::MemoryProfiler::start(std::time::Duration::from_secs_f64(
+                self.context.config.memory_profiling.profile_interval,
+            ))
+            .ok()
+        } else {
+            None
+        };
         let mut reports = Vec::new();
-        for &component in components {
+        for component in order {
             let component_started = Instant::now();
-            let report = match self.run_component_benchmark(component).await {
+            let result = match (component, &profiler) {
+                (Component::Memory, Some(profiler)) => {
+                    profiler.sample_now();
+                    components::memory::run_with_profile(&self.context, profiler.samples()).await
+                }
+                _ => self.run_component_benchmark(component).await,
+            };
+            let report = match result {
                 Ok(report) => report,
                 Err(error) => {
                     let mut failed = ComponentReport::failed(component, error.to_string());
@@ -207,18 +231,32 @@ impl NFCSBenchmarkSuite {
         }
     }
 
-    /// A load test of `users` virtual users for `duration_s` seconds (the normal-load mix,
-    /// closed model, ramped over the configured ramp-up, at most a third of the duration).
+    /// The spec's `run_load_test(concurrent_users, duration)`: the configured scenarios with
+    /// `users` as their users and `duration_s` seconds as the whole load phase
+    /// ([`components::load::LoadOptions::new`]).
     ///
     /// # Errors
-    /// [`BenchError`] when the engine cannot run.
+    /// [`BenchError::Config`] for users or a duration that cannot run; [`BenchError`] when the
+    /// system under test fails.
     pub async fn run_load_test(
         &self,
         users: u32,
         duration_s: f64,
     ) -> Result<ComponentReport, BenchError> {
-        let _ = (users, duration_s);
-        Err(BenchError::component(Component::Load, "not wired in yet"))
+        self.run_load(components::load::LoadOptions::new(users, duration_s))
+            .await
+    }
+
+    /// A load test as `options` describe (one scenario, one model, a rate: what
+    /// `nfcs-bench load` offers).
+    ///
+    /// # Errors
+    /// As [`run_load_test`](NFCSBenchmarkSuite::run_load_test).
+    pub async fn run_load(
+        &self,
+        options: components::load::LoadOptions,
+    ) -> Result<ComponentReport, BenchError> {
+        components::load::run_load_test(&self.context, options).await
     }
 }
 

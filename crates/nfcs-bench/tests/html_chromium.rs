@@ -136,6 +136,7 @@ fn sample_report() -> BenchmarkReport {
         },
         commit: None,
         config: BenchmarkConfig::default(),
+        system: None,
         components: vec![
             mathematical,
             coordination,

@@ -191,6 +191,7 @@ fn sample_report() -> BenchmarkReport {
         },
         commit: Some("0123abcd".into()),
         config: BenchmarkConfig::default(),
+        system: None,
         components: vec![
             mathematical,
             coordination,

@@ -361,7 +361,7 @@ async fn solver_memory(
         return Ok(());
     };
     let measured = tokio::task::spawn_blocking(move || {
-        measure_peak(|| -> Result<(), BenchError> {
+        crate::alloc::measure_peak(|| -> Result<(), BenchError> {
             let mut solver = CglSolver::new(
                 cgl_params(grid_size),
                 InitialCondition::Noise {
@@ -379,9 +379,13 @@ async fn solver_memory(
         Ok((result, peak)) => {
             result?;
             report.push(
-                Measurement::info("cgl_solver_peak_bytes", peak as f64, "bytes")
-                    .label("grid_size", grid_size)
-                    .better(Better::Lower),
+                Measurement::info(
+                    "cgl_solver_peak_bytes",
+                    peak.peak_increase() as f64,
+                    "bytes",
+                )
+                .label("grid_size", grid_size)
+                .better(Better::Lower),
             );
         }
         Err(reason) => report.note(format!("solver memory not measured: {reason}")),
@@ -473,10 +477,4 @@ fn tick_progress(bar: indicatif::ProgressBar, duration: Duration) -> tokio::task
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     })
-}
-
-/// Placeholder until the allocator statistics land: reports that the peak was not measured.
-fn measure_peak<T>(run: impl FnOnce() -> T) -> Result<(T, u64), String> {
-    let _ = run();
-    Err("the allocator statistics are not wired in yet".to_owned())
 }
