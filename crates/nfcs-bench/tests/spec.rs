@@ -181,3 +181,96 @@ fn resident_bytes() -> u64 {
         .and_then(|statm| statm.split_whitespace().nth(1)?.parse::<u64>().ok())
         .map_or(0, |pages| pages * 4096)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordination_meets_the_spec() {
+    let directory = tempfile::tempdir().unwrap();
+    let suite = support::quick_suite(support::embedded_config(false), directory.path()).await;
+    let report = suite
+        .run_component_benchmark(Component::Coordination)
+        .await
+        .unwrap();
+    let frequency = report.measurement("coordination_frequency_hz").unwrap();
+    assert!(
+        frequency.value >= 9.0,
+        "coordination at {} Hz",
+        frequency.value
+    );
+    let p95 = report.measurement("coordination_latency_p95").unwrap();
+    assert!(p95.value <= 0.050, "coordination p95 {} s", p95.value);
+    assert_eq!(frequency.verdict, Verdict::Pass);
+    assert_eq!(p95.verdict, Verdict::Pass);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn load_of_fifty_users_meets_the_spec() {
+    let directory = tempfile::tempdir().unwrap();
+    let suite = support::quick_suite(support::embedded_config(false), directory.path()).await;
+    // The spec's test: 50 concurrent users; success >= 0.99, p95 <= 1 s.
+    let report = suite
+        .run_load(nfcs_bench::components::load::LoadOptions {
+            scenario: Some(nfcs_bench::Scenario::NormalLoad),
+            ..nfcs_bench::components::load::LoadOptions::new(50, 5.0)
+        })
+        .await
+        .unwrap();
+    let success = report
+        .measurement_with("load_success_rate", "scenario", "normal_load")
+        .unwrap();
+    assert!(success.value >= 0.99, "success {}", success.value);
+    let p95 = report
+        .measurement_with("load_latency_p95", "scenario", "normal_load")
+        .unwrap();
+    assert!(p95.value <= 1.0, "p95 {} s", p95.value);
+    let users = report
+        .measurement_with("load_users", "scenario", "normal_load")
+        .unwrap();
+    assert_eq!(users.value, 50.0);
+    let requests = report
+        .measurement_with("load_requests", "scenario", "normal_load")
+        .unwrap();
+    assert!(requests.value > 100.0, "{} requests", requests.value);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_full_suite_runs_every_component_on_the_quick_profile() {
+    let directory = tempfile::tempdir().unwrap();
+    let suite = support::quick_suite(support::embedded_config(false), directory.path()).await;
+    let report = suite.run_full_benchmark().await.unwrap();
+    let ran: Vec<Component> = report.components.iter().map(|c| c.component).collect();
+    // Memory runs last so that its plot covers the run.
+    assert_eq!(ran.last(), Some(&Component::Memory));
+    assert_eq!(ran.len(), Component::ALL.len());
+    for component in &report.components {
+        match &component.status {
+            ComponentStatus::Ran => {}
+            ComponentStatus::Skipped { reason } => {
+                // Only the semantic component may be skipped here (the model is off).
+                assert_eq!(component.component, Component::Esc, "{reason}");
+            }
+            ComponentStatus::Failed { error } => panic!("{}: {error}", component.component),
+        }
+    }
+    assert!(
+        report.passed(),
+        "{}",
+        nfcs_bench::render::terminal_table(&report)
+    );
+    assert!(
+        report.duration_s < 90.0,
+        "the quick suite took {} s",
+        report.duration_s
+    );
+    // What the report needs for its plots.
+    let plots: Vec<&str> = report
+        .components
+        .iter()
+        .flat_map(|c| c.plots.iter().map(|p| p.id.as_str()))
+        .collect();
+    for id in ["cgl_fps_by_grid", "kuramoto_sync_time_distribution"] {
+        assert!(plots.contains(&id), "{id} missing from {plots:?}");
+    }
+    let json = report.to_json();
+    let back: nfcs_bench::BenchmarkReport = serde_json::from_str(&json).unwrap();
+    assert_eq!(back.components.len(), report.components.len());
+}
