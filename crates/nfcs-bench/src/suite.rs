@@ -75,7 +75,10 @@ impl NFCSBenchmarkSuite {
             Profile::Full => config.clone(),
             Profile::Quick => config.quick(),
         };
-        let system = Arc::new(System::build(&effective.cache, &options.work_dir).await?);
+        let system = Arc::new(
+            System::build_with_sample_rate(&effective.cache, &options.work_dir, effective.sample_rate)
+                .await?,
+        );
         Ok(NFCSBenchmarkSuite {
             config,
             context: RunContext {
@@ -165,9 +168,12 @@ impl NFCSBenchmarkSuite {
             .collect();
         let profiler = if components.contains(&Component::Memory) {
             order.push(Component::Memory);
-            crate::alloc::MemoryProfiler::start(std::time::Duration::from_secs_f64(
-                self.context.config.memory_profiling.profile_interval,
-            ))
+            crate::alloc::MemoryProfiler::start_recording(
+                std::time::Duration::from_secs_f64(
+                    self.context.config.memory_profiling.profile_interval,
+                ),
+                Arc::clone(self.context.system.recorder()),
+            )
             .ok()
         } else {
             None

@@ -16,6 +16,7 @@ use nfcs_performance::{CacheConfig, NFCSCacheManager, TierState};
 use serde::{Deserialize, Serialize};
 
 use crate::error::BenchError;
+use crate::recording::PerformanceRecorder;
 
 /// The constitution shipped with the crate (`constitution/constitution.cedar`): the spec's
 /// example rules and eight more a grown policy set has.
@@ -89,6 +90,7 @@ pub struct System {
     constitution: String,
     semantic_reason: Option<String>,
     notes: Vec<String>,
+    recorder: Arc<PerformanceRecorder>,
     requests: AtomicU64,
 }
 
@@ -132,6 +134,24 @@ impl System {
     /// [`BenchError::Build`] when the manager cannot be built; [`BenchError::Component`] when
     /// the constitution does not load.
     pub async fn build(cache: &CacheConfig, work_dir: &Path) -> Result<System, BenchError> {
+        System::build_with_sample_rate(cache, work_dir, 0.1).await
+    }
+
+    /// [`build`](System::build), with the recording API keeping `sample_rate` of the
+    /// operations ([`System::recorder`]).
+    ///
+    /// # Errors
+    /// As [`build`](System::build); [`BenchError::Config`] naming `sample_rate` for a rate
+    /// outside 0..=1.
+    pub async fn build_with_sample_rate(
+        cache: &CacheConfig,
+        work_dir: &Path,
+        sample_rate: f64,
+    ) -> Result<System, BenchError> {
+        let recorder = Arc::new(
+            PerformanceRecorder::new(sample_rate)
+                .map_err(|error| BenchError::config("sample_rate", error.to_string()))?,
+        );
         let mut cache = cache.clone();
         if cache.disk.directory.is_relative() {
             cache.disk.directory = work_dir.join(&cache.disk.directory);
@@ -191,6 +211,7 @@ impl System {
             constitution,
             semantic_reason,
             notes,
+            recorder,
             requests: AtomicU64::new(0),
         })
     }
@@ -198,6 +219,12 @@ impl System {
     /// The cache manager.
     pub fn manager(&self) -> &Arc<NFCSCacheManager> {
         &self.manager
+    }
+
+    /// The recording API the components and operations publish through (the spec's metric
+    /// names; a no-op until the application installs a `metrics` recorder).
+    pub fn recorder(&self) -> &Arc<PerformanceRecorder> {
+        &self.recorder
     }
 
     /// The policy cache the constitutional operations use.
@@ -285,10 +312,17 @@ impl System {
     /// What the policy cache returns.
     pub async fn policy_check(&self, request: u64) -> Result<ComplianceResult, BenchError> {
         let (action, context) = System::policy_request(request);
-        self.policy
+        let result = self
+            .policy
             .evaluate_compliance(action, &context)
             .await
-            .map_err(|error| BenchError::component("constitutional", error))
+            .map_err(|error| BenchError::component("constitutional", error))?;
+        self.recorder.record_constitutional_performance(
+            result.evaluation_time,
+            result.cache_hit,
+            result.complexity as f64,
+        );
+        Ok(result)
     }
 
     /// Stores the [`PARAPHRASES`]' first sentences in the semantic cache.
@@ -312,12 +346,17 @@ impl System {
     /// [`BenchError::Component`] when the semantic cache is not running or refuses.
     pub async fn esc_lookup(&self, request: u64, threshold: f32) -> Result<bool, BenchError> {
         let (_, query) = PARAPHRASES[(request % PARAPHRASES.len() as u64) as usize];
+        let started = Instant::now();
         let hit: Option<nfcs_performance::SemanticMatch<String>> = self
             .manager
             .semantic()
             .find_similar(query, threshold, ESC_CONTEXT)
             .await
             .map_err(|error| BenchError::component("esc", error))?;
+        // Tokens: words and punctuation, about what the tokenizer makes of these sentences.
+        let tokens = query.split_whitespace().count() as u64 + 2;
+        self.recorder
+            .record_esc_performance(tokens, started.elapsed(), PARAPHRASES.len() as u64);
         Ok(hit.is_some())
     }
 

@@ -66,7 +66,16 @@ pub async fn run(context: &RunContext) -> Result<ComponentReport, BenchError> {
                 .find_similar(paraphrase, THRESHOLD, ESC_CONTEXT)
                 .await
                 .map_err(|error| BenchError::component(Component::Esc, error))?;
-            record(&mut lookups, call.elapsed());
+            let lookup_time = call.elapsed();
+            record(&mut lookups, lookup_time);
+            if let Some(embedder) = &tokenizer {
+                let query_tokens = embedder.token_ids(paraphrase).map_or(0, |ids| ids.len() as u64);
+                system.recorder().record_esc_performance(
+                    query_tokens,
+                    lookup_time,
+                    (round as u64 + 1) * PARAPHRASES.len() as u64,
+                );
+            }
             total += 1;
             hits += u64::from(hit.is_some());
             bar.inc(1);

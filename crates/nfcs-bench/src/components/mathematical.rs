@@ -19,6 +19,7 @@
 //!
 //! [`System::solve_cgl_optimized`]: crate::system::System::solve_cgl_optimized
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use nfcs_math_kernels::cgl::{CglSolver, InitialCondition};
@@ -27,6 +28,7 @@ use nfcs_math_kernels::kuramoto::{Coupling, Kuramoto, SyncOutcome, gaussian, uni
 use crate::components::{Component, RunContext};
 use crate::error::BenchError;
 use crate::progress::Progress;
+use crate::recording::PerformanceRecorder;
 use crate::report::{Better, ComponentReport, Measurement, Plot, PlotKind, Series, Target};
 use crate::stats::{
     LatencySummary, histogram_points, latency_histogram, median_and_spread, record,
@@ -64,6 +66,18 @@ pub struct CglFigures {
 /// # Errors
 /// [`BenchError::Kernel`] when the solver refuses the grid size.
 pub fn cgl_fps(grid_size: usize, duration: Duration) -> Result<CglFigures, BenchError> {
+    cgl_fps_recorded(grid_size, duration, None)
+}
+
+/// [`cgl_fps`], publishing every step through the recording API (sampled).
+///
+/// # Errors
+/// As [`cgl_fps`].
+pub fn cgl_fps_recorded(
+    grid_size: usize,
+    duration: Duration,
+    recorder: Option<&PerformanceRecorder>,
+) -> Result<CglFigures, BenchError> {
     let mut solver = CglSolver::new(
         cgl_params(grid_size),
         InitialCondition::Noise {
@@ -82,6 +96,9 @@ pub fn cgl_fps(grid_size: usize, duration: Duration) -> Result<CglFigures, Bench
         solver.step()?;
         let step_time = step_started.elapsed();
         record(&mut histogram, step_time);
+        if let Some(recorder) = recorder {
+            recorder.record_computation("cgl_step", step_time, grid_size);
+        }
         if samples.len() < 100_000 {
             samples.push(step_time.as_secs_f64());
         }
@@ -147,6 +164,20 @@ pub fn kuramoto_sync(
     threshold: f64,
     max_time: f64,
 ) -> Result<KuramotoFigures, BenchError> {
+    kuramoto_sync_recorded(oscillators, duration, threshold, max_time, None)
+}
+
+/// [`kuramoto_sync`], publishing every synchronised run through the recording API (sampled).
+///
+/// # Errors
+/// As [`kuramoto_sync`].
+pub fn kuramoto_sync_recorded(
+    oscillators: usize,
+    duration: Duration,
+    threshold: f64,
+    max_time: f64,
+    recorder: Option<&PerformanceRecorder>,
+) -> Result<KuramotoFigures, BenchError> {
     let mut figures = KuramotoFigures {
         oscillators,
         ..KuramotoFigures::default()
@@ -164,6 +195,9 @@ pub fn kuramoto_sync(
         )?;
         match network.run_until_sync(threshold, max_time)? {
             SyncOutcome::Synchronized { time, compute, .. } => {
+                if let Some(recorder) = recorder {
+                    recorder.record_kuramoto(oscillators, compute);
+                }
                 figures.compute_s.push(compute.as_secs_f64());
                 figures.simulated.push(time);
             }
@@ -197,7 +231,10 @@ pub async fn run(context: &RunContext) -> Result<ComponentReport, BenchError> {
             .progress
             .timed(&format!("CGL {grid_size}x{grid_size}"), cgl_duration);
         let ticker = tick_progress(bar.clone(), cgl_duration);
-        let figures = tokio::task::spawn_blocking(move || cgl_fps(grid_size, cgl_duration))
+        let recorder = Arc::clone(context.system.recorder());
+        let figures = tokio::task::spawn_blocking(move || {
+            cgl_fps_recorded(grid_size, cgl_duration, Some(&recorder))
+        })
             .await
             .map_err(|error| BenchError::component(Component::Mathematical, error))??;
         ticker.abort();
@@ -263,8 +300,15 @@ pub async fn run(context: &RunContext) -> Result<ComponentReport, BenchError> {
             .timed(&format!("Kuramoto N = {oscillators}"), kuramoto_duration);
         let ticker = tick_progress(bar.clone(), kuramoto_duration);
         let (threshold, max_time) = (kuramoto.sync_threshold, kuramoto.max_simulated_time);
+        let recorder = Arc::clone(context.system.recorder());
         let figures = tokio::task::spawn_blocking(move || {
-            kuramoto_sync(oscillators, kuramoto_duration, threshold, max_time)
+            kuramoto_sync_recorded(
+                oscillators,
+                kuramoto_duration,
+                threshold,
+                max_time,
+                Some(&recorder),
+            )
         })
         .await
         .map_err(|error| BenchError::component(Component::Mathematical, error))??;
