@@ -515,7 +515,8 @@ impl Orchestrator {
     }
 
     /// Runs the loop until `stop` resolves (forever if it never does), then waits for the tick
-    /// in flight. Dropping the returned future stops the loop too.
+    /// in flight. Dropping the returned future stops the loop too (and the observer, which
+    /// a finished run hands back to the orchestrator, is then lost).
     ///
     /// # Errors
     /// As [`run_for`](Orchestrator::run_for).
