@@ -4,6 +4,7 @@
 //! and max-frequency search).
 //!
 //! `cargo run --release -p nfcs-bench --example coordination_jitter [seconds per run] [--no-component]`
+//! (`--compare-waits`: only the precise waits against each other, interleaved, 3 rounds).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -60,6 +61,50 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|m| m.name().to_owned())
             .collect::<Vec<_>>()
     );
+
+    // `--compare-waits`: the precise waits against each other, interleaved (the machine's load
+    // changes over minutes), 3 rounds of `seconds` each, the rounds' ticks pooled.
+    if std::env::args().any(|arg| arg == "--compare-waits") {
+        let waits = [
+            Duration::ZERO,
+            Duration::from_micros(100),
+            Duration::from_micros(200),
+            Duration::from_micros(300),
+            Duration::from_millis(1),
+        ];
+        let mut pooled: Vec<Vec<Duration>> = vec![Vec::new(); waits.len()];
+        let mut cpu_used = vec![0.0; waits.len()];
+        for _round in 0..3 {
+            for (position, wait) in waits.iter().enumerate() {
+                let mut orchestrator = Orchestrator::new(10.0)?.precise_wait(*wait);
+                for module in &modules {
+                    orchestrator = orchestrator.module(Arc::clone(module));
+                }
+                let cpu = cpu_seconds();
+                let run = orchestrator.run_for(duration).await?;
+                cpu_used[position] += cpu_seconds() - cpu;
+                pooled[position].extend(
+                    run.ticks
+                        .iter()
+                        .map(|tick| Duration::from_secs_f64(tick.lateness_s)),
+                );
+            }
+        }
+        for (position, wait) in waits.iter().enumerate() {
+            let summary = LatencySummary::of_durations(&pooled[position]);
+            println!(
+                "precise wait {:>7.3} ms, default modules, {} ticks: jitter p50 {} p99 {} max {}; \
+                 CPU {:.2} % of a core (modules included)",
+                wait.as_secs_f64() * 1e3,
+                summary.count,
+                ms(summary.p50),
+                ms(summary.p99),
+                ms(summary.max),
+                cpu_used[position] / (3.0 * seconds) * 100.0
+            );
+        }
+        return Ok(());
+    }
 
     // tokio's timer alone: sleep_until each intended tick, no modules.
     {

@@ -59,16 +59,18 @@
 //! # The ticker
 //!
 //! tokio's timer has a granularity of a millisecond, too coarse for a jitter goal of a
-//! millisecond at p99: measured at 10 Hz (the `coordination_jitter` example), `sleep_until`
-//! wakes 1.2 to 1.6 ms late at the median. The ticker is therefore a dedicated thread: it sleeps
-//! (a timed wait on a channel, which also delivers the modules' answers and the stop signal)
-//! until [`Orchestrator::precise_wait`] before the intended instant, then spins until the
-//! instant. The timed wait alone wakes about 170 µs late at the median (the OS's timer slack);
-//! with the default 300 µs of spinning the median lateness is about 10 µs, at a cost of 0.3 %
-//! of a core at 10 Hz. The spin does not yield: on a loaded machine a yield hands the core to
-//! another process for a whole time slice. Lateness larger than that comes from the ticker
-//! thread not being scheduled at all (a machine busier than its cores). The modules run on the
-//! caller's tokio runtime.
+//! millisecond at p99: measured at 10 Hz (release, the `coordination_jitter` example, a 2-core
+//! machine), `sleep_until` wakes 0.9 to 1.6 ms late at the median. The ticker is therefore a
+//! dedicated thread: it sleeps (a timed wait on a channel, which also delivers the modules'
+//! answers and the stop signal) until [`Orchestrator::precise_wait`] before the intended
+//! instant, then spins until the instant. The timed wait alone wakes 75 to 170 µs late at the
+//! median (the OS's timer slack and wake-up); from 200 µs of spinning on, the median lateness is
+//! 3 to 4 µs, so the default is 300 µs, at a cost of 0.3 % of a core at 10 Hz. The spin does
+//! not yield: on a loaded machine a yield hands the core to another process for a whole time
+//! slice. The tail (p99, max) is set by the scheduler when the machine is busier than its
+//! cores: there every setting, the timed wait alone included, shows lateness of milliseconds
+//! now and then (a thread of raised priority would avoid it; this crate sets none). The
+//! modules run on the caller's tokio runtime.
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -394,8 +396,8 @@ impl std::fmt::Debug for Orchestrator {
     }
 }
 
-/// The default of [`Orchestrator::precise_wait`] (chosen by measurement, see the module
-/// documentation).
+/// The default of [`Orchestrator::precise_wait`] (chosen by measurement, see the
+/// [module documentation](self)).
 pub const DEFAULT_PRECISE_WAIT: Duration = Duration::from_micros(300);
 
 /// The default of [`Orchestrator::keep_ticks`].
@@ -513,7 +515,8 @@ impl Orchestrator {
     }
 
     /// Runs the loop until `stop` resolves (forever if it never does), then waits for the tick
-    /// in flight. Dropping the returned future stops the loop too.
+    /// in flight. Dropping the returned future stops the loop too (and the observer, which
+    /// a finished run hands back to the orchestrator, is then lost).
     ///
     /// # Errors
     /// As [`run_for`](Orchestrator::run_for).
