@@ -12,7 +12,7 @@
 //! - [`BenchmarkConfig`]: the spec's `BENCHMARK_CONFIG` from TOML, with its defaults, the
 //!   spec's budgets in `[targets]`, and the system under test in `[cache]`; every invalid value
 //!   is an error naming the field ([`config`] says how each duration is read).
-//! - [`suite::NFCSBenchmarkSuite`]: [`run_full_benchmark`](suite::NFCSBenchmarkSuite::run_full_benchmark),
+//! - [`NFCSBenchmarkSuite`]: its [`run_full_benchmark`](suite::NFCSBenchmarkSuite::run_full_benchmark),
 //!   [`run_component_benchmark`](suite::NFCSBenchmarkSuite::run_component_benchmark),
 //!   [`run_load_test`](suite::NFCSBenchmarkSuite::run_load_test), returning typed results
 //!   ([`report`]).

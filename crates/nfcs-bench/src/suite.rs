@@ -76,8 +76,12 @@ impl NFCSBenchmarkSuite {
             Profile::Quick => config.quick(),
         };
         let system = Arc::new(
-            System::build_with_sample_rate(&effective.cache, &options.work_dir, effective.sample_rate)
-                .await?,
+            System::build_with_sample_rate(
+                &effective.cache,
+                &options.work_dir,
+                effective.sample_rate,
+            )
+            .await?,
         );
         Ok(NFCSBenchmarkSuite {
             config,

@@ -150,8 +150,23 @@ pub async fn run(context: &RunContext) -> Result<ComponentReport, BenchError> {
         test_duration,
     );
     let observed_bar = bar.clone();
+    let recorder = Arc::clone(context.system.recorder());
+    let mut completed = 0u64;
     let mut orchestrator = orchestrator.observer(move |tick| {
         Progress::set_elapsed(&observed_bar, tick.intended);
+        // The spec's coordination metrics: this tick's latency, and the frequency achieved
+        // so far (completed ticks over the time since the start).
+        completed += 1;
+        let elapsed = (tick.intended + tick.latency).as_secs_f64();
+        let frequency = if elapsed > 0.0 {
+            completed as f64 / elapsed
+        } else {
+            0.0
+        };
+        recorder.record_coordination(tick.latency, frequency);
+        for answer in &tick.modules {
+            recorder.record_module_response(&answer.name, answer.response);
+        }
     });
     let run = orchestrator
         .run_for(test_duration)

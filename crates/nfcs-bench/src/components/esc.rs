@@ -69,11 +69,13 @@ pub async fn run(context: &RunContext) -> Result<ComponentReport, BenchError> {
             let lookup_time = call.elapsed();
             record(&mut lookups, lookup_time);
             if let Some(embedder) = &tokenizer {
-                let query_tokens = embedder.token_ids(paraphrase).map_or(0, |ids| ids.len() as u64);
+                let query_tokens = embedder
+                    .token_ids(paraphrase)
+                    .map_or(0, |ids| ids.len() as u64);
                 system.recorder().record_esc_performance(
                     query_tokens,
                     lookup_time,
-                    (round as u64 + 1) * PARAPHRASES.len() as u64,
+                    (round + 1) * PARAPHRASES.len() as u64,
                 );
             }
             total += 1;

@@ -235,8 +235,8 @@ pub async fn run(context: &RunContext) -> Result<ComponentReport, BenchError> {
         let figures = tokio::task::spawn_blocking(move || {
             cgl_fps_recorded(grid_size, cgl_duration, Some(&recorder))
         })
-            .await
-            .map_err(|error| BenchError::component(Component::Mathematical, error))??;
+        .await
+        .map_err(|error| BenchError::component(Component::Mathematical, error))??;
         ticker.abort();
         bar.finish_and_clear();
         report.push(
