@@ -64,12 +64,9 @@ pub enum Unavailable {
          tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;`)"
     )]
     NotGlobalAllocator,
-    /// jemalloc refused to give its statistics.
-    #[error("allocator statistics are unavailable: jemalloc's mallctl failed: {0}")]
+    /// jemalloc refused to give its statistics (or a sampling thread could not start).
+    #[error("allocator statistics are unavailable: {0}")]
     Ctl(String),
-    /// The operation needs something this build cannot do (with what instead).
-    #[error("{0}")]
-    Unsupported(&'static str),
 }
 
 /// A snapshot of jemalloc's statistics, in bytes (see the [module](self) documentation).
@@ -506,7 +503,7 @@ mod imp {
     use tikv_jemalloc_ctl::epoch_mib;
 
     fn ctl(error: tikv_jemalloc_ctl::Error) -> Unavailable {
-        Unavailable::Ctl(error.to_string())
+        Unavailable::Ctl(format!("jemalloc's mallctl failed: {error}"))
     }
 
     fn mibs() -> Result<&'static Mibs, Unavailable> {

@@ -2,29 +2,20 @@
 //! against a known allocation (this test binary allocates with jemalloc).
 //!
 //! Tolerances: `allocated` is exact for one large allocation (64 MiB is a size class of its
-//! own), but process-wide: the tests allow [`TOLERANCE`] (4 MiB, 6 %) for what the harness
+//! own), but process-wide: the tests allow `TOLERANCE` (4 MiB, 6 %) for what the harness
 //! and other threads (a finished test's runtime winding down, thread caches) allocate or free
 //! meanwhile; the tests take a lock so that they do not run at the same time.
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 use nfcs_bench::components::memory;
 use nfcs_bench::progress::Progress;
-use nfcs_bench::report::{ComponentReport, ComponentStatus, Verdict};
+use nfcs_bench::report::ComponentReport;
 use nfcs_bench::{BenchmarkConfig, Profile, RunContext, System};
 
 #[cfg(feature = "jemalloc")]
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
-
-const MIB: u64 = 1 << 20;
-/// The known allocation.
-const KNOWN: usize = 64 << 20;
-/// What other threads may allocate or free while a test measures.
-const TOLERANCE: u64 = 4 * MIB;
-/// The accepted range of a measurement of the known allocation.
-const SEEN: std::ops::RangeInclusive<u64> = KNOWN as u64 - TOLERANCE..=KNOWN as u64 + TOLERANCE;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -32,12 +23,6 @@ fn alone() -> MutexGuard<'static, ()> {
     SERIAL
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn known_allocation() -> Vec<u8> {
-    let mut buffer = vec![0_u8; KNOWN];
-    nfcs_bench::alloc::touch(&mut buffer, 1);
-    buffer
 }
 
 async fn context(config: BenchmarkConfig) -> (RunContext, tempfile::TempDir) {
@@ -84,6 +69,23 @@ fn value(report: &ComponentReport, name: &str, label: Option<(&str, &str)>) -> f
 mod with_jemalloc {
     use super::*;
     use nfcs_bench::alloc::{self, MemoryProfiler};
+    use std::time::Duration;
+
+    use nfcs_bench::report::{ComponentStatus, Verdict};
+
+    const MIB: u64 = 1 << 20;
+    /// The known allocation.
+    const KNOWN: usize = 64 << 20;
+    /// What other threads may allocate or free while a test measures.
+    const TOLERANCE: u64 = 4 * MIB;
+    /// The accepted range of a measurement of the known allocation.
+    const SEEN: std::ops::RangeInclusive<u64> = KNOWN as u64 - TOLERANCE..=KNOWN as u64 + TOLERANCE;
+
+    fn known_allocation() -> Vec<u8> {
+        let mut buffer = vec![0_u8; KNOWN];
+        nfcs_bench::alloc::touch(&mut buffer, 1);
+        buffer
+    }
 
     #[test]
     fn the_stats_see_a_known_allocation() {
