@@ -17,8 +17,8 @@
 //!   at most a quarter (stages of more users than configured, until the breaking point).
 //! - `load_testing.ramp_up_time`: how long the closed model takes to reach its users.
 //! - `memory_profiling.profile_interval`: how often the memory profiler samples the allocator
-//!   while the suite runs (and `profile_interval / 10`, at least 1 s, in the memory
-//!   component's own phase).
+//!   while the suite runs (and, in the memory component's own phase, every tenth of it,
+//!   between 10 ms and 1 s).
 //!
 //! A default run takes about 11 minutes on a two-core machine: 90 s of CGL, 120 s of
 //! Kuramoto, 45 s of coordination, 300 s of load and about a minute for the rest

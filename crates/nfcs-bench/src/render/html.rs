@@ -137,6 +137,17 @@ pub fn html(report: &BenchmarkReport, comparison: Option<&BaselineComparison>) -
     ] {
         let _ = write!(out, "<dt>{term}</dt><dd>{}</dd>", escape(&description));
     }
+    if let Some(system) = &report.system {
+        let _ = write!(
+            out,
+            "<dt>System</dt><dd>{}; constitution: {}</dd>",
+            escape(&system.tiers.join(", ")),
+            escape(&system.constitution)
+        );
+        for note in &system.notes {
+            let _ = write!(out, "<dt>Note</dt><dd>{}</dd>", escape(note));
+        }
+    }
     out.push_str("</dl>\n</header>\n");
 
     // Contents.

@@ -78,6 +78,17 @@ pub fn markdown(report: &BenchmarkReport, comparison: Option<&BaselineComparison
     );
     let _ = writeln!(out, "- Started: {}", utc_time(report.started_unix_ms));
     let _ = writeln!(out, "- Duration: {}", duration_text(report.duration_s));
+    if let Some(system) = &report.system {
+        let _ = writeln!(
+            out,
+            "- System under test: {}; constitution: {}",
+            escape_markdown(&system.tiers.join(", ")),
+            escape_markdown(&system.constitution)
+        );
+        for note in &system.notes {
+            let _ = writeln!(out, "- Note: {}", escape_markdown(note));
+        }
+    }
 
     let _ = writeln!(out, "\n## Targets\n");
     let targets: Vec<_> = report.targets().collect();
