@@ -36,10 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let plan = LoadPlan::new(Model::Closed(model), Mix::single(Operation::NoOp));
         let result = run(Arc::new(NoopTarget), &plan, &hidden).await?;
         println!(
-            "closed, {users:>5} users: {:>12.0} requests/s ({} requests, raw p99 {:.1} us)",
+            "closed, {users:>5} users: {:>12.0} requests/s ({} requests, raw p99 {:.0} ns)",
             result.throughput(),
             result.requests,
-            result.raw_summary().p99 * 1e6
+            result.raw_summary().p99 * 1e9
         );
     }
     let mut rate = 125_000.0;
