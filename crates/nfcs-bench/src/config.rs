@@ -20,8 +20,8 @@
 //!   while the suite runs (and, in the memory component's own phase, every tenth of it,
 //!   between 10 ms and 1 s).
 //!
-//! A default run takes about 11 minutes on a two-core machine: 90 s of CGL, 120 s of
-//! Kuramoto, 45 s of coordination, 300 s of load and about a minute for the rest
+//! A default run takes about 9 minutes on a two-core machine (549 s measured): 90 s of CGL, 120 s of
+//! Kuramoto, 45 s of coordination, 300 s of load and seconds for the rest
 //! ([`BenchmarkConfig::estimated_duration`]). [`BenchmarkConfig::quick`] shrinks every
 //! duration so the whole suite takes under a minute.
 
