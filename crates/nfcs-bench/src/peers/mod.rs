@@ -232,16 +232,8 @@ pub fn replace_section(path: &Path, name: &str, body: &str) -> Result<(), BenchE
 /// CPU` elsewhere), the parallelism this process may use, and `rustc --version` (empty when
 /// `rustc` cannot be run).
 pub fn machine_description() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find(|line| line.starts_with("model name"))
-                .and_then(|line| line.split(':').nth(1))
-                .map(|model| model.trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".to_owned());
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let machine = crate::report::MachineInfo::current();
+    let (cpu, cores) = (machine.cpu, machine.cores);
     let rustc = Command::new("rustc")
         .arg("--version")
         .output()
