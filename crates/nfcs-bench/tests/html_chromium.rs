@@ -440,3 +440,71 @@ fn the_html_report_renders_in_headless_chromium() {
         std::fs::copy(&screenshot, keep.join("report.png")).unwrap();
     }
 }
+
+/// The report of a real (quick) run, not a hand-made one: every plot the components draw is
+/// in the page Chromium parses, with marks to see.
+#[test]
+fn a_real_runs_report_renders_in_headless_chromium() {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let report = runtime.block_on(async {
+        let config = nfcs_bench::BenchmarkConfig::from_toml_str(
+            "[mathematical_benchmarks.cgl_solver]\ngrid_sizes = [64, 128]\n\
+             [mathematical_benchmarks.kuramoto]\noscillator_counts = [5, 10]\n\
+             [load_testing]\nscenarios = [\"normal_load\"]\n\
+             [cache.redis]\nenabled = false\n[cache.semantic]\nenabled = false\n",
+        )
+        .unwrap();
+        let suite = nfcs_bench::NFCSBenchmarkSuite::new(
+            config,
+            nfcs_bench::suite::SuiteOptions::quick(work.path()),
+        )
+        .await
+        .unwrap();
+        suite
+            .run_components(&[
+                nfcs_bench::Component::Mathematical,
+                nfcs_bench::Component::Coordination,
+                nfcs_bench::Component::Load,
+                nfcs_bench::Component::Memory,
+            ])
+            .await
+            .unwrap()
+    });
+    let written = render::write_reports(&work.path().join("out"), &report, None).unwrap();
+    let dom = run_chromium(
+        &chromium,
+        work.path(),
+        &written.html,
+        &["--dump-dom".to_owned()],
+    );
+    let ids: Vec<&str> = report
+        .components
+        .iter()
+        .flat_map(|c| c.plots.iter().map(|p| p.id.as_str()))
+        .collect();
+    for id in [
+        "cgl_fps_by_grid",
+        "kuramoto_sync_time_distribution",
+        "coordination_latency_jitter",
+    ] {
+        assert!(ids.contains(&id), "{id} not among {ids:?}");
+    }
+    assert!(ids.len() >= 6, "{ids:?}");
+    for id in ids {
+        let svg = svg_element(&dom, id);
+        let marks = tags(svg, "polyline").len() + tags(svg, "rect").len();
+        let points: usize = attribute(svg, "data-points").unwrap().parse().unwrap();
+        assert!(
+            points > 0 && marks > 0,
+            "{id}: {points} points, {marks} marks"
+        );
+    }
+}
