@@ -66,7 +66,14 @@ impl Breaker {
         }
     }
 
-    pub(crate) fn success(&self) {
+    /// A call answered. `probe` says whether it was admitted as the probe: while the breaker
+    /// is open only the probe's answer closes it. Any other call answering then was admitted
+    /// before the breaker opened (an open breaker admits no one else), so its answer is older
+    /// than the failures that opened it and says nothing about the server now.
+    pub(crate) fn success(&self, probe: bool) {
+        if !probe && self.open_until.load(Ordering::Acquire) != 0 {
+            return;
+        }
         // Loads before stores: on the hot path nothing changes, and a store would take the
         // cache line away from the other cores on every command.
         if self.consecutive_failures.load(Ordering::Relaxed) != 0 {
@@ -148,7 +155,12 @@ mod tests {
         );
         manual.advance(cooldown);
         assert_eq!(breaker.admit(), Admission::Probe);
-        breaker.success();
+        breaker.success(false);
+        assert!(
+            breaker.is_open(),
+            "the answer of a call admitted before the breaker opened does not close it"
+        );
+        breaker.success(true);
         assert_eq!(breaker.admit(), Admission::Allowed);
         assert!(!breaker.is_open());
         assert_eq!(
@@ -162,7 +174,7 @@ mod tests {
     fn a_success_resets_the_count() {
         let breaker = Breaker::new(2, Duration::from_secs(1), ManualClock::new().clock());
         breaker.failure();
-        breaker.success();
+        breaker.success(false);
         breaker.failure();
         assert_eq!(breaker.admit(), Admission::Allowed);
     }

@@ -533,7 +533,7 @@ where
     // error that `is_timeout` recognises.
     match command(backend.conn()).await {
         Ok(value) => {
-            shared.breaker.success();
+            shared.breaker.success(probe);
             Ok(value)
         }
         Err(error) => {
@@ -541,7 +541,7 @@ where
                 shared.breaker.failure();
             } else if probe {
                 // The server answered (with an error about the command): it is up.
-                shared.breaker.success();
+                shared.breaker.success(true);
             }
             shared.counters.error();
             Err(CacheError::backend(name, operation, error))
