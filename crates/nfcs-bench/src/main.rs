@@ -233,8 +233,12 @@ async fn build(common: &CommonArgs) -> Result<NFCSBenchmarkSuite, BenchError> {
         },
     )
     .await?;
-    for line in suite.system().describe().tiers {
+    let system = suite.system().describe();
+    for line in system.tiers {
         eprintln!("  {line}");
+    }
+    for note in system.notes {
+        eprintln!("  note: {note}");
     }
     Ok(suite)
 }

@@ -248,6 +248,11 @@ fn an_unreachable_redis_and_a_missing_model_are_stated_skips() {
         notes.contains("redis: skipped") && notes.contains(&port.to_string()),
         "{notes}"
     );
+    assert!(
+        stderr(&output).contains("note: redis: skipped"),
+        "the skip is said on the terminal too: {}",
+        stderr(&output)
+    );
     let esc = &report["components"][0];
     assert_eq!(esc["component"], "esc");
     assert_eq!(esc["status"]["state"], "skipped");
