@@ -122,15 +122,17 @@ mod with_jemalloc {
     #[test]
     fn the_profiler_sees_a_known_allocation() {
         let _alone = alone();
+        // Samples taken on demand around the allocation (the periodic ones come on top), so
+        // the test does not depend on when the profiler's thread gets to run.
         let profiler = MemoryProfiler::start(Duration::from_millis(5)).expect("a profiler");
-        std::thread::sleep(Duration::from_millis(30));
+        profiler.sample_now();
         let buffer = known_allocation();
-        std::thread::sleep(Duration::from_millis(60));
+        profiler.sample_now();
         drop(buffer);
-        std::thread::sleep(Duration::from_millis(30));
+        profiler.sample_now();
         let samples = profiler.stop();
 
-        assert!(samples.len() >= 10, "{} samples", samples.len());
+        assert!(samples.len() >= 3, "{} samples", samples.len());
         assert!(samples.windows(2).all(|pair| pair[0].t_s <= pair[1].t_s));
         let baseline = samples[0].stats.allocated;
         let peak = samples
@@ -320,7 +322,7 @@ mod with_jemalloc {
         // The suite's profiler sees 64 MiB that are gone by the time the component runs.
         let profiler = MemoryProfiler::start(Duration::from_millis(5)).expect("a profiler");
         let held = known_allocation();
-        std::thread::sleep(Duration::from_millis(30));
+        profiler.sample_now();
         drop(held);
         let samples = profiler.stop();
         let report = memory::run_with_profile(&context, samples)
