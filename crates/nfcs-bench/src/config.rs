@@ -77,6 +77,10 @@ pub struct BenchmarkConfig {
     pub memory_profiling: MemoryProfilingConfig,
     /// The budgets every verdict is taken against.
     pub targets: Targets,
+    /// The served node (`nfcs-bench serve`).
+    pub serve: ServeConfig,
+    /// The served node's alert thresholds.
+    pub alerts: AlertConfig,
     /// The system under test: the cache configuration `NFCSCacheManager` is built from.
     pub cache: CacheConfig,
 }
@@ -93,6 +97,8 @@ impl Default for BenchmarkConfig {
             load_testing: LoadTestingConfig::default(),
             memory_profiling: MemoryProfilingConfig::default(),
             targets: Targets::default(),
+            serve: ServeConfig::default(),
+            alerts: AlertConfig::default(),
             cache: default_cache(),
         }
     }
@@ -381,6 +387,125 @@ impl Default for Targets {
     }
 }
 
+/// `[serve]`: the served node (`nfcs-bench serve`).
+///
+/// The bearer token is never part of the file: it comes from the environment variable
+/// [`TOKEN_ENV`] or from the file `token_file` names (its first line), so a configuration can
+/// be committed. A node listening on anything but a loopback address refuses to start without
+/// one.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServeConfig {
+    /// The address to listen on (`127.0.0.1:9464`; port 0 picks a free port).
+    pub listen: String,
+    /// The node's name in the summary and the dashboard.
+    pub node_name: String,
+    /// A file whose first line is the bearer token (read at start; the environment variable
+    /// [`TOKEN_ENV`] wins when set).
+    pub token_file: Option<std::path::PathBuf>,
+    /// The largest request body accepted (larger ones get 413), e.g. `"1MiB"`.
+    pub max_body: nfcs_performance::ByteSize,
+    /// Seconds a request may take before it is answered 503 (the CGL solve of a large grid
+    /// included).
+    pub request_timeout: f64,
+    /// Seconds a shutdown (SIGTERM, SIGINT) waits for requests in flight before it closes the
+    /// tiers anyway.
+    pub shutdown_timeout: f64,
+    /// Seconds between the dashboard's samples (and server-sent events).
+    pub sample_interval: f64,
+    /// Seconds of history the dashboard keeps (its charts' window).
+    pub history: f64,
+    /// Seconds between the metrics upkeep runs (the exporter's histogram upkeep, the caches'
+    /// batched counters flushed, expired memory entries reclaimed).
+    pub upkeep_interval: f64,
+    /// Seconds between the background Kuramoto runs (one oscillator count of
+    /// `mathematical_benchmarks.kuramoto.oscillator_counts` in turn) that keep the Kuramoto
+    /// metrics current; 0 turns them off.
+    pub kuramoto_interval: f64,
+}
+
+/// The environment variable holding the served node's bearer token.
+pub const TOKEN_ENV: &str = "NFCS_BENCH_TOKEN";
+
+impl Default for ServeConfig {
+    fn default() -> ServeConfig {
+        ServeConfig {
+            listen: "127.0.0.1:9464".to_owned(),
+            node_name: "nfcs-node".to_owned(),
+            token_file: None,
+            max_body: nfcs_performance::ByteSize::new(1 << 20),
+            request_timeout: 10.0,
+            shutdown_timeout: 30.0,
+            sample_interval: 1.0,
+            history: 600.0,
+            upkeep_interval: 5.0,
+            kuramoto_interval: 10.0,
+        }
+    }
+}
+
+impl std::fmt::Debug for ServeConfig {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("ServeConfig")
+            .field("listen", &self.listen)
+            .field("node_name", &self.node_name)
+            .field("token_file", &self.token_file)
+            .field("max_body", &self.max_body)
+            .field("request_timeout", &self.request_timeout)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("sample_interval", &self.sample_interval)
+            .field("history", &self.history)
+            .field("upkeep_interval", &self.upkeep_interval)
+            .field("kuramoto_interval", &self.kuramoto_interval)
+            .finish()
+    }
+}
+
+/// `[alerts]`: when the served node raises an alert (the spec's thresholds by default). Each
+/// alert is raised when its condition holds at a dashboard sample and cleared at the first
+/// sample where it does not.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct AlertConfig {
+    /// Seconds of the window the rates, ratios and percentiles are taken over (60).
+    pub window: f64,
+    /// The cache hit ratio over the window below this (0.8) raises `hit_ratio_low`.
+    pub hit_ratio_below: f64,
+    /// ... once the window holds at least this many reads (100), so an idle node does not
+    /// alert.
+    pub hit_ratio_min_reads: u64,
+    /// The coordination frequency below this many Hz (9) raises `coordination_frequency_low`.
+    pub coordination_hz_below: f64,
+    /// The coordination latency p95 over the window above this many milliseconds (50) raises
+    /// `coordination_latency_high`.
+    pub coordination_p95_ms_above: f64,
+    /// Resident memory above this many megabytes raises `memory_high` (by default
+    /// `memory_profiling.memory_threshold_mb`).
+    pub memory_mb_above: Option<f64>,
+    /// Allocator fragmentation above this many percent (30) raises `fragmentation_high`.
+    pub fragmentation_percent_above: f64,
+    /// Whether a configured tier that is unavailable raises `tier_down` (true).
+    pub tier_down: bool,
+}
+
+impl Default for AlertConfig {
+    fn default() -> AlertConfig {
+        AlertConfig {
+            window: 60.0,
+            hit_ratio_below: 0.8,
+            hit_ratio_min_reads: 100,
+            coordination_hz_below: 9.0,
+            coordination_p95_ms_above: 50.0,
+            memory_mb_above: None,
+            fragmentation_percent_above: 30.0,
+            tier_down: true,
+        }
+    }
+}
+
 impl BenchmarkConfig {
     /// Parses and checks a TOML document. Every field may be left out.
     ///
@@ -589,6 +714,75 @@ impl BenchmarkConfig {
         }
         fraction("targets.load_success_rate", targets.load_success_rate)?;
         fraction("targets.cache_hit_ratio", targets.cache_hit_ratio)?;
+
+        let serve = &self.serve;
+        if serve.listen.parse::<std::net::SocketAddr>().is_err() {
+            return Err(BenchError::config(
+                "serve.listen",
+                format!(
+                    "{:?}: must be an IP address and port, like 127.0.0.1:9464",
+                    serve.listen
+                ),
+            ));
+        }
+        if serve.node_name.trim().is_empty() || serve.node_name.len() > 128 {
+            return Err(BenchError::config(
+                "serve.node_name",
+                "must be 1 to 128 characters, not blank",
+            ));
+        }
+        if !(1024..=(1 << 30)).contains(&serve.max_body.bytes()) {
+            return Err(BenchError::config(
+                "serve.max_body",
+                format!("{}: must be between 1 KiB and 1 GiB", serve.max_body),
+            ));
+        }
+        seconds("serve.request_timeout", serve.request_timeout)?;
+        seconds("serve.shutdown_timeout", serve.shutdown_timeout)?;
+        seconds("serve.sample_interval", serve.sample_interval)?;
+        seconds("serve.history", serve.history)?;
+        if serve.history < serve.sample_interval {
+            return Err(BenchError::config(
+                "serve.history",
+                format!(
+                    "{} s: must be at least serve.sample_interval ({} s)",
+                    serve.history, serve.sample_interval
+                ),
+            ));
+        }
+        seconds("serve.upkeep_interval", serve.upkeep_interval)?;
+        seconds_or_zero("serve.kuramoto_interval", serve.kuramoto_interval)?;
+
+        let alerts = &self.alerts;
+        seconds("alerts.window", alerts.window)?;
+        fraction("alerts.hit_ratio_below", alerts.hit_ratio_below)?;
+        for (field, value) in [
+            ("alerts.coordination_hz_below", alerts.coordination_hz_below),
+            (
+                "alerts.coordination_p95_ms_above",
+                alerts.coordination_p95_ms_above,
+            ),
+            (
+                "alerts.memory_mb_above",
+                alerts.memory_mb_above.unwrap_or(1.0),
+            ),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(BenchError::config(
+                    field,
+                    format!("{value}: must be finite and above 0"),
+                ));
+            }
+        }
+        if !(0.0..=100.0).contains(&alerts.fragmentation_percent_above) {
+            return Err(BenchError::config(
+                "alerts.fragmentation_percent_above",
+                format!(
+                    "{}: must lie between 0 and 100",
+                    alerts.fragmentation_percent_above
+                ),
+            ));
+        }
 
         self.cache.validate().map_err(|error| match error {
             nfcs_performance::ConfigError::Invalid { field, message } => {

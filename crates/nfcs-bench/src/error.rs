@@ -67,6 +67,10 @@ pub enum BenchError {
     /// A kernel refused its parameters.
     #[error("a kernel refused its parameters: {0}")]
     Kernel(#[from] nfcs_math_kernels::KernelError),
+    /// The served node could not start or serve (an address that cannot be bound, a missing
+    /// token, a recorder already installed).
+    #[error("the node cannot serve: {0}")]
+    Server(String),
     /// A component failed while running.
     #[error("{component} failed: {message}")]
     Component {

@@ -80,6 +80,9 @@ pub mod progress;
 pub mod recording;
 pub mod render;
 pub mod report;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod serve;
 pub mod stats;
 pub mod suite;
 pub mod system;

@@ -46,11 +46,46 @@ enum Command {
     /// policy check, memoized CGL solve) with think times.
     #[command(after_help = AFTER_HELP)]
     Load(LoadArgs),
+    /// Runs an NFCS node: the service API over HTTP (cache, semantic cache, policy checks,
+    /// memoized CGL solves), /metrics for Prometheus, a live dashboard at /dashboard, with
+    /// the coordination loop running continuously. Stops cleanly on SIGTERM or Ctrl-C.
+    #[cfg(feature = "serve")]
+    #[command(after_help = SERVE_HELP)]
+    Serve(ServeArgs),
     /// Prints the default configuration as TOML (a starting point for --config).
     DefaultConfig,
     /// One peer-comparison section of docs/benchmarks.md as Markdown, from what the benches of
     /// `cargo xtask compare` wrote (xtask runs this and reads its standard output).
     PeerTable(nfcs_bench::peers::PeerTableArgs),
+}
+
+#[cfg(feature = "serve")]
+const SERVE_HELP: &str = "\
+The node listens on loopback by default. Listening on any other address needs a bearer token
+(at least 16 characters) in NFCS_BENCH_TOKEN or in the file [serve] token_file names; the
+/v1 routes and /api/check then require `Authorization: Bearer <token>`.
+
+Routes: /v1/cache/{key} (GET, PUT, DELETE), /v1/cache/invalidate, /v1/semantic/store,
+/v1/semantic/find_similar, /v1/policy/evaluate, /v1/cgl/solve, /api/check; /metrics,
+/api/summary, /api/history, /api/stream (server-sent events), /dashboard, /openapi.json,
+/healthz.
+
+Exit status: 0 after a clean shutdown (requests drained, the disk tier flushed), 1 on an
+error (a bad configuration, an address in use, a missing token).";
+
+#[cfg(feature = "serve")]
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// The configuration (TOML): the system under test in [cache], the node in [serve] and
+    /// [alerts], the coordination loop in [coordination].
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// The address to listen on (overrides [serve] listen; port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Where relative paths of the cache configuration (the disk tier) are resolved.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    work_dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -160,6 +195,20 @@ fn main() -> ExitCode {
 /// Runs the command; `Ok(false)` when a target failed or a regression was found.
 async fn run(cli: Cli) -> Result<bool, BenchError> {
     match cli.command {
+        #[cfg(feature = "serve")]
+        Command::Serve(args) => {
+            let _ = tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .try_init();
+            let config = match &args.config {
+                Some(path) => BenchmarkConfig::from_toml_file(path)?,
+                None => BenchmarkConfig::default(),
+            };
+            nfcs_bench::serve::run(config, args.listen, &args.work_dir).await?;
+            Ok(true)
+        }
         Command::PeerTable(args) => {
             // Exactly the text on standard output: xtask captures it.
             print!("{}", nfcs_bench::peers::peer_table(&args)?);

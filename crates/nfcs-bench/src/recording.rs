@@ -15,12 +15,14 @@
 //! | [`MODULE_RESPONSE_TIME`] | histogram | `module_name` | [`record_module_response`](PerformanceRecorder::record_module_response), [`record_esc_performance`](PerformanceRecorder::record_esc_performance) (`esc`), [`record_constitutional_performance`](PerformanceRecorder::record_constitutional_performance) (`constitutional`) |
 //! | [`MEMORY_EFFICIENCY`] | gauge | | [`record_memory`](PerformanceRecorder::record_memory) |
 //! | [`MEMORY_FRAGMENTATION`] | gauge | | [`record_memory`](PerformanceRecorder::record_memory) |
-//! | [`GC_COLLECTION_TIME`] | histogram | `kind` | [`record_gc`](PerformanceRecorder::record_gc) |
+//! | [`GC_COLLECTION_TIME`] | histogram | | [`record_gc`](PerformanceRecorder::record_gc) |
 //!
 //! Four more, not in the spec, carry what the spec's functions take and its ten metrics have
 //! no place for: [`ESC_TOKENS_PER_SECOND`], [`ESC_CONTEXT_SIZE`],
 //! [`CONSTITUTIONAL_EVALUATIONS`] and [`CONSTITUTIONAL_CACHE_HITS`] (their ratio is the
-//! policy cache's hit ratio among sampled evaluations), and [`CONSTITUTIONAL_COMPLEXITY`].
+//! policy cache's hit ratio among sampled evaluations), [`CONSTITUTIONAL_COMPLEXITY`], and
+//! [`GC_COLLECTIONS`] (reclamations by `kind`, which the spec's unlabelled
+//! [`GC_COLLECTION_TIME`] has no label for).
 //!
 //! # Sampling
 //!
@@ -73,8 +75,8 @@ pub const MODULE_RESPONSE_TIME: &str = "nfcs_module_response_time_seconds";
 pub const MEMORY_EFFICIENCY: &str = "nfcs_memory_efficiency_ratio";
 /// `nfcs_memory_fragmentation_percent` (gauge): 100 x (1 - allocated / active).
 pub const MEMORY_FRAGMENTATION: &str = "nfcs_memory_fragmentation_percent";
-/// `nfcs_gc_collection_time_seconds{kind}` (histogram): seconds per reclamation of what plays
-/// the part of garbage collection ([`GcKind`]).
+/// `nfcs_gc_collection_time_seconds` (histogram): seconds per reclamation of what plays the
+/// part of garbage collection (every [`GcKind`]; [`GC_COLLECTIONS`] counts them by kind).
 pub const GC_COLLECTION_TIME: &str = "nfcs_gc_collection_time_seconds";
 
 /// The spec's ten metric names.
@@ -107,13 +109,17 @@ pub const CONSTITUTIONAL_CACHE_HITS: &str = "nfcs_constitutional_cache_hits_tota
 /// the last sampled constitutional evaluation.
 pub const CONSTITUTIONAL_COMPLEXITY: &str = "nfcs_constitutional_complexity_score";
 
+/// `nfcs_gc_collections_total{kind}` (counter, not in the spec): reclamations by [`GcKind`].
+pub const GC_COLLECTIONS: &str = "nfcs_gc_collections_total";
+
 /// The metrics this module adds to the spec's.
-pub const EXTRA_METRICS: [&str; 5] = [
+pub const EXTRA_METRICS: [&str; 6] = [
     ESC_TOKENS_PER_SECOND,
     ESC_CONTEXT_SIZE,
     CONSTITUTIONAL_EVALUATIONS,
     CONSTITUTIONAL_CACHE_HITS,
     CONSTITUTIONAL_COMPLEXITY,
+    GC_COLLECTIONS,
 ];
 
 /// The buckets of [`CGL_COMPUTATION_TIME`], in seconds (the spec's): give them to the
@@ -126,7 +132,7 @@ pub const LABEL_GRID_SIZE: &str = "grid_size";
 pub const LABEL_OSCILLATOR_COUNT: &str = "oscillator_count";
 /// The label of [`MODULE_RESPONSE_TIME`].
 pub const LABEL_MODULE_NAME: &str = "module_name";
-/// The label of [`GC_COLLECTION_TIME`].
+/// The label of [`GC_COLLECTIONS`].
 pub const LABEL_KIND: &str = "kind";
 /// `module_name` of the ESC's responses.
 pub const MODULE_ESC: &str = "esc";
@@ -222,7 +228,12 @@ pub fn describe_metrics() {
     metrics::describe_histogram!(
         GC_COLLECTION_TIME,
         Unit::Seconds,
-        "Seconds per reclamation: Rust has no garbage collector; kind=expiry_reclamation is a cache reclaiming expired entries, kind=allocator_purge the allocator returning freed pages to the OS."
+        "Seconds per reclamation: Rust has no garbage collector; a reclamation is a cache reclaiming expired entries or the allocator returning freed pages to the OS (nfcs_gc_collections_total counts them by kind)."
+    );
+    metrics::describe_counter!(
+        GC_COLLECTIONS,
+        Unit::Count,
+        "Reclamations by kind: expiry_reclamation (a cache reclaiming expired entries), allocator_purge (the allocator returning freed pages to the OS)."
     );
     metrics::describe_gauge!(
         ESC_TOKENS_PER_SECOND,
@@ -387,8 +398,9 @@ pub struct PerformanceRecorder {
     constitutional_complexity: Gauge,
     memory_efficiency: Gauge,
     memory_fragmentation: Gauge,
-    gc_expiry: Histogram,
-    gc_purge: Histogram,
+    gc_time: Histogram,
+    gc_expiry: Counter,
+    gc_purge: Counter,
 }
 
 impl PerformanceRecorder {
@@ -431,12 +443,13 @@ impl PerformanceRecorder {
             constitutional_complexity: metrics::gauge!(CONSTITUTIONAL_COMPLEXITY),
             memory_efficiency: metrics::gauge!(MEMORY_EFFICIENCY),
             memory_fragmentation: metrics::gauge!(MEMORY_FRAGMENTATION),
-            gc_expiry: metrics::histogram!(
-                GC_COLLECTION_TIME,
+            gc_time: metrics::histogram!(GC_COLLECTION_TIME),
+            gc_expiry: metrics::counter!(
+                GC_COLLECTIONS,
                 LABEL_KIND => GcKind::ExpiryReclamation.as_str()
             ),
-            gc_purge: metrics::histogram!(
-                GC_COLLECTION_TIME,
+            gc_purge: metrics::counter!(
+                GC_COLLECTIONS,
                 LABEL_KIND => GcKind::AllocatorPurge.as_str()
             ),
         })
@@ -594,13 +607,13 @@ impl PerformanceRecorder {
         self.memory_fragmentation.set(stats.fragmentation() * 100.0);
     }
 
-    /// A reclamation of `kind` that took `duration`: observes
-    /// [`GC_COLLECTION_TIME`]`{kind}` (not sampled).
+    /// A reclamation of `kind` that took `duration`: observes [`GC_COLLECTION_TIME`] and
+    /// counts [`GC_COLLECTIONS`]`{kind}` (not sampled).
     pub fn record_gc(&self, kind: GcKind, duration: Duration) {
-        let seconds = duration.as_secs_f64();
+        self.gc_time.record(duration.as_secs_f64());
         match kind {
-            GcKind::ExpiryReclamation => self.gc_expiry.record(seconds),
-            GcKind::AllocatorPurge => self.gc_purge.record(seconds),
+            GcKind::ExpiryReclamation => self.gc_expiry.increment(1),
+            GcKind::AllocatorPurge => self.gc_purge.increment(1),
         }
     }
 }

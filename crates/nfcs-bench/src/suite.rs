@@ -94,6 +94,29 @@ impl NFCSBenchmarkSuite {
         })
     }
 
+    /// The suite over a system that already runs (a served node's, for its
+    /// `run_performance_check`): the components drive `system` as it is, beside whatever
+    /// else it serves. `config.cache` is not used.
+    pub fn with_system(
+        config: BenchmarkConfig,
+        options: SuiteOptions,
+        system: Arc<System>,
+    ) -> NFCSBenchmarkSuite {
+        let effective = match options.profile {
+            Profile::Full => config.clone(),
+            Profile::Quick => config.quick(),
+        };
+        NFCSBenchmarkSuite {
+            config,
+            context: RunContext {
+                config: effective,
+                profile: options.profile,
+                progress: options.progress,
+                system,
+            },
+        }
+    }
+
     /// The configuration as given (before the quick profile shrinks it).
     pub fn config(&self) -> &BenchmarkConfig {
         &self.config

@@ -92,6 +92,8 @@ pub struct System {
     notes: Vec<String>,
     recorder: Arc<PerformanceRecorder>,
     requests: AtomicU64,
+    /// Nanoseconds of the last CGL step of the coordination loop's solver (0: none yet).
+    last_cgl_step: AtomicU64,
 }
 
 impl std::fmt::Debug for System {
@@ -195,7 +197,13 @@ impl System {
                     .into_iter()
                     .find(|status| status.name == "semantic")
                     .map_or("the semantic cache is not running".to_owned(), |status| {
-                        format!("{:?}", status.state)
+                        match &status.state {
+                            TierState::NotRunning { reason } | TierState::Unavailable { reason } => {
+                                reason.clone()
+                            }
+                            TierState::Disabled => "disabled in the configuration".to_owned(),
+                            other => format!("{other:?}"),
+                        }
                     }),
             ),
         };
@@ -213,6 +221,7 @@ impl System {
             notes,
             recorder,
             requests: AtomicU64::new(0),
+            last_cgl_step: AtomicU64::new(0),
         })
     }
 
@@ -246,6 +255,13 @@ impl System {
                 .into_iter()
                 .map(|status| match &status.state {
                     TierState::Running => format!("{}: running", status.name),
+                    TierState::Disabled => format!("{}: disabled", status.name),
+                    TierState::NotRunning { reason } => {
+                        format!("{}: not running: {reason}", status.name)
+                    }
+                    TierState::Unavailable { reason } => {
+                        format!("{}: unavailable: {reason}", status.name)
+                    }
                     other => format!("{}: {other:?}", status.name),
                 })
                 .collect(),
@@ -392,6 +408,21 @@ impl System {
             mean_intensity,
             cache_hit: !computed.load(Ordering::Relaxed),
         })
+    }
+
+    /// Notes the duration of a CGL step of the coordination loop's solver (its
+    /// `mathematical_core` module calls this).
+    pub fn note_cgl_step(&self, duration: Duration) {
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.last_cgl_step.store(nanos, Ordering::Relaxed);
+    }
+
+    /// The duration of the last CGL step of the coordination loop's solver.
+    pub fn last_cgl_step(&self) -> Option<Duration> {
+        match self.last_cgl_step.load(Ordering::Relaxed) {
+            0 => None,
+            nanos => Some(Duration::from_nanos(nanos)),
+        }
     }
 
     /// A fresh request number (for workloads that need distinct keys).

@@ -5,7 +5,8 @@
 //! The default modules ([`default_modules`]), dispatched concurrently on every tick:
 //!
 //! - `mathematical_core`: one step of a CGL solver on a `coordination.grid_size` grid (the
-//!   solver behind a mutex, stepped on a blocking thread);
+//!   solver behind a mutex, stepped on a blocking thread), recorded through the recording
+//!   API (`record_computation("cgl_step", ..)`, sampled);
 //! - `constitutional`: a constitutional check of the tick's request
 //!   ([`System::policy_check`]);
 //! - `esc`: a semantic lookup of a paraphrase at threshold 0.8 ([`System::esc_lookup`]), only
@@ -57,14 +58,22 @@ pub async fn default_modules(
             seed: 42,
         },
     )?));
+    let stepping = Arc::clone(system);
     modules.push(module_fn("mathematical_core", move |_tick| {
         let solver = Arc::clone(&solver);
+        let system = Arc::clone(&stepping);
         async move {
             let stepped = tokio::task::spawn_blocking(move || -> Result<(), ModuleError> {
                 let mut solver = solver
                     .lock()
                     .map_err(|_| ModuleError::new("the CGL solver's lock is poisoned"))?;
+                let started = Instant::now();
                 solver.step()?;
+                let elapsed = started.elapsed();
+                system.note_cgl_step(elapsed);
+                system
+                    .recorder()
+                    .record_computation("cgl_step", elapsed, grid_size);
                 Ok(())
             })
             .await;

@@ -31,6 +31,8 @@ pub struct ManagerBuilder {
     not_running: Vec<TierStatus>,
     name: String,
     claim: Option<InstanceClaim>,
+    #[cfg(feature = "disk")]
+    disk: Option<nfcs_cache_disk::DiskCache>,
     #[cfg(feature = "redis")]
     pub(super) redis: Option<nfcs_cache_redis::RedisCache>,
     #[cfg(feature = "semantic")]
@@ -48,6 +50,8 @@ impl ManagerBuilder {
             not_running: Vec::new(),
             name: nfcs_cache_core::telemetry::DEFAULT_INSTANCE.to_owned(),
             claim: None,
+            #[cfg(feature = "disk")]
+            disk: None,
             #[cfg(feature = "redis")]
             redis: None,
             #[cfg(feature = "semantic")]
@@ -106,9 +110,10 @@ impl ManagerBuilder {
     #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
     pub fn disk(mut self, cache: nfcs_cache_disk::DiskCache) -> ManagerBuilder {
         self.lower.push(Lower {
-            tier: Arc::new(cache),
+            tier: Arc::new(cache.clone()),
             role: Role::Disk,
         });
+        self.disk = Some(cache);
         self
     }
 
@@ -191,6 +196,8 @@ impl ManagerBuilder {
                 not_running: self.not_running,
                 consistency: Consistency::new(),
                 metrics,
+                #[cfg(feature = "disk")]
+                disk: self.disk,
                 #[cfg(feature = "redis")]
                 redis: self.redis.clone(),
                 #[cfg(feature = "semantic")]

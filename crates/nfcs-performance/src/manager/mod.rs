@@ -88,6 +88,9 @@ struct Inner {
     not_running: Vec<TierStatus>,
     consistency: Consistency,
     metrics: ManagerMetrics,
+    /// The disk tier (also among `lower`), for direct access.
+    #[cfg(feature = "disk")]
+    disk: Option<nfcs_cache_disk::DiskCache>,
     /// The Redis tier (also among `lower`), for direct access.
     #[cfg(feature = "redis")]
     redis: Option<nfcs_cache_redis::RedisCache>,
@@ -166,6 +169,32 @@ impl NFCSCacheManager {
     /// The in-memory tier, for synchronous access on the hot path.
     pub fn memory(&self) -> Option<&MemoryCache> {
         self.inner.memory.as_ref()
+    }
+
+    /// The disk tier (feature `disk`), when it is part of the manager, for what the manager
+    /// does not wrap: [`flush`](nfcs_cache_disk::DiskCache::flush), `purge_expired`, `len`.
+    #[cfg(feature = "disk")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "disk")))]
+    pub fn disk(&self) -> Option<&nfcs_cache_disk::DiskCache> {
+        self.inner.disk.as_ref()
+    }
+
+    /// Makes every write acknowledged so far durable: the disk tier's data reaches the device
+    /// (`fdatasync`, on tokio's blocking pool). The memory tier has nothing to flush and Redis
+    /// keeps what it acknowledged by its own persistence settings. A graceful shutdown calls
+    /// this after the last request has been answered.
+    ///
+    /// # Errors
+    /// [`CacheError::Backend`] when the device refuses the sync.
+    pub async fn flush(&self) -> Result<(), CacheError> {
+        #[cfg(feature = "disk")]
+        if let Some(disk) = self.inner.disk.clone() {
+            return match tokio::task::spawn_blocking(move || disk.flush()).await {
+                Ok(result) => result,
+                Err(error) => Err(CacheError::backend("disk", "flush", error)),
+            };
+        }
+        Ok(())
     }
 
     /// The Redis tier (feature `redis`), when it is part of the manager (running or
