@@ -307,6 +307,10 @@ pub struct LoadTestingConfig {
     /// The arrival rate of `peak_load` in requests per second; 0 (the default) means twice
     /// the throughput `normal_load` reached.
     pub peak_rate: f64,
+    /// Against several nodes over HTTP (`nfcs-bench load --target A,B`): milliseconds after a
+    /// write through one node by which a read through another must answer the new value;
+    /// reads after it that do not are counted as stale.
+    pub freshness_bound_ms: f64,
 }
 
 impl Default for LoadTestingConfig {
@@ -318,6 +322,7 @@ impl Default for LoadTestingConfig {
             scenarios: Scenario::ALL.to_vec(),
             think_time_ms: 100.0,
             peak_rate: 0.0,
+            freshness_bound_ms: 100.0,
         }
     }
 }
@@ -682,6 +687,19 @@ impl BenchmarkConfig {
                 format!(
                     "{}: must be between 0 and 10000000 requests/s",
                     load.peak_rate
+                ),
+            ));
+        }
+
+        if !(load.freshness_bound_ms.is_finite()
+            && load.freshness_bound_ms > 0.0
+            && load.freshness_bound_ms <= 60_000.0)
+        {
+            return Err(BenchError::config(
+                "load_testing.freshness_bound_ms",
+                format!(
+                    "{}: must be above 0 and at most 60000",
+                    load.freshness_bound_ms
                 ),
             ));
         }

@@ -149,6 +149,13 @@ struct LoadArgs {
     /// Arrivals per second of the open model (default: twice users / think time).
     #[arg(long, value_name = "R")]
     rate: Option<f64>,
+    /// Served nodes to load over HTTP (`nfcs-bench serve`), comma-separated
+    /// (http://host:port,...), instead of a system in this process. With two or more nodes
+    /// sharing a Redis, cross-node freshness is checked too. The bearer token, when the nodes
+    /// need one, comes from NFCS_BENCH_TOKEN.
+    #[cfg(feature = "serve")]
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
+    target: Vec<String>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -239,24 +246,84 @@ async fn run(cli: Cli) -> Result<bool, BenchError> {
             finish(&report, &args.common)
         }
         Command::Load(args) => {
+            let options = LoadOptions {
+                users: Some(args.users),
+                duration: Some(args.duration),
+                scenario: args.scenario,
+                model: args.model.map(|model| match model {
+                    Model::Closed => ModelChoice::Closed,
+                    Model::Open => ModelChoice::Open,
+                }),
+                rate: args.rate,
+            };
+            #[cfg(feature = "serve")]
+            if !args.target.is_empty() {
+                return load_over_http(&args.common, &args.target, options).await;
+            }
             let suite = build(&args.common).await?;
             let started = Instant::now();
-            let component = suite
-                .run_load(LoadOptions {
-                    users: Some(args.users),
-                    duration: Some(args.duration),
-                    scenario: args.scenario,
-                    model: args.model.map(|model| match model {
-                        Model::Closed => ModelChoice::Closed,
-                        Model::Open => ModelChoice::Open,
-                    }),
-                    rate: args.rate,
-                })
-                .await?;
+            let component = suite.run_load(options).await?;
             let report = suite.assemble(vec![component], started);
             finish(&report, &args.common)
         }
     }
+}
+
+/// `nfcs-bench load --target URL,...`: the load test against served nodes.
+#[cfg(feature = "serve")]
+async fn load_over_http(
+    common: &CommonArgs,
+    targets: &[String],
+    options: LoadOptions,
+) -> Result<bool, BenchError> {
+    let mut config = match &common.config {
+        Some(path) => BenchmarkConfig::from_toml_file(path)?,
+        None => BenchmarkConfig::default(),
+    };
+    // Nothing of the local system is measured: a memory tier alone, no model, no Redis.
+    config.cache.disk.enabled = false;
+    config.cache.redis.enabled = false;
+    config.cache.semantic.enabled = false;
+    config.cache.cache_warming.enabled = false;
+    let progress = if common.no_progress {
+        Progress::hidden()
+    } else {
+        Progress::stderr()
+    };
+    let suite = NFCSBenchmarkSuite::new(
+        config,
+        SuiteOptions {
+            work_dir: common.work_dir.clone(),
+            profile: if common.quick {
+                Profile::Quick
+            } else {
+                Profile::Full
+            },
+            progress,
+        },
+    )
+    .await?;
+    let token = std::env::var(nfcs_bench::config::TOKEN_ENV).ok();
+    let started = Instant::now();
+    eprintln!("nfcs-bench: load over HTTP against {}", targets.join(", "));
+    let component = nfcs_bench::components::load::run_over_http(
+        suite.context(),
+        targets,
+        token,
+        options,
+    )
+    .await?;
+    let mut report = suite.assemble(vec![component], started);
+    report.system = Some(nfcs_bench::system::SystemDescription {
+        tiers: targets
+            .iter()
+            .map(|url| format!("{url}: a served node (its tiers are in the load notes)"))
+            .collect(),
+        semantic: false,
+        constitution: "the target nodes' own".to_owned(),
+        notes: Vec::new(),
+    });
+    finish(&report, common)
 }
 
 async fn build(common: &CommonArgs) -> Result<NFCSBenchmarkSuite, BenchError> {

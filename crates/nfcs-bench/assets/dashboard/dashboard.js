@@ -11,7 +11,8 @@
 //   SSE /api/stream   -> event "sample": {point, summary}
 // Transport: SSE first; if no sample arrives for STALE_MS, poll both endpoints
 // every POLL_MS until the stream delivers again (STALE_MS grows with the
-// node's sample interval, /api/history's interval_s).
+// node's sample interval, /api/history's interval_s). `?transport=polling`
+// skips the stream altogether.
 'use strict';
 
 (() => {
@@ -40,6 +41,7 @@
         ['cgl_fps', 'CGL FPS', (v) => fmtNum(v, 1)],
         ['grid_size', 'grid size', fmtInt],
         ['kuramoto_sync_s', 'Kuramoto sync', fmtMsUnit],
+        ['kuramoto_oscillators', 'oscillators', fmtInt],
       ],
     },
     {
@@ -58,6 +60,7 @@
         ['target_hz', 'target', (v) => withUnit(fmtNum(v, 2), 'Hz')],
         ['latency_p95_s', 'latency p95', fmtMsUnit],
         ['missed_ticks', 'missed ticks', fmtInt],
+        ['module_failures', 'module failures', fmtInt],
       ],
     },
   ];
@@ -183,6 +186,7 @@
     setValue('memory-efficiency', isNum(sys.memory_efficiency) ? (sys.memory_efficiency * 100).toFixed(1) : DASH,
       sys.memory_efficiency);
     setValue('hit-ratio', isNum(cache.hit_ratio) ? (cache.hit_ratio * 100).toFixed(1) : DASH, cache.hit_ratio);
+    setText('hit-ratio-reads', isNum(cache.reads) ? fmtInt(cache.reads) + ' reads in window' : '');
     setValue('eviction-rate', fmtNum(cache.eviction_rate, 2), cache.eviction_rate);
 
     const used = cache.memory_usage;
@@ -240,6 +244,7 @@
     const head = el('div', 'alert-head');
     head.appendChild(el('span', 'alert-severity', sev));
     head.appendChild(el('span', 'alert-name', str(a.name)));
+    if (typeof a.subject === 'string' && a.subject) head.appendChild(el('span', 'alert-subject', a.subject));
     const time = isActive
       ? 'since ' + fmtClock(a.started_at)
       : 'cleared ' + fmtClock(a.cleared_at) + ' (since ' + fmtClock(a.started_at) + ')';
@@ -716,12 +721,23 @@
 
   // ------------------------------------------------------------------ start
 
+  // `/dashboard?transport=polling` never opens the stream: for proxies that
+  // break server-sent events, and for headless tests run with
+  // --virtual-time-budget (an open stream keeps virtual time from advancing).
+  function forcePolling() {
+    try {
+      return new URLSearchParams(window.location.search).get('transport') === 'polling';
+    } catch (_) {
+      return false;
+    }
+  }
+
   function start() {
     document.body.dataset.updates = document.body.dataset.updates || '0';
     initCharts();
     // First paint straight from the REST endpoints, whatever the transport.
     fetchHistory();
-    if (typeof window.EventSource === 'function') {
+    if (typeof window.EventSource === 'function' && !forcePolling()) {
       setTransport('sse');
       lastSampleAt = Date.now();
       fetchSummary();

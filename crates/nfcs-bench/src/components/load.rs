@@ -125,8 +125,110 @@ pub async fn run_load_test(
     Ok(report)
 }
 
+/// Runs the load test `options` describe against served nodes over HTTP (`urls`, each
+/// `http://host:port`; `token` sent as the bearer token), with the in-process mix (semantic
+/// lookups when every node runs its semantic cache). With two or more nodes the
+/// [`FreshnessProbe`](crate::load::http::FreshnessProbe) runs beside the load and the report
+/// carries `cross_node_stale_reads` (target 0, against `load_testing.freshness_bound_ms`) and
+/// the propagation delays.
+///
+/// # Errors
+/// [`BenchError::Config`] naming `target` for a URL that is not `http://host:port`;
+/// [`BenchError::Component`] when a node does not answer before the run; otherwise as
+/// [`run_load_test`].
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub async fn run_over_http(
+    context: &RunContext,
+    urls: &[String],
+    token: Option<String>,
+    options: LoadOptions,
+) -> Result<ComponentReport, BenchError> {
+    use crate::load::http::{FreshnessProbe, HttpTarget};
+    let target = HttpTarget::new(urls, token)
+        .map_err(|error| BenchError::config("target", error.to_string()))?;
+    let semantic = target
+        .semantic_everywhere()
+        .await
+        .map_err(|error| BenchError::component(Component::Load, error))?;
+    target
+        .prepare(semantic)
+        .await
+        .map_err(|error| BenchError::component(Component::Load, error))?;
+    let bound = Duration::from_secs_f64(context.config.load_testing.freshness_bound_ms / 1e3);
+    let probe = (urls.len() >= 2)
+        .then(|| FreshnessProbe::start(target.clone(), bound, Duration::from_millis(20)));
+    let outcome = run_with_target(
+        context,
+        Arc::new(target.clone()),
+        Mix::nfcs(semantic),
+        options,
+    )
+    .await;
+    let freshness = match probe {
+        Some(probe) => Some(probe.finish().await),
+        None => None,
+    };
+    let mut report = outcome?;
+    if !semantic {
+        report.note(
+            "semantic lookups are left out of the mix: a target node does not run its semantic cache",
+        );
+    }
+    for line in target.describe().await {
+        report.note(format!("target {line}"));
+    }
+    if let Some(freshness) = freshness {
+        let bound_ms = freshness.bound_s * 1e3;
+        report.push(Measurement::with_target(
+            "cross_node_stale_reads",
+            (freshness.stale_reads + freshness.never_fresh) as f64,
+            "reads",
+            Budget::at_most(0.0),
+        ));
+        report.push(Measurement::info(
+            "cross_node_probes",
+            freshness.probes as f64,
+            "probes",
+        ));
+        report.push(Measurement::info(
+            "cross_node_probe_errors",
+            freshness.errors as f64,
+            "probes",
+        ));
+        let mut delays = freshness.delays_s.clone();
+        delays.sort_by(f64::total_cmp);
+        for (name, quantile) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)] {
+            if let Some(delay) = nearest_rank(&delays, quantile) {
+                report.push(Measurement::info(
+                    format!("cross_node_propagation_{name}"),
+                    delay * 1e3,
+                    "ms",
+                ));
+            }
+        }
+        report.note(format!(
+            "cross-node freshness: {} probes (write old through one node, read it through the              next, write new, read until new); a read issued more than {bound_ms} ms after the              new write's acknowledgement that still answered old is a stale read              (load_testing.freshness_bound_ms); {} never answered new within {} s",
+            freshness.probes,
+            freshness.never_fresh,
+            crate::load::http::PROBE_TIMEOUT.as_secs()
+        ));
+    }
+    Ok(report)
+}
+
+/// The `quantile` of sorted `values` by nearest rank.
+#[cfg(feature = "serve")]
+fn nearest_rank(values: &[f64], quantile: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let rank = ((quantile * values.len() as f64).ceil() as usize).clamp(1, values.len());
+    Some(values[rank - 1])
+}
+
 /// Runs the load test `options` describe against any `target` with the operation `mix`
-/// (the next issue's HTTP target comes in here).
+/// (the in-process target, the HTTP target of [`run_over_http`], your own).
 ///
 /// # Errors
 /// As [`run_load_test`].

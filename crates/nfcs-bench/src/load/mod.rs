@@ -25,6 +25,9 @@
 //! merged when the run ends ([`LoadResult`]).
 
 mod engine;
+#[cfg(feature = "serve")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serve")))]
+pub mod http;
 mod plan;
 mod result;
 mod target;

@@ -20,6 +20,8 @@ pub const DEFAULT_BUCKETS: [f64; 15] = [
 pub const HTTP_REQUESTS: &str = "nfcs_http_requests_total";
 /// `nfcs_http_request_duration_seconds{route,method}` (histogram): seconds per request.
 pub const HTTP_REQUEST_DURATION: &str = "nfcs_http_request_duration_seconds";
+/// `nfcs_http_requests_in_flight` (gauge): requests received and not yet answered.
+pub const HTTP_IN_FLIGHT: &str = "nfcs_http_requests_in_flight";
 /// `nfcs_alerts_active{alert}` (gauge): 1 while an alert is raised, 0 after it cleared.
 pub const ALERTS_ACTIVE: &str = "nfcs_alerts_active";
 /// `nfcs_tier_up{tier}` (gauge): 1 while a configured tier serves, 0 while it is down.
@@ -67,6 +69,11 @@ fn describe() {
         HTTP_REQUEST_DURATION,
         metrics::Unit::Seconds,
         "Seconds from a request's arrival to its response, by route template and method."
+    );
+    metrics::describe_gauge!(
+        HTTP_IN_FLIGHT,
+        metrics::Unit::Count,
+        "HTTP requests received by the node and not yet answered (this scrape included)."
     );
     metrics::describe_gauge!(
         ALERTS_ACTIVE,

@@ -528,6 +528,8 @@ fn router(state: AppState) -> Router {
         .route("/", get(|| async { axum::response::Redirect::to("/dashboard") }))
         .route("/dashboard", get(page))
         .route("/assets/{file}", get(asset))
+        // Browsers ask for it; an empty answer keeps their consoles clean.
+        .route("/favicon.ico", get(|| async { StatusCode::NO_CONTENT }))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::from_fn_with_state(
@@ -608,6 +610,10 @@ async fn observe_request(State(state): State<AppState>, request: Request, next: 
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
     let method = request.method().as_str().to_owned();
+    let in_flight = ::metrics::gauge!(metrics::HTTP_IN_FLIGHT);
+    in_flight.increment(1.0);
+    // Decremented when the request ends, answered or dropped.
+    let _answered = InFlight(in_flight);
     let response = next.run(request).await;
     let elapsed = started.elapsed();
     if route.starts_with("/v1/") {
@@ -627,6 +633,15 @@ async fn observe_request(State(state): State<AppState>, request: Request, next: 
     )
     .record(elapsed.as_secs_f64());
     response
+}
+
+/// Decrements the in-flight gauge when dropped.
+struct InFlight(::metrics::Gauge);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.decrement(1.0);
+    }
 }
 
 async fn render_metrics(State(state): State<AppState>) -> Response {
