@@ -28,7 +28,8 @@
 //!
 //! The per-operation records (computation, ESC, constitutional, Kuramoto, coordination,
 //! module response) keep `sample_rate` of their calls, deterministically: each function has
-//! its own counter, and call `n` (from 0) is kept when `floor((n + 1) * rate) >
+//! its own counter (and [`record_module_response`](PerformanceRecorder::record_module_response)
+//! one per module name, so modules called in a fixed order are each sampled), and call `n` (from 0) is kept when `floor((n + 1) * rate) >
 //! floor(n * rate)`, so at 0.1 exactly one call in every ten is, and any run of `k`
 //! consecutive calls keeps `k * rate` rounded down or up. The rate is held as a 32-bit
 //! binary fraction (an error below 2^-32). A call that is not kept costs one atomic
@@ -307,13 +308,14 @@ impl<K, H> LabelCache<K, H> {
     }
 
     /// Calls `apply` with the handle of the key `matches` selects, resolving it with `make`
-    /// (and keeping it, while there is room) on first use.
+    /// (and keeping it, while there is room) on first use; `apply`'s flag says whether the
+    /// handle is a kept one (false for a key beyond the table, resolved for this call alone).
     #[inline]
     fn with(
         &self,
         matches: impl Fn(&K) -> bool,
         make: impl Fn() -> (K, H),
-        apply: impl FnOnce(&H),
+        apply: impl FnOnce(&H, bool),
     ) {
         for slot in &self.slots {
             let (key, handle) = match slot.get() {
@@ -329,10 +331,10 @@ impl<K, H> LabelCache<K, H> {
                 }
             };
             if matches(key) {
-                return apply(handle);
+                return apply(handle, true);
             }
         }
-        apply(&make().1);
+        apply(&make().1, false);
     }
 }
 
@@ -388,7 +390,10 @@ pub struct PerformanceRecorder {
     kuramoto_performance: LabelCache<usize, Gauge>,
     coordination_frequency: Gauge,
     coordination_latency: Histogram,
-    module_response: LabelCache<Box<str>, Histogram>,
+    /// Per module name: its histogram and its own sampler (one sampler shared by every
+    /// module would keep the same module's calls when the modules are called in a fixed
+    /// order, as the orchestrator does).
+    module_response: LabelCache<Box<str>, (Histogram, Sampler)>,
     esc_response: Histogram,
     esc_tokens: Gauge,
     esc_context: Gauge,
@@ -482,7 +487,7 @@ impl PerformanceRecorder {
                     metrics::gauge!(CGL_PERFORMANCE_FPS, LABEL_GRID_SIZE => grid_size.to_string()),
                 )
             },
-            |gauge| gauge.set(fps),
+            |gauge, _| gauge.set(fps),
         );
     }
 
@@ -553,7 +558,7 @@ impl PerformanceRecorder {
                     ),
                 )
             },
-            |gauge| gauge.set(performance),
+            |gauge, _| gauge.set(performance),
         );
     }
 
@@ -577,25 +582,42 @@ impl PerformanceRecorder {
     /// [`MODULE_RESPONSE_TIME`]`{module_name}`. Sampled.
     #[inline]
     pub fn record_module_response(&self, module_name: &str, duration: Duration) {
-        if !self.module.keep(self.scaled) {
+        if self.scaled == 0 {
             return;
         }
         let seconds = duration.as_secs_f64();
         match module_name {
-            MODULE_ESC => self.esc_response.record(seconds),
-            MODULE_CONSTITUTIONAL => self.constitutional_response.record(seconds),
+            MODULE_ESC | MODULE_CONSTITUTIONAL => {
+                if !self.module.keep(self.scaled) {
+                    return;
+                }
+                if module_name == MODULE_ESC {
+                    self.esc_response.record(seconds);
+                } else {
+                    self.constitutional_response.record(seconds);
+                }
+            }
             _ => self.module_response.with(
                 |name| &**name == module_name,
                 || {
                     (
                         module_name.into(),
-                        metrics::histogram!(
-                            MODULE_RESPONSE_TIME,
-                            LABEL_MODULE_NAME => module_name.to_owned()
+                        (
+                            metrics::histogram!(
+                                MODULE_RESPONSE_TIME,
+                                LABEL_MODULE_NAME => module_name.to_owned()
+                            ),
+                            Sampler::new(),
                         ),
                     )
                 },
-                |histogram| histogram.record(seconds),
+                |(histogram, sampler), kept| {
+                    // A name beyond the table has no counter of its own: the shared one.
+                    let sampler = if kept { sampler } else { &self.module };
+                    if sampler.keep(self.scaled) {
+                        histogram.record(seconds);
+                    }
+                },
             ),
         }
     }

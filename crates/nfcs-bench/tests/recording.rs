@@ -124,6 +124,26 @@ fn sampling_at_a_tenth_records_ten_percent_of_each_spec_function() {
 }
 
 #[test]
+fn modules_called_in_a_fixed_order_are_each_sampled() {
+    // The orchestrator reports its modules in the same order every tick: one counter shared
+    // by every module would keep only the calls of one of them.
+    let got = recorded(0.1, |recorder| {
+        for _ in 0..100 {
+            recorder.record_module_response("mathematical_core", Duration::from_millis(1));
+            recorder.record_module_response("cache", Duration::from_millis(2));
+        }
+    });
+    for module in ["mathematical_core", "cache"] {
+        assert_eq!(
+            got.histogram(MODULE_RESPONSE_TIME, &[(LABEL_MODULE_NAME, module)])
+                .len(),
+            10,
+            "{module}"
+        );
+    }
+}
+
+#[test]
 fn sampling_is_exact_across_threads() {
     let got = recorded(0.1, |recorder| {
         std::thread::scope(|scope| {

@@ -37,3 +37,4 @@ pub fn model_available(suite: &NFCSBenchmarkSuite) -> bool {
         }
     }
 }
+pub mod node;
