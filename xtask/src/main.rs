@@ -1,9 +1,10 @@
 //! The workspace's tasks: `cargo xtask <command>`.
 //!
 //! - `test`: everything CI runs: format check, clippy with warnings denied, the feature
-//!   combinations (as `features` below), every test and doctest (with `NFCS_REQUIRE_REDIS=1`
-//!   `NFCS_REQUIRE_MODEL=1` and `NFCS_REQUIRE_CHROMIUM=1`: a missing `redis-server`, embedding
-//!   model or Chromium (the HTML report's test) fails the run
+//!   combinations (as `features` below), every test and doctest (with `NFCS_REQUIRE_REDIS=1`,
+//!   `NFCS_REQUIRE_MODEL=1`, `NFCS_REQUIRE_CHROMIUM=1` and `NFCS_REQUIRE_PROMETHEUS=1`: a
+//!   missing `redis-server`, embedding model, Chromium and Node (the HTML report's and the
+//!   dashboard's tests), `promtool` or `prometheus` (the served node's tests) fails the run
 //!   instead of skipping those tests; the model is fetched first when it is missing), the
 //!   benchmark suite once on the quick profile (a failed target fails it), and the docs with
 //!   warnings denied.
@@ -49,7 +50,8 @@ usage: cargo xtask <command>
 
 commands:
   test                  format check, clippy (-D warnings), feature combinations, all tests and
-                        doctests (redis-server, the model and chromium required), the quick
+                        doctests (redis-server, the model, chromium, node, promtool and
+                        prometheus required), the quick
                         benchmark suite once, docs (-D warnings); fetches the embedding model
                         first when it is missing
   features [-p PACKAGE] cargo check --lib of each workspace member with features, with no default
@@ -182,6 +184,7 @@ fn test() -> Result<(), Error> {
             .env("NFCS_REQUIRE_REDIS", "1")
             .env("NFCS_REQUIRE_MODEL", "1")
             .env("NFCS_REQUIRE_CHROMIUM", "1")
+            .env("NFCS_REQUIRE_PROMETHEUS", "1")
             .env("NFCS_MODEL_DIR", model::model_dir()),
     )?;
     // The quick suite once, on the binary the tests just built: every component runs and

@@ -26,6 +26,9 @@
 //! - [`alloc`]: allocator statistics (jemalloc, feature `jemalloc`).
 //! - [`render`] and [`baseline`]: Markdown, HTML (self-contained, with SVG plots) and terminal
 //!   renderings of a report, and comparison with an earlier one beyond the measured noise.
+//! - `serve` (feature `serve`): the served NFCS node (`nfcs-bench serve`): the service API
+//!   over HTTP, `/metrics` for Prometheus, the `PerformanceDashboard` with alerts and a live
+//!   page; and `load::http`, the load engine's HTTP target with the cross-node freshness probe.
 //! - [`peers`]: the tables of the peer comparisons (`cargo xtask compare`), rendered from what
 //!   the criterion benches and reference scripts wrote.
 //!
@@ -64,6 +67,8 @@
 //! - `jemalloc` (default): jemalloc as the binary's global allocator and its statistics for
 //!   the memory component ([`alloc`]). Without it the memory component says that it cannot
 //!   read allocator statistics.
+//! - `serve` (default): the served node and the HTTP load target (axum, utoipa,
+//!   metrics-exporter-prometheus, reqwest, tracing-subscriber).
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -149,6 +149,10 @@ struct LoadArgs {
     /// Arrivals per second of the open model (default: twice users / think time).
     #[arg(long, value_name = "R")]
     rate: Option<f64>,
+    /// One operation alone instead of the NFCS mix: cache_get, cache_set, policy_check,
+    /// cgl_solve, semantic_lookup or no_op (a request that does nothing; over HTTP, /healthz).
+    #[arg(long, value_name = "OP", value_parser = parse_operation)]
+    operation: Option<nfcs_bench::load::Operation>,
     /// Served nodes to load over HTTP (`nfcs-bench serve`), comma-separated
     /// (http://host:port,...), instead of a system in this process. With two or more nodes
     /// sharing a Redis, cross-node freshness is checked too. The bearer token, when the nodes
@@ -162,6 +166,24 @@ struct LoadArgs {
 
 fn parse_component(name: &str) -> Result<Component, String> {
     name.parse().map_err(|error: BenchError| error.to_string())
+}
+
+fn parse_operation(name: &str) -> Result<nfcs_bench::load::Operation, String> {
+    use nfcs_bench::load::Operation;
+    Ok(match name {
+        "cache_get" => Operation::CacheGet,
+        "cache_set" => Operation::CacheSet,
+        "policy_check" => Operation::PolicyCheck,
+        "cgl_solve" => Operation::CglSolve,
+        "semantic_lookup" => Operation::SemanticLookup,
+        "no_op" => Operation::NoOp,
+        other => {
+            return Err(format!(
+                "unknown operation {other:?} (expected cache_get, cache_set, policy_check, \
+                 cgl_solve, semantic_lookup or no_op)"
+            ));
+        }
+    })
 }
 
 fn parse_scenario(name: &str) -> Result<Scenario, String> {
@@ -255,6 +277,7 @@ async fn run(cli: Cli) -> Result<bool, BenchError> {
                     Model::Open => ModelChoice::Open,
                 }),
                 rate: args.rate,
+                operation: args.operation,
             };
             #[cfg(feature = "serve")]
             if !args.target.is_empty() {
@@ -306,13 +329,9 @@ async fn load_over_http(
     let token = std::env::var(nfcs_bench::config::TOKEN_ENV).ok();
     let started = Instant::now();
     eprintln!("nfcs-bench: load over HTTP against {}", targets.join(", "));
-    let component = nfcs_bench::components::load::run_over_http(
-        suite.context(),
-        targets,
-        token,
-        options,
-    )
-    .await?;
+    let component =
+        nfcs_bench::components::load::run_over_http(suite.context(), targets, token, options)
+            .await?;
     let mut report = suite.assemble(vec![component], started);
     report.system = Some(nfcs_bench::system::SystemDescription {
         tiers: targets

@@ -196,15 +196,15 @@ impl System {
                     .tier_status()
                     .into_iter()
                     .find(|status| status.name == "semantic")
-                    .map_or("the semantic cache is not running".to_owned(), |status| {
-                        match &status.state {
-                            TierState::NotRunning { reason } | TierState::Unavailable { reason } => {
-                                reason.clone()
-                            }
+                    .map_or(
+                        "the semantic cache is not running".to_owned(),
+                        |status| match &status.state {
+                            TierState::NotRunning { reason }
+                            | TierState::Unavailable { reason } => reason.clone(),
                             TierState::Disabled => "disabled in the configuration".to_owned(),
                             other => format!("{other:?}"),
-                        }
-                    }),
+                        },
+                    ),
             ),
         };
         if let Some(reason) = &semantic_reason {
@@ -413,7 +413,9 @@ impl System {
     /// Notes the duration of a CGL step of the coordination loop's solver (its
     /// `mathematical_core` module calls this).
     pub fn note_cgl_step(&self, duration: Duration) {
-        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let nanos = u64::try_from(duration.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1);
         self.last_cgl_step.store(nanos, Ordering::Relaxed);
     }
 

@@ -248,7 +248,10 @@ fn gauges_and_histograms_carry_the_spec_labels() {
     assert!((got.gauge(MEMORY_FRAGMENTATION, &[]) - 25.0).abs() < 1e-9);
     assert_eq!(got.histogram(GC_COLLECTION_TIME, &[]), [0.003, 0.004]);
     for kind in ["expiry_reclamation", "allocator_purge"] {
-        assert_eq!(got.labelled_counter(GC_COLLECTIONS, &[(LABEL_KIND, kind)]), 1);
+        assert_eq!(
+            got.labelled_counter(GC_COLLECTIONS, &[(LABEL_KIND, kind)]),
+            1
+        );
     }
 
     // Every spec metric exists with its type, and every metric is described.

@@ -2,6 +2,9 @@
 //! buckets, help, `promtool check metrics`), its service API and its errors, the bearer token
 //! off loopback, and SIGTERM under load.
 
+// The helpers outside `#[test]` functions unwrap too: a failure there is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,10 +42,7 @@ fn parse(text: &str) -> Scrape {
                         .filter(|pair| !pair.is_empty())
                         .map(|pair| {
                             let (key, value) = pair.split_once('=').expect("label=value");
-                            (
-                                key.to_owned(),
-                                value.trim_matches('"').to_owned(),
-                            )
+                            (key.to_owned(), value.trim_matches('"').to_owned())
                         })
                         .collect();
                     (name.to_owned(), map)
@@ -64,7 +64,9 @@ impl Scrape {
         &'a self,
         name: &'a str,
     ) -> impl Iterator<Item = &'a (String, BTreeMap<String, String>, f64)> + 'a {
-        self.samples.iter().filter(move |(sample, ..)| sample == name)
+        self.samples
+            .iter()
+            .filter(move |(sample, ..)| sample == name)
     }
 
     /// Whether every spec metric has at least one sample with a value.
@@ -80,7 +82,11 @@ impl Scrape {
 
 async fn get_text(client: &reqwest::Client, url: &str) -> String {
     let response = client.get(url).send().await.expect("the node answers");
-    assert!(response.status().is_success(), "{url}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
     response.text().await.expect("a body")
 }
 
@@ -105,17 +111,21 @@ async fn metrics_carry_the_spec_metrics_exactly_and_promtool_accepts_them() {
             .unwrap();
     }
     let metrics_url = format!("{}/metrics", node.url);
-    let text = eventually("every spec metric to have samples", Duration::from_secs(60), || {
-        let client = client.clone();
-        let url = metrics_url.clone();
-        async move {
-            let text = get_text(&client, &url).await;
-            let ready = parse(&text).has_every_spec_metric()
-                && text.contains("module_name=\"mathematical_core\"")
-                && text.contains("module_name=\"cache\"");
-            ready.then_some(text)
-        }
-    })
+    let text = eventually(
+        "every spec metric to have samples",
+        Duration::from_secs(60),
+        || {
+            let client = client.clone();
+            let url = metrics_url.clone();
+            async move {
+                let text = get_text(&client, &url).await;
+                let ready = parse(&text).has_every_spec_metric()
+                    && text.contains("module_name=\"mathematical_core\"")
+                    && text.contains("module_name=\"cache\"");
+                ready.then_some(text)
+            }
+        },
+    )
     .await;
     let scrape = parse(&text);
 
@@ -150,7 +160,12 @@ async fn metrics_carry_the_spec_metrics_exactly_and_promtool_accepts_them() {
         }
         names
     };
-    let set = |names: &[&str]| names.iter().map(|name| (*name).to_owned()).collect::<BTreeSet<_>>();
+    let set = |names: &[&str]| {
+        names
+            .iter()
+            .map(|name| (*name).to_owned())
+            .collect::<BTreeSet<_>>()
+    };
     assert_eq!(label_names("nfcs_cgl_performance_fps"), set(&["grid_size"]));
     assert_eq!(
         label_names("nfcs_kuramoto_oscillator_performance"),
@@ -182,7 +197,10 @@ async fn metrics_carry_the_spec_metrics_exactly_and_promtool_accepts_them() {
         .map(|(_, labels, _)| labels["module_name"].clone())
         .collect();
     for module in ["mathematical_core", "constitutional", "cache"] {
-        assert!(modules.contains(module), "{module} missing from {modules:?}");
+        assert!(
+            modules.contains(module),
+            "{module} missing from {modules:?}"
+        );
     }
     // The spec's CGL buckets, exactly.
     let buckets: Vec<f64> = scrape
@@ -230,7 +248,10 @@ async fn metrics_carry_the_spec_metrics_exactly_and_promtool_accepts_them() {
         "nfcs_cache_get_seconds",
         "nfcs_http_request_duration_seconds",
     ] {
-        assert_eq!(scrape.types.get(name).map(String::as_str), Some("histogram"));
+        assert_eq!(
+            scrape.types.get(name).map(String::as_str),
+            Some("histogram")
+        );
     }
 
     // promtool's linter accepts the exposition.
@@ -304,10 +325,16 @@ async fn the_service_api_answers_and_every_bad_request_gets_a_json_4xx() {
     assert_eq!((status, &body["stored"]), (200, &json!(true)));
     let (status, body) = call(&client, Method::GET, url("/v1/cache/greeting"), None).await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({ "key": "greeting", "found": true, "value": "hello" }));
+    assert_eq!(
+        body,
+        json!({ "key": "greeting", "found": true, "value": "hello" })
+    );
     let (status, body) = call(&client, Method::GET, url("/v1/cache/nothing%20here"), None).await;
     assert_eq!(status, 200);
-    assert_eq!(body, json!({ "key": "nothing here", "found": false, "value": null }));
+    assert_eq!(
+        body,
+        json!({ "key": "nothing here", "found": false, "value": null })
+    );
     for key in ["cgl_a", "cgl_b", "other"] {
         let (status, _) = call(
             &client,
@@ -336,7 +363,13 @@ async fn the_service_api_answers_and_every_bad_request_gets_a_json_4xx() {
 
     // The memoized CGL solve: computed once, then a hit with the same result.
     let solve = json!({ "grid_size": 32, "seed": 1234567 });
-    let (status, first) = call(&client, Method::POST, url("/v1/cgl/solve"), Some(solve.clone())).await;
+    let (status, first) = call(
+        &client,
+        Method::POST,
+        url("/v1/cgl/solve"),
+        Some(solve.clone()),
+    )
+    .await;
     assert_eq!(status, 200, "{first}");
     assert_eq!(first["cache_hit"], json!(false));
     let (_, second) = call(&client, Method::POST, url("/v1/cgl/solve"), Some(solve)).await;
@@ -344,11 +377,24 @@ async fn the_service_api_answers_and_every_bad_request_gets_a_json_4xx() {
     assert_eq!(first["mean_intensity"], second["mean_intensity"]);
 
     // A constitutional check, then the same one from the policy cache.
-    let check = json!({ "action": "query", "context": { "risk": 2, "agent": "planner", "tokens": 10 } });
-    let (status, first) = call(&client, Method::POST, url("/v1/policy/evaluate"), Some(check.clone())).await;
+    let check =
+        json!({ "action": "query", "context": { "risk": 2, "agent": "planner", "tokens": 10 } });
+    let (status, first) = call(
+        &client,
+        Method::POST,
+        url("/v1/policy/evaluate"),
+        Some(check.clone()),
+    )
+    .await;
     assert_eq!(status, 200, "{first}");
     assert!(first["verdict"] == json!("allow") || first["verdict"] == json!("deny"));
-    let (_, second) = call(&client, Method::POST, url("/v1/policy/evaluate"), Some(check)).await;
+    let (_, second) = call(
+        &client,
+        Method::POST,
+        url("/v1/policy/evaluate"),
+        Some(check),
+    )
+    .await;
     assert_eq!(second["cache_hit"], json!(true));
     assert_eq!(first["verdict"], second["verdict"]);
 
@@ -370,37 +416,121 @@ async fn the_service_api_answers_and_every_bad_request_gets_a_json_4xx() {
             (status, body)
         }
     };
-    let (status, body) = raw(Method::PUT, "/v1/cache/k", Some("application/json"), b"{\"value\":".to_vec()).await;
+    let (status, body) = raw(
+        Method::PUT,
+        "/v1/cache/k",
+        Some("application/json"),
+        b"{\"value\":".to_vec(),
+    )
+    .await;
     expect(status, &body, "invalid_json", 400);
-    let (status, body) = raw(Method::PUT, "/v1/cache/k", Some("application/json"), b"[1,2]".to_vec()).await;
+    let (status, body) = raw(
+        Method::PUT,
+        "/v1/cache/k",
+        Some("application/json"),
+        b"[1,2]".to_vec(),
+    )
+    .await;
     expect(status, &body, "invalid_json", 422);
-    let (status, body) = raw(Method::PUT, "/v1/cache/k", Some("application/json"), b"{\"value\":\"v\",\"extra\":1}".to_vec()).await;
+    let (status, body) = raw(
+        Method::PUT,
+        "/v1/cache/k",
+        Some("application/json"),
+        b"{\"value\":\"v\",\"extra\":1}".to_vec(),
+    )
+    .await;
     expect(status, &body, "invalid_json", 422);
-    let (status, body) = raw(Method::PUT, "/v1/cache/k", Some("text/plain"), b"{\"value\":\"v\"}".to_vec()).await;
+    let (status, body) = raw(
+        Method::PUT,
+        "/v1/cache/k",
+        Some("text/plain"),
+        b"{\"value\":\"v\"}".to_vec(),
+    )
+    .await;
     expect(status, &body, "unsupported_media_type", 415);
     let big = format!("{{\"value\":\"{}\"}}", "x".repeat(8 * 1024));
-    let (status, body) = raw(Method::PUT, "/v1/cache/k", Some("application/json"), big.into_bytes()).await;
+    let (status, body) = raw(
+        Method::PUT,
+        "/v1/cache/k",
+        Some("application/json"),
+        big.into_bytes(),
+    )
+    .await;
     expect(status, &body, "payload_too_large", 413);
-    let (status, body) = raw(Method::PUT, "/v1/cache/k", Some("application/json"), vec![0xff, 0xfe, 0x00]).await;
+    let (status, body) = raw(
+        Method::PUT,
+        "/v1/cache/k",
+        Some("application/json"),
+        vec![0xff, 0xfe, 0x00],
+    )
+    .await;
     assert!(status == 400 || status == 422, "{status} {body}");
     let long_key = "k".repeat(5000);
-    let (status, body) = call(&client, Method::GET, url(&format!("/v1/cache/{long_key}")), None).await;
+    let (status, body) = call(
+        &client,
+        Method::GET,
+        url(&format!("/v1/cache/{long_key}")),
+        None,
+    )
+    .await;
     expect(status, &body, "invalid_key", 400);
     assert_eq!(body["field"], json!("key"));
-    let (status, body) = call(&client, Method::PUT, url("/v1/cache/k"), Some(json!({ "value": "v", "ttl_s": -1 }))).await;
+    let (status, body) = call(
+        &client,
+        Method::PUT,
+        url("/v1/cache/k"),
+        Some(json!({ "value": "v", "ttl_s": -1 })),
+    )
+    .await;
     expect(status, &body, "invalid_ttl", 400);
-    let (status, body) = call(&client, Method::PUT, url("/v1/cache/k"), Some(json!({ "value": "v", "ttl_s": 1e300 }))).await;
+    let (status, body) = call(
+        &client,
+        Method::PUT,
+        url("/v1/cache/k"),
+        Some(json!({ "value": "v", "ttl_s": 1e300 })),
+    )
+    .await;
     assert_eq!(status, 400, "{body}");
-    let (status, body) = call(&client, Method::POST, url("/v1/cache/invalidate"), Some(json!({ "pattern": "[" }))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        url("/v1/cache/invalidate"),
+        Some(json!({ "pattern": "[" })),
+    )
+    .await;
     expect(status, &body, "invalid_pattern", 400);
-    let (status, body) = call(&client, Method::POST, url("/v1/cgl/solve"), Some(json!({ "grid_size": 100000 }))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        url("/v1/cgl/solve"),
+        Some(json!({ "grid_size": 100000 })),
+    )
+    .await;
     expect(status, &body, "invalid_request", 400);
     assert_eq!(body["field"], json!("grid_size"));
-    let (status, body) = call(&client, Method::POST, url("/v1/cgl/solve"), Some(json!({ "grid_size": -3 }))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        url("/v1/cgl/solve"),
+        Some(json!({ "grid_size": -3 })),
+    )
+    .await;
     expect(status, &body, "invalid_json", 422);
-    let (status, body) = call(&client, Method::POST, url("/v1/policy/evaluate"), Some(json!({ "action": "", "context": {} }))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        url("/v1/policy/evaluate"),
+        Some(json!({ "action": "", "context": {} })),
+    )
+    .await;
     expect(status, &body, "invalid_request", 400);
-    let (status, body) = call(&client, Method::POST, url("/v1/policy/evaluate"), Some(json!({ "action": "query", "context": [1] }))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        url("/v1/policy/evaluate"),
+        Some(json!({ "action": "query", "context": [1] })),
+    )
+    .await;
     expect(status, &body, "invalid_request", 400);
     let (status, body) = call(&client, Method::GET, url("/no/such/route"), None).await;
     expect(status, &body, "not_found", 404);
@@ -409,7 +539,13 @@ async fn the_service_api_answers_and_every_bad_request_gets_a_json_4xx() {
     let (status, body) = call(&client, Method::GET, url("/api/history?seconds=abc"), None).await;
     expect(status, &body, "invalid_request", 400);
     // The semantic cache does not run here: a 503 that says so.
-    let (status, body) = call(&client, Method::POST, url("/v1/semantic/find_similar"), Some(json!({ "text": "hi", "threshold": 0.8 }))).await;
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        url("/v1/semantic/find_similar"),
+        Some(json!({ "text": "hi", "threshold": 0.8 })),
+    )
+    .await;
     expect(status, &body, "not_running", 503);
 
     // The node still serves, its documents are there, and its summary counted the requests.
@@ -417,31 +553,73 @@ async fn the_service_api_answers_and_every_bad_request_gets_a_json_4xx() {
     assert_eq!((status, body), (200, json!({ "status": "ok" })));
     let (status, openapi) = call(&client, Method::GET, url("/openapi.json"), None).await;
     assert_eq!(status, 200);
-    for path in ["/v1/cache/{key}", "/v1/cache/invalidate", "/v1/semantic/store", "/v1/semantic/find_similar", "/v1/policy/evaluate", "/v1/cgl/solve", "/api/summary"] {
-        assert!(openapi["paths"].get(path).is_some(), "{path} missing from the OpenAPI document");
+    for path in [
+        "/v1/cache/{key}",
+        "/v1/cache/invalidate",
+        "/v1/semantic/store",
+        "/v1/semantic/find_similar",
+        "/v1/policy/evaluate",
+        "/v1/cgl/solve",
+        "/api/summary",
+    ] {
+        assert!(
+            openapi["paths"].get(path).is_some(),
+            "{path} missing from the OpenAPI document"
+        );
     }
-    assert!(openapi["components"]["schemas"].get("CacheSetRequest").is_some());
-    let summary = eventually("a summary with the API's response time", Duration::from_secs(30), || {
-        let client = client.clone();
-        let url = url("/api/summary");
-        async move {
-            let summary: Value = client.get(url).send().await.ok()?.json().await.ok()?;
-            summary["system_performance"]["response_time_p95"].as_f64().map(|_| summary)
-        }
-    })
+    assert!(
+        openapi["components"]["schemas"]
+            .get("CacheSetRequest")
+            .is_some()
+    );
+    let summary = eventually(
+        "a summary with the API's response time",
+        Duration::from_secs(30),
+        || {
+            let client = client.clone();
+            let url = url("/api/summary");
+            async move {
+                let summary: Value = client.get(url).send().await.ok()?.json().await.ok()?;
+                summary["system_performance"]["response_time_p95"]
+                    .as_f64()
+                    .map(|_| summary)
+            }
+        },
+    )
     .await;
-    for field in ["overall_score", "coordination_frequency", "response_time_p95", "memory_efficiency"] {
-        assert!(summary["system_performance"].get(field).is_some(), "{field}");
+    for field in [
+        "overall_score",
+        "coordination_frequency",
+        "response_time_p95",
+        "memory_efficiency",
+    ] {
+        assert!(
+            summary["system_performance"].get(field).is_some(),
+            "{field}"
+        );
     }
-    for field in ["constitutional", "mathematical", "esc_system", "orchestrator"] {
-        assert!(summary["component_performance"].get(field).is_some(), "{field}");
+    for field in [
+        "constitutional",
+        "mathematical",
+        "esc_system",
+        "orchestrator",
+    ] {
+        assert!(
+            summary["component_performance"].get(field).is_some(),
+            "{field}"
+        );
     }
     for field in ["hit_ratio", "memory_usage", "eviction_rate"] {
         assert!(summary["cache_performance"].get(field).is_some(), "{field}");
     }
     assert!(summary["alerts"].is_array());
-    assert_eq!(summary["component_performance"]["esc_system"]["status"], json!("not_running"));
-    let score = summary["system_performance"]["overall_score"].as_f64().unwrap();
+    assert_eq!(
+        summary["component_performance"]["esc_system"]["status"],
+        json!("not_running")
+    );
+    let score = summary["system_performance"]["overall_score"]
+        .as_f64()
+        .unwrap();
     assert!((0.0..=100.0).contains(&score), "{score}");
 }
 
@@ -450,7 +628,8 @@ async fn off_loopback_the_node_needs_a_token_and_never_prints_it() {
     let work = tempfile::tempdir().unwrap();
     let config = node_config(None, false, "", "");
     // No token: it refuses to start, and says why.
-    let Err((status, stderr)) = NodeProcess::start_on(work.path(), &config, &[], "0.0.0.0:0") else {
+    let Err((status, stderr)) = NodeProcess::start_on(work.path(), &config, &[], "0.0.0.0:0")
+    else {
         panic!("a node listening on 0.0.0.0 without a token started");
     };
     assert_eq!(status.and_then(|status| status.code()), Some(1), "{stderr}");
@@ -458,8 +637,13 @@ async fn off_loopback_the_node_needs_a_token_and_never_prints_it() {
 
     // With a token: the write routes need it, the read-only routes do not.
     let token = "a-long-enough-secret-token-7f3a";
-    let node = NodeProcess::start_on(work.path(), &config, &[("NFCS_BENCH_TOKEN", token)], "0.0.0.0:0")
-        .expect("the node starts with a token");
+    let node = NodeProcess::start_on(
+        work.path(),
+        &config,
+        &[("NFCS_BENCH_TOKEN", token)],
+        "0.0.0.0:0",
+    )
+    .expect("the node starts with a token");
     let url = node.url.replace("0.0.0.0", "127.0.0.1");
     let client = reqwest::Client::new();
     let put = |token: Option<&str>| {
@@ -476,11 +660,27 @@ async fn off_loopback_the_node_needs_a_token_and_never_prints_it() {
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["error"], json!("unauthorized"));
-    assert_eq!(put(Some("wrong-token-of-the-same-size-xxx")).await.unwrap().status(), 401);
+    assert_eq!(
+        put(Some("wrong-token-of-the-same-size-xxx"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     assert_eq!(put(Some(token)).await.unwrap().status(), 200);
-    let check = client.post(format!("{url}/api/check")).send().await.unwrap();
+    let check = client
+        .post(format!("{url}/api/check"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(check.status(), 401);
-    for path in ["/metrics", "/api/summary", "/healthz", "/openapi.json", "/dashboard"] {
+    for path in [
+        "/metrics",
+        "/api/summary",
+        "/healthz",
+        "/openapi.json",
+        "/dashboard",
+    ] {
         let response = client.get(format!("{url}{path}")).send().await.unwrap();
         assert_eq!(response.status(), 200, "{path}");
     }
@@ -570,8 +770,16 @@ async fn sigterm_under_load_finishes_the_requests_in_flight_and_keeps_every_ackn
     }
     let status = node.wait(Duration::from_secs(60));
     assert!(status.success(), "exit {status:?}: {}", node.stderr());
-    assert!(node.stderr().contains("the tiers are flushed"), "{}", node.stderr());
-    assert!(acknowledged.len() > 50, "only {} writes", acknowledged.len());
+    assert!(
+        node.stderr().contains("the tiers are flushed"),
+        "{}",
+        node.stderr()
+    );
+    assert!(
+        acknowledged.len() > 50,
+        "only {} writes",
+        acknowledged.len()
+    );
 
     // A new node on the same disk tier has every acknowledged write.
     let node = NodeProcess::start(work.path(), &config, &[]);
@@ -584,6 +792,10 @@ async fn sigterm_under_load_finishes_the_requests_in_flight_and_keeps_every_ackn
         )
         .await;
         assert_eq!(status, 200);
-        assert_eq!(body["value"], json!(value), "{key} was acknowledged but is lost");
+        assert_eq!(
+            body["value"],
+            json!(value),
+            "{key} was acknowledged but is lost"
+        );
     }
 }

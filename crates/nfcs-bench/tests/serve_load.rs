@@ -2,6 +2,9 @@
 //! against one node, against two nodes sharing one Redis (with the cross-node freshness
 //! probe), and with that Redis killed and restarted under the load.
 
+// The helpers outside `#[test]` functions unwrap too: a failure there is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::Path;
@@ -16,10 +19,19 @@ use support::node::{NodeProcess, eventually, node_config};
 fn load(work: &Path, targets: &[&str], users: u32, seconds: f64) -> (Output, Value) {
     let out = work.join(format!("report-{}", targets.len()));
     let config = work.join("load.toml");
-    std::fs::write(&config, "[load_testing]\nthink_time_ms = 100\nramp_up_time = 1\n").unwrap();
+    std::fs::write(
+        &config,
+        "[load_testing]\nthink_time_ms = 100\nramp_up_time = 1\n",
+    )
+    .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_nfcs-bench"))
         .args(["load", "--no-progress", "--model", "closed"])
-        .args(["--users", &users.to_string(), "--duration", &seconds.to_string()])
+        .args([
+            "--users",
+            &users.to_string(),
+            "--duration",
+            &seconds.to_string(),
+        ])
         .args(["--target", &targets.join(",")])
         .arg("--config")
         .arg(&config)
@@ -77,11 +89,22 @@ async fn a_hundred_users_over_http_against_one_node_and_two_nodes_sharing_redis(
     // Two nodes sharing Redis: the freshness probe runs beside the load.
     let (output, report) = load(work.path(), &[&a.url, &b.url], 100, 6.0);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let success = measurement(&report, "load_success_rate").expect("a success rate");
     assert!(success >= 0.99, "success {success}");
-    assert!(measurement(&report, "cross_node_probes").unwrap() >= 5.0, "{stdout}");
-    assert_eq!(measurement(&report, "cross_node_stale_reads"), Some(0.0), "{stdout}");
+    assert!(
+        measurement(&report, "cross_node_probes").unwrap() >= 5.0,
+        "{stdout}"
+    );
+    assert_eq!(
+        measurement(&report, "cross_node_stale_reads"),
+        Some(0.0),
+        "{stdout}"
+    );
     assert!(measurement(&report, "cross_node_propagation_p99").is_some());
 }
 
@@ -123,7 +146,9 @@ async fn redis_killed_and_restarted_under_http_load_degrades_alerts_and_recovers
         async move {
             let text = client.get(url).send().await.ok()?.text().await.ok()?;
             text.lines()
-                .filter(|line| line.starts_with("nfcs_http_requests_total{") && line.contains("/v1/"))
+                .filter(|line| {
+                    line.starts_with("nfcs_http_requests_total{") && line.contains("/v1/")
+                })
                 .filter_map(|line| line.rsplit_once(' ')?.1.parse::<f64>().ok())
                 .any(|count| count > 100.0)
                 .then_some(())
@@ -132,25 +157,35 @@ async fn redis_killed_and_restarted_under_http_load_degrades_alerts_and_recovers
     .await;
     redis.kill();
     // The summary shows the degraded tier and the alert.
-    eventually("redis unavailable with a tier_down alert", Duration::from_secs(30), || {
-        let (client, url) = (client.clone(), summary_url.clone());
-        async move {
-            let value = summary(client, url).await?;
-            (redis_state(&value).as_deref() == Some("unavailable") && tier_alert(&value) == Some(true))
+    eventually(
+        "redis unavailable with a tier_down alert",
+        Duration::from_secs(30),
+        || {
+            let (client, url) = (client.clone(), summary_url.clone());
+            async move {
+                let value = summary(client, url).await?;
+                (redis_state(&value).as_deref() == Some("unavailable")
+                    && tier_alert(&value) == Some(true))
                 .then_some(())
-        }
-    })
+            }
+        },
+    )
     .await;
     redis.restart();
     // It comes back by itself: running again, the alert cleared.
-    eventually("redis running again, the alert cleared", Duration::from_secs(60), || {
-        let (client, url) = (client.clone(), summary_url.clone());
-        async move {
-            let value = summary(client, url).await?;
-            (redis_state(&value).as_deref() == Some("running") && tier_alert(&value) == Some(false))
+    eventually(
+        "redis running again, the alert cleared",
+        Duration::from_secs(60),
+        || {
+            let (client, url) = (client.clone(), summary_url.clone());
+            async move {
+                let value = summary(client, url).await?;
+                (redis_state(&value).as_deref() == Some("running")
+                    && tier_alert(&value) == Some(false))
                 .then_some(())
-        }
-    })
+            }
+        },
+    )
     .await;
     let (output, report) = load_run.join().unwrap();
     let success = measurement(&report, "load_success_rate").expect("a success rate");

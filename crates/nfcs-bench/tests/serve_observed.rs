@@ -5,6 +5,9 @@
 //! Without the binaries the tests print a notice and pass, unless `NFCS_REQUIRE_PROMETHEUS=1`
 //! or `NFCS_REQUIRE_CHROMIUM=1` (as `cargo xtask test` sets).
 
+// The helpers outside `#[test]` functions unwrap too: a failure there is the test's failure.
+#![allow(clippy::unwrap_used)]
+
 mod support;
 
 use std::path::PathBuf;
@@ -136,8 +139,12 @@ async fn the_dashboard_loads_in_chromium_without_errors_and_updates_live() {
     ) else {
         return;
     };
-    let Some(node_js) = binary_or_skip("node", "NFCS_NODE", "NFCS_REQUIRE_CHROMIUM", "the dashboard test")
-    else {
+    let Some(node_js) = binary_or_skip(
+        "node",
+        "NFCS_NODE",
+        "NFCS_REQUIRE_CHROMIUM",
+        "the dashboard test",
+    ) else {
         return;
     };
     let work = tempfile::tempdir().unwrap();
@@ -187,14 +194,27 @@ async fn the_dashboard_loads_in_chromium_without_errors_and_updates_live() {
         String::from_utf8_lossy(&output.stderr)
     );
     let seen: Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
-    assert_eq!(seen["problems"], serde_json::json!([]), "console errors: {seen}");
+    assert_eq!(
+        seen["problems"],
+        serde_json::json!([]),
+        "console errors: {seen}"
+    );
     let (first, second) = (&seen["first"], &seen["second"]);
     // Live over server-sent events.
     assert_eq!(second["transport"], "sse", "{second}");
     // The summary's values are on the page.
-    for card in ["overall-score", "coordination-frequency", "memory-efficiency", "hit-ratio"] {
+    for card in [
+        "overall-score",
+        "coordination-frequency",
+        "memory-efficiency",
+        "hit-ratio",
+    ] {
         let raw = second["cards"][card]["raw"].as_str().unwrap_or_default();
-        assert!(raw.parse::<f64>().is_ok(), "{card} shows {:?}", second["cards"][card]);
+        assert!(
+            raw.parse::<f64>().is_ok(),
+            "{card} shows {:?}",
+            second["cards"][card]
+        );
     }
     let hz: f64 = second["cards"]["coordination-frequency"]["raw"]
         .as_str()
@@ -208,7 +228,10 @@ async fn the_dashboard_loads_in_chromium_without_errors_and_updates_live() {
         .iter()
         .filter_map(|tier| tier["tier"].as_str())
         .collect();
-    assert!(tiers.contains(&"memory") && tiers.contains(&"disk"), "{tiers:?}");
+    assert!(
+        tiers.contains(&"memory") && tiers.contains(&"disk"),
+        "{tiers:?}"
+    );
     // It changed between the snapshots: more updates, more chart points, a newer uptime.
     assert!(
         second["updates"].as_u64() > first["updates"].as_u64(),
@@ -217,7 +240,12 @@ async fn the_dashboard_loads_in_chromium_without_errors_and_updates_live() {
     let points = |snapshot: &Value| snapshot["charts"]["chart-coordination"]["points"].as_u64();
     assert!(points(second) > points(first), "{first}\n{second}");
     assert_ne!(first["uptime"], second["uptime"]);
-    for chart in ["chart-hit-ratio", "chart-coordination", "chart-response", "chart-memory"] {
+    for chart in [
+        "chart-hit-ratio",
+        "chart-coordination",
+        "chart-response",
+        "chart-memory",
+    ] {
         assert_eq!(second["charts"][chart]["canvases"], 1, "{chart}");
     }
     let size = std::fs::metadata(&screenshot).expect("a screenshot").len();

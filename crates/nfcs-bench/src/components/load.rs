@@ -79,6 +79,9 @@ pub struct LoadOptions {
     pub model: Option<ModelChoice>,
     /// The open model's arrival rate, per second (`--rate`).
     pub rate: Option<f64>,
+    /// One operation alone instead of the NFCS mix (`--operation`), e.g. to compare the
+    /// engine with a single-request load generator on the same endpoint.
+    pub operation: Option<crate::load::Operation>,
 }
 
 impl LoadOptions {
@@ -115,8 +118,11 @@ pub async fn run_load_test(
         .await
         .map_err(|error| BenchError::component(Component::Load, error))?;
     let semantic = target.supports(&crate::load::Operation::SemanticLookup);
-    let mut report =
-        run_with_target(context, Arc::new(target), Mix::nfcs(semantic), options).await?;
+    let mix = options
+        .operation
+        .clone()
+        .map_or_else(|| Mix::nfcs(semantic), Mix::single);
+    let mut report = run_with_target(context, Arc::new(target), mix, options).await?;
     if let Some(reason) = context.system.semantic_unavailable() {
         report.note(format!(
             "semantic lookups are left out of the mix: the semantic cache is not running ({reason})"
@@ -158,13 +164,11 @@ pub async fn run_over_http(
     let bound = Duration::from_secs_f64(context.config.load_testing.freshness_bound_ms / 1e3);
     let probe = (urls.len() >= 2)
         .then(|| FreshnessProbe::start(target.clone(), bound, Duration::from_millis(20)));
-    let outcome = run_with_target(
-        context,
-        Arc::new(target.clone()),
-        Mix::nfcs(semantic),
-        options,
-    )
-    .await;
+    let mix = options
+        .operation
+        .clone()
+        .map_or_else(|| Mix::nfcs(semantic), Mix::single);
+    let outcome = run_with_target(context, Arc::new(target.clone()), mix, options).await;
     let freshness = match probe {
         Some(probe) => Some(probe.finish().await),
         None => None,

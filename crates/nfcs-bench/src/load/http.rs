@@ -22,8 +22,7 @@ use futures_util::future::BoxFuture;
 use serde::Deserialize;
 
 use super::target::{
-    CACHE_KEYS, CGL_GRID, CGL_SEEDS, Operation, SEMANTIC_THRESHOLD, Target, TargetError,
-    VALUE_SIZE,
+    CACHE_KEYS, CGL_GRID, CGL_SEEDS, Operation, SEMANTIC_THRESHOLD, Target, TargetError, VALUE_SIZE,
 };
 use crate::system::{ESC_CONTEXT, PARAPHRASES, System};
 
@@ -270,7 +269,10 @@ async fn send_json<T: serde::de::DeserializeOwned>(
         return Err(TargetError::new(format!(
             "HTTP {}: {}",
             status.as_u16(),
-            String::from_utf8_lossy(&body).chars().take(300).collect::<String>()
+            String::from_utf8_lossy(&body)
+                .chars()
+                .take(300)
+                .collect::<String>()
         )));
     }
     serde_json::from_slice(&body).map_err(|error| TargetError::new(format!("bad JSON: {error}")))

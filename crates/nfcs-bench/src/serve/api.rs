@@ -85,10 +85,12 @@ impl ApiError {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_key", error.to_string())
                     .field("key")
             }
-            CacheError::InvalidPattern(_) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_pattern", error.to_string())
-                    .field("pattern")
-            }
+            CacheError::InvalidPattern(_) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_pattern",
+                error.to_string(),
+            )
+            .field("pattern"),
             CacheError::InvalidTtl { .. } => {
                 ApiError::new(StatusCode::BAD_REQUEST, "invalid_ttl", error.to_string())
                     .field("ttl_s")
@@ -99,9 +101,11 @@ impl ApiError {
                 error.to_string(),
             )
             .field("value"),
-            CacheError::Unavailable { .. } => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", error.to_string())
-            }
+            CacheError::Unavailable { .. } => ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                error.to_string(),
+            ),
             _ => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -121,9 +125,11 @@ impl From<BenchError> for ApiError {
     fn from(error: BenchError) -> ApiError {
         match error {
             BenchError::Cache(error) => ApiError::from_cache(error),
-            BenchError::Kernel(error) => {
-                ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", error.to_string())
-            }
+            BenchError::Kernel(error) => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                error.to_string(),
+            ),
             other => ApiError::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
@@ -561,9 +567,11 @@ fn semantic_error(error: nfcs_performance::SemanticStoreError) -> ApiError {
             "not_running",
             error.to_string(),
         ),
-        SemanticStoreError::Semantic(_) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", error.to_string())
-        }
+        SemanticStoreError::Semantic(_) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            error.to_string(),
+        ),
         SemanticStoreError::Cancelled => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
@@ -595,7 +603,10 @@ fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
     if text.len() > MAX_SEMANTIC_TEXT {
         return Err(ApiError::invalid(
             field,
-            format!("{field} is {} bytes; at most {MAX_SEMANTIC_TEXT}", text.len()),
+            format!(
+                "{field} is {} bytes; at most {MAX_SEMANTIC_TEXT}",
+                text.len()
+            ),
         ));
     }
     Ok(())

@@ -317,6 +317,9 @@ pub struct LiveSample {
     pub summary: PerformanceSummary,
 }
 
+/// A module's figures over the window: name, answers, failed answers, response p50 and p95.
+type ModuleFigures = (String, u64, u64, Option<f64>, Option<f64>);
+
 /// One completed tick as the dashboard keeps it.
 #[derive(Debug, Clone)]
 struct TickSample {
@@ -541,8 +544,9 @@ impl PerformanceDashboard {
     pub fn new(system: Arc<System>, config: &BenchmarkConfig) -> PerformanceDashboard {
         let started = Instant::now();
         let sample_interval = Duration::from_secs_f64(config.serve.sample_interval);
-        let history_points =
-            (config.serve.history / config.serve.sample_interval).ceil().max(1.0) as usize;
+        let history_points = (config.serve.history / config.serve.sample_interval)
+            .ceil()
+            .max(1.0) as usize;
         PerformanceDashboard {
             settings: Settings {
                 node_name: config.serve.node_name.clone(),
@@ -611,9 +615,7 @@ impl PerformanceDashboard {
     /// Takes a service API request that took `duration`.
     pub fn observe_response(&self, duration: Duration) {
         let keep = self.settings.window.as_secs() + 1;
-        self.responses
-            .lock()
-            .record(Instant::now(), duration, keep);
+        self.responses.lock().record(Instant::now(), duration, keep);
     }
 
     /// Takes a background Kuramoto run: `oscillators` synchronised in `compute_s` seconds.
@@ -639,7 +641,7 @@ impl PerformanceDashboard {
                 first.map_or(0, |tier| tier.evictions),
             )
         };
-        let memory_tier = stats.tiers.first().map(|(_, tier)| tier.clone());
+        let memory_tier = stats.tiers.first().map(|(_, tier)| *tier);
 
         // The loop over the window.
         let (coordination_hz, coordination_p95, module_figures, missed, failures) = {
@@ -772,7 +774,8 @@ impl PerformanceDashboard {
             name: "hit_ratio_low",
             subject: None,
             severity: Severity::Warning,
-            firing: window_reads >= alerts.hit_ratio_min_reads && hit_value < alerts.hit_ratio_below,
+            firing: window_reads >= alerts.hit_ratio_min_reads
+                && hit_value < alerts.hit_ratio_below,
             value: hit_value,
             threshold: alerts.hit_ratio_below,
             message: format!(
@@ -909,15 +912,13 @@ impl PerformanceDashboard {
         let policy = self.system.policy().stats();
         let policy_reads = policy.hits + policy.misses;
         let constitutional = module("constitutional");
-        let status_of = |figures: &Option<(String, u64, u64, Option<f64>, Option<f64>)>| {
-            match figures {
-                None => ComponentStatus::NotRunning,
-                Some((_, count, failed, ..)) if *count > 0 && failed == count => {
-                    ComponentStatus::Failing
-                }
-                Some((_, _, failed, ..)) if *failed > 0 => ComponentStatus::Degraded,
-                Some(_) => ComponentStatus::Ok,
+        let status_of = |figures: &Option<ModuleFigures>| match figures {
+            None => ComponentStatus::NotRunning,
+            Some((_, count, failed, ..)) if *count > 0 && failed == count => {
+                ComponentStatus::Failing
             }
+            Some((_, _, failed, ..)) if *failed > 0 => ComponentStatus::Degraded,
+            Some(_) => ComponentStatus::Ok,
         };
         let mathematical = module("mathematical_core");
         let esc = module("esc");
@@ -952,16 +953,13 @@ impl PerformanceDashboard {
             component_performance: ComponentPerformance {
                 constitutional: ConstitutionalPerformance {
                     status: status_of(&constitutional),
-                    hit_ratio: (policy_reads > 0)
-                        .then(|| policy.hits as f64 / policy_reads as f64),
+                    hit_ratio: (policy_reads > 0).then(|| policy.hits as f64 / policy_reads as f64),
                     p95_s: constitutional.as_ref().and_then(|figures| figures.4),
                     evaluations: policy.evaluations,
                 },
                 mathematical: MathematicalPerformance {
                     status: match status_of(&mathematical) {
-                        ComponentStatus::Ok
-                            if cgl_fps.is_some_and(|fps| fps < targets.cgl_fps) =>
-                        {
+                        ComponentStatus::Ok if cgl_fps.is_some_and(|fps| fps < targets.cgl_fps) => {
                             ComponentStatus::Degraded
                         }
                         other => other,

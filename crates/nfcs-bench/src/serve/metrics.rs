@@ -12,8 +12,8 @@ use crate::recording::{CGL_BUCKETS, CGL_COMPUTATION_TIME};
 /// [`CGL_BUCKETS`]), in seconds: 100 us to 10 s, so that a cache hit, a coordination cycle and
 /// a CGL solve all fall inside.
 pub const DEFAULT_BUCKETS: [f64; 15] = [
-    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 10.0,
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
 ];
 
 /// `nfcs_http_requests_total{route,method,status}` (counter): requests answered.

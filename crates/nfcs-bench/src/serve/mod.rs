@@ -525,7 +525,10 @@ fn router(state: AppState) -> Router {
         .route("/api/stream", get(stream))
         .route("/openapi.json", get(openapi))
         .route("/healthz", get(api::healthz))
-        .route("/", get(|| async { axum::response::Redirect::to("/dashboard") }))
+        .route(
+            "/",
+            get(|| async { axum::response::Redirect::to("/dashboard") }),
+        )
         .route("/dashboard", get(page))
         .route("/assets/{file}", get(asset))
         // Browsers ask for it; an empty answer keeps their consoles clean.
@@ -551,7 +554,11 @@ fn panicked(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 }
 
 async fn not_found(request: Request) -> ApiError {
-    ApiError::not_found(format!("no route {} {}", request.method(), request.uri().path()))
+    ApiError::not_found(format!(
+        "no route {} {}",
+        request.method(),
+        request.uri().path()
+    ))
 }
 
 async fn method_not_allowed(request: Request) -> ApiError {
@@ -588,7 +595,11 @@ async fn require_token(State(state): State<AppState>, request: Request, next: Ne
     next.run(request).await
 }
 
-async fn request_timeout(State(timeout): State<Duration>, request: Request, next: Next) -> Response {
+async fn request_timeout(
+    State(timeout): State<Duration>,
+    request: Request,
+    next: Next,
+) -> Response {
     match tokio::time::timeout(timeout, next.run(request)).await {
         Ok(response) => response,
         Err(_) => ApiError::new(
@@ -658,7 +669,10 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
 
 async fn openapi() -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         api::openapi_json(),
     )
         .into_response()
@@ -670,9 +684,8 @@ async fn stream(
     let mut live = state.live.clone();
     live.mark_changed();
     let shutdown = state.shutdown.clone();
-    let events = futures_util::stream::unfold(
-        (live, shutdown),
-        |(mut live, mut shutdown)| async move {
+    let events =
+        futures_util::stream::unfold((live, shutdown), |(mut live, mut shutdown)| async move {
             loop {
                 if *shutdown.borrow() {
                     return None;
@@ -690,8 +703,7 @@ async fn stream(
                     return Some((Ok(event), (live, shutdown)));
                 }
             }
-        },
-    );
+        });
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
@@ -791,7 +803,10 @@ pub async fn run(
     let listener = tokio::net::TcpListener::bind(&config.serve.listen)
         .await
         .map_err(|error| {
-            BenchError::Server(format!("could not listen on {}: {error}", config.serve.listen))
+            BenchError::Server(format!(
+                "could not listen on {}: {error}",
+                config.serve.listen
+            ))
         })?;
     let address = listener
         .local_addr()

@@ -166,7 +166,10 @@ impl NodeProcess {
 
     /// What the process wrote to standard error so far.
     pub fn stderr(&self) -> String {
-        self.stderr.lock().map(|text| text.clone()).unwrap_or_default()
+        self.stderr
+            .lock()
+            .map(|text| text.clone())
+            .unwrap_or_default()
     }
 
     /// What it wrote to standard output besides the listening line.
