@@ -4,7 +4,9 @@
 //!   combinations (as `features` below), every test and doctest (with `NFCS_REQUIRE_REDIS=1`,
 //!   `NFCS_REQUIRE_MODEL=1`, `NFCS_REQUIRE_CHROMIUM=1` and `NFCS_REQUIRE_PROMETHEUS=1`: a
 //!   missing `redis-server`, embedding model, Chromium and Node (the HTML report's and the
-//!   dashboard's tests), `promtool` or `prometheus` (the served node's tests) fails the run
+//!   dashboard's tests), `promtool` or `prometheus` (the served node's tests) fails the run;
+//!   schemathesis, which fuzzes the node's API, is installed from PyPI into
+//!   `target/schemathesis-venv` first
 //!   instead of skipping those tests; the model is fetched first when it is missing), the
 //!   benchmark suite once on the quick profile (a failed target fails it), and the docs with
 //!   warnings denied.
@@ -39,6 +41,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod features;
+mod fuzz_api;
 mod math;
 mod model;
 mod semantic;
@@ -51,7 +54,7 @@ usage: cargo xtask <command>
 commands:
   test                  format check, clippy (-D warnings), feature combinations, all tests and
                         doctests (redis-server, the model, chromium, node, promtool and
-                        prometheus required), the quick
+                        prometheus required; schemathesis installed into target/), the quick
                         benchmark suite once, docs (-D warnings); fetches the embedding model
                         first when it is missing
   features [-p PACKAGE] cargo check --lib of each workspace member with features, with no default
@@ -177,6 +180,8 @@ fn test() -> Result<(), Error> {
     combinations?;
     // The semantic cache's tests run the real model: fetch it when it is missing.
     model::fetch_model(&target_dir()?)?;
+    // The served node's API is fuzzed by schemathesis from its OpenAPI document.
+    let schemathesis = fuzz_api::ensure(&target_dir()?)?;
     step(
         "tests and doctests",
         cargo()
@@ -185,6 +190,8 @@ fn test() -> Result<(), Error> {
             .env("NFCS_REQUIRE_MODEL", "1")
             .env("NFCS_REQUIRE_CHROMIUM", "1")
             .env("NFCS_REQUIRE_PROMETHEUS", "1")
+            .env("NFCS_REQUIRE_SCHEMATHESIS", "1")
+            .env("NFCS_SCHEMATHESIS", &schemathesis)
             .env("NFCS_MODEL_DIR", model::model_dir()),
     )?;
     // The quick suite once, on the binary the tests just built: every component runs and

@@ -88,6 +88,8 @@ pub struct System {
     manager: Arc<NFCSCacheManager>,
     policy: PolicyCache,
     constitution: String,
+    /// Whether `policy` evaluates the shipped [`CONSTITUTION`] (whose actions are [`ACTIONS`]).
+    shipped_constitution: bool,
     semantic_reason: Option<String>,
     notes: Vec<String>,
     recorder: Arc<PerformanceRecorder>,
@@ -167,6 +169,7 @@ impl System {
             cache.redis.enabled = false;
         }
         let manager = Arc::new(NFCSCacheManager::from_config(cache.clone()).await?);
+        let shipped_constitution = manager.policy().cache().is_none();
         let (policy, constitution) = match manager.policy().cache() {
             Some(policy) => (
                 policy.clone(),
@@ -217,6 +220,7 @@ impl System {
             manager,
             policy,
             constitution,
+            shipped_constitution,
             semantic_reason,
             notes,
             recorder,
@@ -239,6 +243,12 @@ impl System {
     /// The policy cache the constitutional operations use.
     pub fn policy(&self) -> &PolicyCache {
         &self.policy
+    }
+
+    /// The action types the policy cache's constitution knows, when it is the shipped one
+    /// ([`ACTIONS`]); `None` for a policy set from `[cache.policy]`.
+    pub fn known_actions(&self) -> Option<&'static [&'static str]> {
+        self.shipped_constitution.then_some(&ACTIONS[..])
     }
 
     /// `None` when the semantic cache runs, otherwise why not.

@@ -701,10 +701,12 @@ async fn sigterm_under_load_finishes_the_requests_in_flight_and_keeps_every_ackn
 
     // Writers: each writes its own keys until the node stops answering; what was answered
     // 200 is acknowledged.
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut writers = Vec::new();
     for writer in 0..8 {
         let client = client.clone();
         let base = base.clone();
+        let written = std::sync::Arc::clone(&written);
         writers.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             for n in 0u64.. {
@@ -716,7 +718,10 @@ async fn sigterm_under_load_finishes_the_requests_in_flight_and_keeps_every_ackn
                     .send()
                     .await
                 {
-                    Ok(response) if response.status() == 200 => acknowledged.push((key, value)),
+                    Ok(response) if response.status() == 200 => {
+                        acknowledged.push((key, value));
+                        written.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
                     Ok(response) => panic!("a write answered {}", response.status()),
                     Err(_) => break, // the node closed
                 }
@@ -738,12 +743,17 @@ async fn sigterm_under_load_finishes_the_requests_in_flight_and_keeps_every_ackn
                 .map(|response| response.status().as_u16())
         }));
     }
-    // SIGTERM once the node holds requests in flight besides the scrape itself.
+    // SIGTERM once 100 writes are acknowledged and the node holds requests in flight besides
+    // the scrape itself.
     let metrics_url = format!("{base}/metrics");
     eventually("requests in flight", Duration::from_secs(30), || {
         let client = client.clone();
         let url = metrics_url.clone();
+        let enough = written.load(std::sync::atomic::Ordering::Relaxed) >= 100;
         async move {
+            if !enough {
+                return None;
+            }
             let text = client.get(url).send().await.ok()?.text().await.ok()?;
             let in_flight = text
                 .lines()
@@ -776,7 +786,7 @@ async fn sigterm_under_load_finishes_the_requests_in_flight_and_keeps_every_ackn
         node.stderr()
     );
     assert!(
-        acknowledged.len() > 50,
+        acknowledged.len() >= 100,
         "only {} writes",
         acknowledged.len()
     );

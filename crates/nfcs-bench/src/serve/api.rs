@@ -251,8 +251,9 @@ pub struct CacheGetResponse {
 pub struct CacheSetRequest {
     /// The value: UTF-8 text, stored as its bytes.
     pub value: String,
-    /// Seconds to live (the tiers' default TTL when absent).
+    /// Seconds to live (the tiers' default TTL when absent), above 0 and at most 100 years.
     #[serde(default)]
+    #[schema(exclusive_minimum = 0.0, maximum = 3_153_600_000.0)]
     pub ttl_s: Option<f64>,
 }
 
@@ -278,7 +279,13 @@ pub struct CacheDeleteResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InvalidateRequest {
-    /// A glob pattern (`*`, `?`, `[...]`), e.g. `cgl_*`.
+    /// A glob pattern (`*`, `?`, `[...]`, `[^...]`, `\\` escapes), e.g. `cgl_*`: 1 to 1024
+    /// characters, every class closed and not empty, no trailing `\\`.
+    #[schema(
+        min_length = 1,
+        max_length = 1024,
+        pattern = r#"^(?:[^\[\\]|\\[\s\S]|\[(?:\^(?:\\[\s\S]|[^\]\\])+|(?:\\[\s\S]|[^\]\\^])(?:\\[\s\S]|[^\]\\])*)\])+$"#
+    )]
     pub pattern: String,
 }
 
@@ -295,12 +302,20 @@ pub struct InvalidateResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SemanticStoreRequest {
-    /// The text the response is stored under (embedded with MiniLM).
+    /// The text the response is stored under (embedded with MiniLM): not blank, at most
+    /// 4096 characters.
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub text: String,
     /// The response to give for similar texts.
     pub response: String,
-    /// The context (tenant); `default` when absent.
+    /// The context (tenant); `default` when absent: 1 to 256 characters, no control
+    /// characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub context: Option<String>,
 }
 
@@ -315,12 +330,20 @@ pub struct SemanticStoreResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SemanticFindRequest {
-    /// The query text.
+    /// The query text: not blank, at most 4096 characters.
+    #[schema(min_length = 1, max_length = 4096, pattern = "[^\\s\\u0085]")]
     pub text: String,
     /// The least cosine similarity of a hit, -1 to 1.
+    #[schema(minimum = -1.0, maximum = 1.0)]
     pub threshold: f32,
-    /// The context (tenant); `default` when absent.
+    /// The context (tenant); `default` when absent: 1 to 256 characters, no control
+    /// characters.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 256,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]+$"
+    )]
     pub context: Option<String>,
 }
 
@@ -346,12 +369,41 @@ pub struct SemanticFindResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PolicyEvaluateRequest {
-    /// The action type (`query`, `deploy_model`, ...).
+    /// The action type (`query`, `deploy_model`, ...): 1 to 1024 bytes.
+    #[schema(min_length = 1, max_length = 256)]
     pub action: String,
     /// The context: a JSON object of numbers, strings, booleans, lists and objects.
     #[serde(default = "empty_object")]
     #[schema(value_type = Object)]
     pub context: serde_json::Value,
+}
+
+/// `value` with every integral float that fits an `i64` made an integer (JSON Schema's
+/// `integer` admits `2.0`; the policy engine has integers, no floats).
+fn integral(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) if number.as_i64().is_none() && number.as_u64().is_none() => {
+            match number.as_f64() {
+                Some(float)
+                    if float.fract() == 0.0
+                        && (-9.223_372_036_854_775e18..9.223_372_036_854_775e18)
+                            .contains(&float) =>
+                {
+                    Value::from(float as i64)
+                }
+                _ => Value::Number(number),
+            }
+        }
+        Value::Array(items) => Value::Array(items.into_iter().map(integral).collect()),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(name, value)| (name, integral(value)))
+                .collect(),
+        ),
+        other => other,
+    }
 }
 
 fn empty_object() -> serde_json::Value {
@@ -381,11 +433,33 @@ pub struct PolicyEvaluateResponse {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CglSolveRequest {
-    /// Points per side: a power of two from 8 to 512.
-    pub grid_size: usize,
-    /// The seed of the initial noise.
-    #[serde(default)]
+    /// Points per side, from 8 to 512 (an integer; `64.0` is read as 64).
+    #[serde(deserialize_with = "integer")]
+    #[schema(value_type = i64, minimum = 8, maximum = 512)]
+    pub grid_size: u64,
+    /// The seed of the initial noise, 0 to 2^63 - 1.
+    #[serde(default, deserialize_with = "integer")]
+    #[schema(value_type = i64, minimum = 0, maximum = 9_223_372_036_854_775_807_i64)]
     pub seed: u64,
+}
+
+/// An integer from a JSON number written as an integer or as an integral float (JSON
+/// Schema's `integer` admits `64.0`), 0 to 2^63 - 1.
+fn integer<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    let value = match (number.as_u64(), number.as_f64()) {
+        (Some(value), _) => Some(value),
+        (None, Some(value))
+            if value.fract() == 0.0 && (0.0..9.223_372_036_854_775e18).contains(&value) =>
+        {
+            Some(value as u64)
+        }
+        _ => None,
+    };
+    value
+        .filter(|value| *value <= i64::MAX as u64)
+        .ok_or_else(|| D::Error::custom(format!("{number} is not an integer from 0 to 2^63 - 1")))
 }
 
 /// The answer of a CGL solve.
@@ -413,12 +487,26 @@ pub struct Health {
 /// The query of `GET /api/history`.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only the samples of the last this many seconds (all kept ones when absent).
+    #[param(minimum = 0.0)]
     pub seconds: Option<f64>,
 }
 
+/// The longest key the API takes, in characters (so at most 4096 bytes, the cache's limit).
+pub const MAX_API_KEY_CHARS: usize = 1024;
+
 fn check_key(key: &str) -> Result<(), ApiError> {
+    let characters = key.chars().count();
+    if characters > MAX_API_KEY_CHARS {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_key",
+            format!("invalid key: {characters} characters; at most {MAX_API_KEY_CHARS}"),
+        )
+        .field("key"));
+    }
     nfcs_performance::cache_core::validate_key(key).map_err(|problem| {
         ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -432,7 +520,7 @@ fn check_key(key: &str) -> Result<(), ApiError> {
 /// Reads a key through every tier.
 #[utoipa::path(
     get, path = "/v1/cache/{key}", tag = "cache",
-    params(("key" = String, Path, description = "The cache key: UTF-8, 1 to 4096 bytes")),
+    params(("key" = String, Path, description = "The cache key: UTF-8, 1 to 4096 bytes", min_length = 1, max_length = 1024)),
     responses(
         (status = 200, description = "The value, or found = false on a miss", body = CacheGetResponse),
         (status = 400, description = "An invalid key", body = ErrorBody),
@@ -468,7 +556,7 @@ pub async fn cache_get(
 /// Writes a key through every tier.
 #[utoipa::path(
     put, path = "/v1/cache/{key}", tag = "cache",
-    params(("key" = String, Path, description = "The cache key")),
+    params(("key" = String, Path, description = "The cache key: UTF-8, 1 to 4096 bytes", min_length = 1, max_length = 1024)),
     request_body = CacheSetRequest,
     responses(
         (status = 200, description = "Stored", body = CacheSetResponse),
@@ -490,7 +578,9 @@ pub async fn cache_set(
         Some(seconds) => Some(
             Duration::try_from_secs_f64(seconds)
                 .ok()
-                .filter(|ttl| !ttl.is_zero())
+                .filter(|_| seconds > 0.0)
+                // A TTL below a nanosecond is a nanosecond.
+                .map(|ttl| ttl.max(Duration::from_nanos(1)))
                 .ok_or_else(|| {
                     ApiError::new(
                         StatusCode::BAD_REQUEST,
@@ -516,7 +606,7 @@ pub async fn cache_set(
 /// Deletes a key from every tier.
 #[utoipa::path(
     delete, path = "/v1/cache/{key}", tag = "cache",
-    params(("key" = String, Path, description = "The cache key")),
+    params(("key" = String, Path, description = "The cache key: UTF-8, 1 to 4096 bytes", min_length = 1, max_length = 1024)),
     responses(
         (status = 200, description = "Deleted (or absent)", body = CacheDeleteResponse),
         (status = 400, description = "An invalid key", body = ErrorBody),
@@ -548,6 +638,14 @@ pub async fn cache_invalidate(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<InvalidateRequest>,
 ) -> Result<Json<InvalidateResponse>, ApiError> {
+    if request.pattern.chars().count() > 1024 {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_pattern",
+            "the pattern is longer than 1024 characters",
+        )
+        .field("pattern"));
+    }
     let removed = state
         .system
         .manager()
@@ -587,7 +685,8 @@ fn semantic_error(error: nfcs_performance::SemanticStoreError) -> ApiError {
 
 fn context_name(context: Option<String>) -> Result<String, ApiError> {
     let context = context.unwrap_or_else(|| DEFAULT_CONTEXT.to_owned());
-    if context.is_empty() || context.len() > 256 || context.chars().any(char::is_control) {
+    if context.is_empty() || context.chars().count() > 256 || context.chars().any(char::is_control)
+    {
         return Err(ApiError::invalid(
             "context",
             "the context must be 1 to 256 bytes without control characters",
@@ -596,17 +695,23 @@ fn context_name(context: Option<String>) -> Result<String, ApiError> {
     Ok(context)
 }
 
-/// The largest text the semantic endpoints embed, in bytes.
-pub const MAX_SEMANTIC_TEXT: usize = 16 * 1024;
+/// The longest text the semantic endpoints embed, in characters.
+pub const MAX_SEMANTIC_TEXT: usize = 4096;
 
 fn check_text(field: &str, text: &str) -> Result<(), ApiError> {
-    if text.len() > MAX_SEMANTIC_TEXT {
+    // Blank texts are refused; the schema says so with `[^\s\u0085]` (ECMAScript's white
+    // space, and U+0085, which Rust counts as white space too).
+    if text
+        .chars()
+        .all(|character| character.is_whitespace() || character == '\u{feff}')
+    {
+        return Err(ApiError::invalid(field, format!("{field} is blank")));
+    }
+    let characters = text.chars().count();
+    if characters > MAX_SEMANTIC_TEXT {
         return Err(ApiError::invalid(
             field,
-            format!(
-                "{field} is {} bytes; at most {MAX_SEMANTIC_TEXT}",
-                text.len()
-            ),
+            format!("{field} is {characters} characters; at most {MAX_SEMANTIC_TEXT}"),
         ));
     }
     Ok(())
@@ -689,7 +794,13 @@ pub async fn policy_evaluate(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<PolicyEvaluateRequest>,
 ) -> Result<Json<PolicyEvaluateResponse>, ApiError> {
-    let context = PolicyContext::try_from(request.context)
+    if request.action.chars().count() > 256 {
+        return Err(ApiError::invalid(
+            "action",
+            "the action type is longer than 256 characters",
+        ));
+    }
+    let context = PolicyContext::try_from(integral(request.context))
         .map_err(|error| ApiError::invalid("context", error.to_string()))?;
     let result = state
         .system
@@ -697,12 +808,19 @@ pub async fn policy_evaluate(
         .evaluate_compliance(&request.action, &context)
         .await
         .map_err(|error| {
-            use nfcs_performance::policy_cache::PolicyCacheError;
+            use nfcs_performance::policy_cache::{EvaluationError, PolicyCacheError};
             match error {
                 PolicyCacheError::InvalidAction { .. } => {
                     ApiError::invalid("action", error.to_string())
                 }
                 PolicyCacheError::Context(_) => ApiError::invalid("context", error.to_string()),
+                PolicyCacheError::Evaluation(EvaluationError::UnknownAction { .. }) => {
+                    ApiError::invalid("action", error.to_string())
+                }
+                PolicyCacheError::Evaluation(
+                    EvaluationError::ContextSchema { .. }
+                    | EvaluationError::UnsupportedValue { .. },
+                ) => ApiError::invalid("context", error.to_string()),
                 other => ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "internal",
@@ -746,11 +864,12 @@ pub async fn cgl_solve(
     State(state): State<AppState>,
     ApiJson(request): ApiJson<CglSolveRequest>,
 ) -> Result<Json<CglSolveResponse>, ApiError> {
-    if !(8..=MAX_API_GRID).contains(&request.grid_size) || !request.grid_size.is_power_of_two() {
+    let grid_size = usize::try_from(request.grid_size).unwrap_or(usize::MAX);
+    if !(8..=MAX_API_GRID).contains(&grid_size) {
         return Err(ApiError::invalid(
             "grid_size",
             format!(
-                "grid_size must be a power of two from 8 to {MAX_API_GRID}, not {}",
+                "grid_size must be from 8 to {MAX_API_GRID}, not {}",
                 request.grid_size
             ),
         ));
@@ -758,7 +877,7 @@ pub async fn cgl_solve(
     let started = std::time::Instant::now();
     let summary = state
         .system
-        .solve_cgl_optimized(request.grid_size, request.seed)
+        .solve_cgl_optimized(grid_size, request.seed)
         .await?;
     state.system.recorder().record_computation(
         if summary.cache_hit {
@@ -767,7 +886,7 @@ pub async fn cgl_solve(
             "cgl_solve"
         },
         started.elapsed(),
-        request.grid_size,
+        grid_size,
     );
     Ok(Json(CglSolveResponse {
         grid_size: summary.grid_size,
@@ -861,9 +980,126 @@ impl utoipa::Modify for BearerScheme {
     }
 }
 
-/// The OpenAPI document as JSON.
-pub fn openapi_json() -> String {
-    ApiDoc::openapi()
-        .to_pretty_json()
-        .unwrap_or_else(|error| format!("{{\"error\": \"{error}\"}}"))
+/// The answers every route of the service API may give besides its own: the node's limits
+/// and the body extractor's rejections (status, description, only for routes with a body).
+const COMMON_ERRORS: [(&str, &str, bool); 5] = [
+    ("413", "The body is larger than serve.max_body", true),
+    (
+        "415",
+        "The body is not Content-Type: application/json",
+        true,
+    ),
+    (
+        "422",
+        "The body is JSON but not of the request's shape (a missing or unknown field, a wrong type)",
+        true,
+    ),
+    ("400", "The body is not JSON, or a value is refused", true),
+    (
+        "503",
+        "The request took longer than serve.request_timeout, or a tier it needs is unavailable",
+        false,
+    ),
+];
+
+/// The OpenAPI document of this node as JSON: the generated document with the answers every
+/// `/v1` route may give added to each, and, when the node has no token (`token` false),
+/// without the bearer requirement (its routes are open then).
+///
+/// `actions`, when the node knows its constitution's action types, become the `action`
+/// field's enumeration. A policy context's values are described as what the policy engine
+/// takes: integers, strings, booleans, lists and records of them.
+pub fn openapi_json(token: bool, actions: Option<&[&str]>) -> String {
+    let mut document = match serde_json::to_value(ApiDoc::openapi()) {
+        Ok(document) => document,
+        Err(error) => return format!("{{\"error\": \"{error}\"}}"),
+    };
+    if let Some(schemas) = document
+        .pointer_mut("/components/schemas")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        let value = serde_json::json!({ "$ref": "#/components/schemas/ContextValue" });
+        schemas.insert(
+            "ContextValue".to_owned(),
+            serde_json::json!({
+                "description": "A value of a policy context: the policy engine has integers, strings, booleans, sets and records (no floats, no null).",
+                "oneOf": [
+                    { "type": "integer", "minimum": i64::MIN, "maximum": i64::MAX },
+                    { "type": "string" },
+                    { "type": "boolean" },
+                    { "type": "array", "items": value },
+                    { "type": "object", "additionalProperties": value },
+                ]
+            }),
+        );
+        if let Some(request) = schemas
+            .get_mut("PolicyEvaluateRequest")
+            .and_then(|schema| schema.get_mut("properties"))
+            .and_then(serde_json::Value::as_object_mut)
+        {
+            if let Some(context) = request
+                .get_mut("context")
+                .and_then(serde_json::Value::as_object_mut)
+            {
+                context.insert("additionalProperties".to_owned(), value.clone());
+            }
+            if let Some(actions) = actions
+                && let Some(action) = request
+                    .get_mut("action")
+                    .and_then(serde_json::Value::as_object_mut)
+            {
+                action.insert("enum".to_owned(), serde_json::json!(actions));
+            }
+        }
+    }
+    let error_body = serde_json::json!({
+        "application/json": { "schema": { "$ref": "#/components/schemas/ErrorBody" } }
+    });
+    if let Some(paths) = document
+        .get_mut("paths")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for operation in item.values_mut() {
+                let Some(operation) = operation.as_object_mut() else {
+                    continue;
+                };
+                let has_body = operation.contains_key("requestBody");
+                if path.starts_with("/v1/")
+                    && let Some(responses) = operation
+                        .get_mut("responses")
+                        .and_then(serde_json::Value::as_object_mut)
+                {
+                    for (status, description, needs_body) in COMMON_ERRORS {
+                        if (has_body || !needs_body) && !responses.contains_key(status) {
+                            responses.insert(
+                                status.to_owned(),
+                                serde_json::json!({
+                                    "description": description,
+                                    "content": error_body,
+                                }),
+                            );
+                        }
+                    }
+                    if !token {
+                        responses.remove("401");
+                    }
+                }
+                if !token {
+                    operation.remove("security");
+                }
+            }
+        }
+    }
+    if !token
+        && let Some(schemes) = document
+            .pointer_mut("/components/securitySchemes")
+            .and_then(serde_json::Value::as_object_mut)
+    {
+        schemes.remove("bearer");
+    }
+    serde_json::to_string_pretty(&document).unwrap_or_default()
 }

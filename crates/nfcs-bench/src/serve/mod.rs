@@ -667,13 +667,13 @@ async fn render_metrics(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-async fn openapi() -> Response {
+async fn openapi(State(state): State<AppState>) -> Response {
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         )],
-        api::openapi_json(),
+        api::openapi_json(state.token.is_some(), state.system.known_actions()),
     )
         .into_response()
 }
