@@ -809,3 +809,82 @@ async fn sigterm_under_load_finishes_the_requests_in_flight_and_keeps_every_ackn
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_check_runs_the_quick_suite_on_the_node_one_at_a_time() {
+    let work = tempfile::tempdir().unwrap();
+    let node = NodeProcess::start(work.path(), &node_config(None, false, "", ""), &[]);
+    let client = reqwest::Client::new();
+    let check_url = format!("{}/api/check", node.url);
+    let first = tokio::spawn({
+        let (client, url) = (client.clone(), check_url.clone());
+        async move {
+            let response = client.post(url).send().await.unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap())
+        }
+    });
+    // While it runs, a second check is refused.
+    let metrics_url = format!("{}/metrics", node.url);
+    eventually("the check in flight", Duration::from_secs(30), || {
+        let (client, url) = (client.clone(), metrics_url.clone());
+        async move {
+            let text = client.get(url).send().await.ok()?.text().await.ok()?;
+            let in_flight: f64 = text
+                .lines()
+                .find_map(|line| line.strip_prefix("nfcs_http_requests_in_flight "))?
+                .parse()
+                .ok()?;
+            (in_flight >= 2.0).then_some(())
+        }
+    })
+    .await;
+    let (status, body) = call(&client, reqwest::Method::POST, check_url, None).await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["error"], json!("conflict"));
+    // The first one's report: the quick profile, every component, the node's own system.
+    let (status, report) = first.await.unwrap();
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["profile"], json!("quick"));
+    let components: Vec<&str> = report["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|component| component["component"].as_str())
+        .collect();
+    for component in [
+        "mathematical",
+        "constitutional",
+        "cache",
+        "coordination",
+        "memory",
+        "load",
+    ] {
+        assert!(
+            components.contains(&component),
+            "{component} missing: {components:?}"
+        );
+    }
+    assert!(
+        report["system"]["tiers"]
+            .to_string()
+            .contains("disk: running"),
+        "{}",
+        report["system"]
+    );
+    // The node kept its loop running meanwhile.
+    let summary: Value = client
+        .get(format!("{}/api/summary", node.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        summary["system_performance"]["coordination_frequency"]
+            .as_f64()
+            .unwrap()
+            > 5.0
+    );
+}

@@ -74,8 +74,50 @@ async fn a_hundred_users_over_http_against_one_node_and_two_nodes_sharing_redis(
     let a = NodeProcess::start(&a_dir, &config, &[]);
     let b = NodeProcess::start(&b_dir, &config, &[]);
 
-    // One node.
+    // One node, with a misbehaving client beside the load: malformed JSON, oversized
+    // bodies, invalid keys, unknown routes and methods, each answered with a 4xx.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let garbage = tokio::spawn({
+        let (url, stop) = (a.url.clone(), std::sync::Arc::clone(&stop));
+        async move {
+            let client = reqwest::Client::new();
+            let mut answered = std::collections::BTreeMap::<u16, u64>::new();
+            let huge = "x".repeat(2 << 20);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let requests = [
+                    client
+                        .put(format!("{url}/v1/cache/k"))
+                        .header("content-type", "application/json")
+                        .body("{\"value\":"),
+                    client
+                        .put(format!("{url}/v1/cache/k"))
+                        .header("content-type", "application/json")
+                        .body(huge.clone()),
+                    client.get(format!("{url}/v1/cache/{}", "k".repeat(5000))),
+                    client.get(format!("{url}/no/such/route")),
+                    client.delete(format!("{url}/v1/cache/invalidate")),
+                    client
+                        .post(format!("{url}/v1/cgl/solve"))
+                        .header("content-type", "application/json")
+                        .body("{\"grid_size\": 1e9}"),
+                ];
+                for request in requests {
+                    if let Ok(response) = request.send().await {
+                        *answered.entry(response.status().as_u16()).or_default() += 1;
+                    }
+                }
+            }
+            answered
+        }
+    });
     let (output, report) = load(work.path(), &[&a.url], 100, 6.0);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let answered = garbage.await.unwrap();
+    assert!(answered.values().sum::<u64>() >= 6, "{answered:?}");
+    assert!(
+        answered.keys().all(|status| (400..500).contains(status)),
+        "{answered:?}"
+    );
     assert!(
         output.status.success(),
         "{}\n{}",
