@@ -147,20 +147,23 @@ impl NodeProcess {
     /// fails).
     pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
         let mut child = self.child.take().expect("running");
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(status) = child.try_wait().expect("try_wait") {
-                return status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let _ = child.wait();
+        let pid = child.id();
+        let (sender, receiver) = mpsc::channel();
+        // The exit is waited for on a thread of its own; this one waits for its word.
+        std::thread::spawn(move || {
+            let _ = sender.send(child.wait());
+        });
+        match receiver.recv_timeout(timeout) {
+            Ok(status) => status.expect("wait"),
+            Err(_) => {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
                 panic!(
                     "the node did not exit within {timeout:?}; stderr:\n{}",
                     self.stderr()
                 );
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
     }
 
@@ -190,19 +193,22 @@ impl Drop for NodeProcess {
     }
 }
 
-/// Polls `condition` every 50 ms until it returns `Some`, for at most `timeout`.
+/// Asks `condition` every 50 ms until it returns `Some`, for at most `timeout`: how a test
+/// waits for a state of another process (a node, Prometheus, Redis) that it cannot be told
+/// about. It orders nothing by time: the condition itself is what the test waits for.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut condition: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
 {
     let deadline = Instant::now() + timeout;
+    let mut polls = tokio::time::interval(Duration::from_millis(50));
     loop {
+        polls.tick().await;
         if let Some(value) = condition().await {
             return value;
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
