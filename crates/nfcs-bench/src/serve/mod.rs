@@ -12,7 +12,7 @@
 //! | `POST /v1/semantic/store`, `/v1/semantic/find_similar` | the semantic cache | yes |
 //! | `POST /v1/policy/evaluate` | a constitutional check | yes |
 //! | `POST /v1/cgl/solve` | the memoized CGL solve | yes |
-//! | `POST /api/check` | `run_performance_check()`: the quick suite on this node's system, its report | yes |
+//! | `POST /api/check` | [`Node::run_performance_check`]: the quick suite on this node's system, its report | yes |
 //! | `GET /metrics` | Prometheus text exposition | no |
 //! | `GET /api/summary` | [`PerformanceDashboard::get_performance_summary`] | no |
 //! | `GET /api/history` | the dashboard's samples | no |
@@ -40,6 +40,40 @@
 //! write it acknowledged is on the device when the process exits.
 //!
 //! [`NFCSCacheManager::flush`]: nfcs_performance::NFCSCacheManager::flush
+//!
+//! # Example
+//!
+//! A node in process, on a free port, stopped by a channel instead of a signal:
+//!
+//! ```
+//! use nfcs_bench::BenchmarkConfig;
+//! use nfcs_bench::serve::Node;
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let work = tempfile::tempdir()?;
+//! let config = BenchmarkConfig::from_toml_str(r#"
+//!     [cache.redis]
+//!     enabled = false      # memory and disk tiers only
+//!     [cache.semantic]
+//!     enabled = false
+//! "#)?;
+//! let node = Node::start(config, work.path()).await?;
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+//! let address = listener.local_addr()?;
+//! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+//! let server = tokio::spawn(node.serve(listener, async {
+//!     let _ = stopped.await;
+//! }));
+//!
+//! let health = reqwest::get(format!("http://{address}/healthz")).await?.text().await?;
+//! assert_eq!(health, r#"{"status":"ok"}"#);
+//!
+//! let _ = stop.send(());
+//! server.await??; // requests drained, the loop stopped, the disk tier flushed
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod api;
 pub mod dashboard;
@@ -68,6 +102,7 @@ use crate::config::{BenchmarkConfig, TOKEN_ENV};
 use crate::error::BenchError;
 use crate::orchestrator::Orchestrator;
 use crate::recording::{GcKind, PerformanceRecorder};
+use crate::report::BenchmarkReport;
 use crate::system::System;
 use api::ApiError;
 
@@ -707,32 +742,70 @@ async fn stream(
     Sse::new(events).keep_alive(KeepAlive::default())
 }
 
-/// `POST /api/check`: the quick suite on this node's system.
+/// Why a performance check did not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckError {
+    /// Another check is running on this node.
+    #[error("a performance check is already running on this node")]
+    Busy,
+    /// The suite failed.
+    #[error(transparent)]
+    Suite(#[from] BenchError),
+    /// The check's thread did not finish (the runtime is shutting down).
+    #[error("the check did not finish: {0}")]
+    Lost(String),
+}
+
+impl AppState {
+    /// The spec's `run_performance_check()`: the quick suite on this node's own system (its
+    /// tiers, its policy cache, beside the requests it serves), one at a time.
+    async fn run_performance_check(&self) -> Result<BenchmarkReport, CheckError> {
+        let Ok(_running) = self.check.try_lock() else {
+            return Err(CheckError::Busy);
+        };
+        let suite = crate::suite::NFCSBenchmarkSuite::with_system(
+            (*self.config).clone(),
+            crate::suite::SuiteOptions::quick(self.work_dir.join("check")),
+            Arc::clone(&self.system),
+        );
+        // The suite's future is not `Send` (the components hold their progress bars across
+        // awaits): it runs on a blocking thread, driven by this runtime's handle.
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || handle.block_on(suite.run_full_benchmark()))
+            .await
+            .map_err(|error| CheckError::Lost(error.to_string()))?
+            .map_err(CheckError::Suite)
+    }
+}
+
+impl Node {
+    /// The spec's `PerformanceDashboard.run_performance_check()` (`POST /api/check`): the
+    /// quick suite on this node's own system, beside what it serves; one check at a time.
+    ///
+    /// # Errors
+    /// [`CheckError::Busy`] while another check runs; [`CheckError::Suite`] when the suite
+    /// fails.
+    pub async fn run_performance_check(&self) -> Result<BenchmarkReport, CheckError> {
+        self.state.run_performance_check().await
+    }
+}
+
+/// `POST /api/check`.
 async fn check(State(state): State<AppState>) -> Response {
-    let Ok(_running) = state.check.try_lock() else {
-        return ApiError::new(
+    match state.run_performance_check().await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(CheckError::Busy) => ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
-            "a performance check is already running on this node",
+            CheckError::Busy.to_string(),
         )
-        .into_response();
-    };
-    let suite = crate::suite::NFCSBenchmarkSuite::with_system(
-        (*state.config).clone(),
-        crate::suite::SuiteOptions::quick(state.work_dir.join("check")),
-        Arc::clone(&state.system),
-    );
-    // The suite's future is not `Send` (the components hold their progress bars across
-    // awaits): it runs on a blocking thread, driven by this runtime's handle.
-    let handle = tokio::runtime::Handle::current();
-    let run = tokio::task::spawn_blocking(move || handle.block_on(suite.run_full_benchmark()));
-    match run.await {
-        Ok(Ok(report)) => axum::Json(report).into_response(),
-        Ok(Err(error)) => ApiError::from(error).into_response(),
+        .into_response(),
+        Err(CheckError::Suite(error)) => ApiError::from(error).into_response(),
         Err(error) => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
-            format!("the check did not finish: {error}"),
+            error.to_string(),
         )
         .into_response(),
     }
