@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use nfcs_math_kernels::cgl::{CglParams, CglSolver, InitialCondition};
+use nfcs_math_kernels::cgl::{CglParams, InitialCondition};
+use nfcs_performance::cache_core::Ttl;
+use nfcs_performance::math::{CglSolve, MathError};
 use nfcs_performance::policy_cache::cedar::CedarEvaluator;
 use nfcs_performance::policy_cache::{
     ComplianceResult, PolicyCache, PolicyCacheConfig, PolicyContext,
@@ -386,37 +388,34 @@ impl System {
         Ok(hit.is_some())
     }
 
-    /// The spec's `solve_cgl_optimized`: the solve of `grid_size` from noise seed `seed`,
-    /// from the cache (key `cgl_{grid_size}_{hash}`) or computed once on a blocking thread
-    /// and stored for an hour.
+    /// The spec's `solve_cgl_optimized`: the solve of `grid_size` from noise seed `seed`
+    /// through the facade's memoized mathematics (`NFCSCacheManager::math`, key
+    /// `cgl_{grid_size}_{hash}` of every parameter): from the cache, or computed once on a
+    /// blocking thread and stored for an hour.
     ///
     /// # Errors
-    /// [`BenchError::Kernel`] for parameters the solver refuses, [`BenchError::Cache`] when
-    /// the manager fails.
+    /// [`BenchError::Kernel`] for parameters the solver refuses, [`BenchError::Component`]
+    /// when the cache or the computation fails.
     pub async fn solve_cgl_optimized(
         &self,
         grid_size: usize,
         seed: u64,
     ) -> Result<SolveSummary, BenchError> {
-        let params = cgl_params(grid_size);
-        params.validate()?;
-        let key = format!("cgl_{grid_size}_{}_{seed}", params.stable_hash());
-        let computed = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = Arc::clone(&computed);
-        let mean_intensity: f64 = self
+        let solve = cgl_solve(grid_size, seed);
+        solve.params.validate()?;
+        let solved = self
             .manager
-            .get_or_insert_with(&key, Some(Duration::from_secs(3600)), move || async move {
-                flag.store(true, Ordering::Relaxed);
-                tokio::task::spawn_blocking(move || solve(params, seed))
-                    .await
-                    .map_err(|error| BenchError::component("mathematical", error))?
-            })
+            .math()
+            .solve_cgl(&solve, Ttl::After(Duration::from_secs(3600)))
             .await
-            .map_err(|error| BenchError::component("mathematical", error))?;
+            .map_err(|error| match error {
+                MathError::Kernel(error) => BenchError::Kernel(error),
+                other => BenchError::component("mathematical", other),
+            })?;
         Ok(SolveSummary {
             grid_size,
-            mean_intensity,
-            cache_hit: !computed.load(Ordering::Relaxed),
+            mean_intensity: solved.value.mean_intensity,
+            cache_hit: solved.cache_hit,
         })
     }
 
@@ -443,17 +442,17 @@ impl System {
     }
 }
 
-/// Runs a solve of [`SOLVE_STEPS`] steps and returns the mean intensity.
-fn solve(params: CglParams, seed: u64) -> Result<f64, BenchError> {
-    let mut solver = CglSolver::new(
-        params,
-        InitialCondition::Noise {
+/// The memoized solve of [`System::solve_cgl_optimized`]: [`SOLVE_STEPS`] steps of
+/// [`cgl_params`] from seeded noise of amplitude 0.01.
+pub fn cgl_solve(grid_size: usize, seed: u64) -> CglSolve {
+    CglSolve {
+        params: cgl_params(grid_size),
+        initial: InitialCondition::Noise {
             amplitude: 0.01,
             seed,
         },
-    )?;
-    solver.advance(SOLVE_STEPS)?;
-    Ok(solver.mean_intensity())
+        steps: SOLVE_STEPS,
+    }
 }
 
 /// Whether a TCP connection to the host and port of `url` opens within a second.

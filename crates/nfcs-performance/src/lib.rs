@@ -84,6 +84,9 @@
 //! - `semantic`: the semantic cache (`semantic_cache`, the MiniLM model), which `from_config`
 //!   starts when `[semantic] enabled = true` and the model files are present:
 //!   [`NFCSCacheManager::semantic`].
+//! - `math`: memoized mathematics (`math`, over `math_kernels`): `NFCSCacheManager::math()`
+//!   caches CGL solves and Kuramoto runs through the tiers under `cgl_{grid}_{hash}` and
+//!   `kuramoto_{n}_{hash}` keys, one computation for identical concurrent requests.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -91,6 +94,9 @@
 mod config;
 mod error;
 mod manager;
+#[cfg(feature = "math")]
+#[cfg_attr(docsrs, doc(cfg(feature = "math")))]
+pub mod math;
 #[cfg(feature = "policy")]
 mod policy;
 pub mod prelude;
@@ -119,6 +125,11 @@ pub use nfcs_semantic as semantic_cache;
 #[cfg(feature = "semantic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
 pub use semantic::{SemanticMatch, SemanticStore, SemanticStoreError};
+
+/// The CGL and Kuramoto kernels (feature `math`), which [`math`] memoizes.
+#[cfg(feature = "math")]
+#[cfg_attr(docsrs, doc(cfg(feature = "math")))]
+pub use nfcs_math_kernels as math_kernels;
 
 /// The policy-decision cache crate (feature `policy`).
 #[cfg(feature = "policy")]

@@ -8,6 +8,8 @@ mod config_files;
 mod consistency;
 mod disk_tier;
 mod manager;
+#[cfg(all(feature = "math", feature = "disk"))]
+mod math;
 #[cfg(feature = "policy")]
 mod policy;
 #[cfg(feature = "redis")]

@@ -505,8 +505,9 @@ async fn solve_optimized(
     }
     bar.finish_and_clear();
     report.note(format!(
-        "solve_cgl_optimized: {} steps from seeded noise through NFCSCacheManager::get_or_insert_with (key \
-         cgl_{{grid}}_{{hash}}_{{seed}}, TTL 1 h); one cold compute, then {SOLVE_HITS} cached hits.",
+        "solve_cgl_optimized: {} steps from seeded noise through NFCSCacheManager::math (key \
+         cgl_{{grid}}_{{hash}} of every parameter, single flight, TTL 1 h); one cold compute, then \
+         {SOLVE_HITS} cached hits.",
         crate::system::SOLVE_STEPS
     ));
     Ok(())
