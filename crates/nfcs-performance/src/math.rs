@@ -278,7 +278,7 @@ impl MathStore<'_> {
     /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
     /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
     /// let cache = NFCSCacheManager::builder()
-    ///     .memory(MemoryCache::new(MemoryConfig::default())?)
+    ///     .memory(MemoryCache::new(64 << 20)?)
     ///     .build();
     /// let solve = CglSolve {
     ///     params: CglParams::new(64, 50.0, 0.05, 1.5, -1.2),
