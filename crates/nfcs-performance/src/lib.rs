@@ -124,7 +124,7 @@ pub use nfcs_semantic as semantic_cache;
 
 #[cfg(feature = "semantic")]
 #[cfg_attr(docsrs, doc(cfg(feature = "semantic")))]
-pub use semantic::{SemanticMatch, SemanticStore, SemanticStoreError};
+pub use semantic::{SemanticMatch, SemanticStore, SemanticStoreError, tokens_text};
 
 /// The CGL and Kuramoto kernels (feature `math`), which [`math`] memoizes.
 #[cfg(feature = "math")]

@@ -157,6 +157,38 @@ impl SemanticStore {
         }))
     }
 
+    /// Stores `value` under a token sequence (the spec's ESC `store(tokens, result,
+    /// context)`): the tokens are embedded as the text [`tokens_text`] makes of them, and
+    /// `context` is the tenant.
+    ///
+    /// # Errors
+    /// [`SemanticStoreError`]; a sequence with no visible token is refused as blank.
+    pub async fn store_tokens<S: AsRef<str>, T: Serialize + ?Sized>(
+        &self,
+        tokens: &[S],
+        value: &T,
+        context: &str,
+    ) -> Result<(), SemanticStoreError> {
+        self.store(&tokens_text(tokens), value, context).await
+    }
+
+    /// The entry of `context` most similar to a token sequence (the spec's ESC
+    /// `find_similar(tokens, threshold)`), by the text [`tokens_text`] makes of them; a
+    /// miss is `Ok(None)`. An entry stored as text and one stored as the tokens of that text
+    /// find each other.
+    ///
+    /// # Errors
+    /// [`SemanticStoreError`].
+    pub async fn find_similar_tokens<S: AsRef<str>, T: DeserializeOwned>(
+        &self,
+        tokens: &[S],
+        threshold: f32,
+        context: &str,
+    ) -> Result<Option<SemanticMatch<T>>, SemanticStoreError> {
+        self.find_similar(&tokens_text(tokens), threshold, context)
+            .await
+    }
+
     /// [`find_similar`](SemanticStore::find_similar) at the configured threshold
     /// (`[semantic] similarity_threshold`, 0.95 by default).
     ///
@@ -170,4 +202,35 @@ impl SemanticStore {
         let threshold = self.require()?.config().threshold;
         self.find_similar(text, threshold, context).await
     }
+}
+
+/// The text a token sequence is embedded as: the tokens in order, separated by single
+/// spaces, except that a WordPiece continuation (`##ing`) is glued to the token before it
+/// without its `##`, and empty tokens are skipped. So the tokens MiniLM's own tokenizer makes
+/// of a lower-case sentence (`["play", "##ing", "chess"]`) give back the sentence (`playing
+/// chess`), and whitespace-split words give back the words.
+///
+/// ```
+/// use nfcs_performance::tokens_text;
+/// assert_eq!(tokens_text(&["play", "##ing", "chess"]), "playing chess");
+/// assert_eq!(tokens_text(&["Hello", "", "world"]), "Hello world");
+/// ```
+pub fn tokens_text<S: AsRef<str>>(tokens: &[S]) -> String {
+    let mut text = String::new();
+    for token in tokens {
+        let token = token.as_ref();
+        if token.is_empty() {
+            continue;
+        }
+        match token.strip_prefix("##") {
+            Some(rest) if !text.is_empty() && !rest.is_empty() => text.push_str(rest),
+            _ => {
+                if !text.is_empty() {
+                    text.push(' ');
+                }
+                text.push_str(token);
+            }
+        }
+    }
+    text
 }

@@ -98,3 +98,59 @@ async fn without_a_semantic_cache_every_call_says_why() {
             .all(|status| status.name != "semantic")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_sequences_are_stored_and_found_as_the_text_they_make() {
+    if !model_or_skip("token_sequences_are_stored_and_found_as_the_text_they_make") {
+        return;
+    }
+    let mut config = CacheConfig::default();
+    config.disk.enabled = false;
+    config.redis.enabled = false;
+    config.cache_warming.enabled = false;
+    let cache = NFCSCacheManager::from_config(config).await.unwrap();
+    let semantic = cache.semantic();
+    // The ESC's store(tokens, result, context): WordPiece pieces glued back together.
+    semantic
+        .store_tokens(
+            &["play", "##ing", "chess", "tonight"],
+            &"board_response",
+            "esc",
+        )
+        .await
+        .unwrap();
+    // Found by the text itself, exactly (similarity 1: the same embedded text) ...
+    let hit = semantic
+        .find_similar::<String>("playing chess tonight", 0.99, "esc")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(hit.value, "board_response");
+    assert_eq!(hit.text, "playing chess tonight");
+    // ... by other tokens of a similar sentence, and only in its context (the tenant).
+    let near = semantic
+        .find_similar_tokens::<_, String>(
+            &["play", "##ing", "chess", "this", "evening"],
+            0.6,
+            "esc",
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(near.value, "board_response");
+    assert!(near.similarity < 1.0);
+    assert!(
+        semantic
+            .find_similar_tokens::<_, String>(&["playing", "chess", "tonight"], 0.6, "other")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // A sequence with nothing visible is refused as blank.
+    assert!(
+        semantic
+            .store_tokens(&["", ""], &"nothing", "esc")
+            .await
+            .is_err()
+    );
+}
