@@ -299,32 +299,13 @@ async fn load_over_http(
     targets: &[String],
     options: LoadOptions,
 ) -> Result<bool, BenchError> {
-    let mut config = match &common.config {
-        Some(path) => BenchmarkConfig::from_toml_file(path)?,
-        None => BenchmarkConfig::default(),
-    };
     // Nothing of the local system is measured: a memory tier alone, no model, no Redis.
-    config.cache.disk.enabled = false;
-    config.cache.redis.enabled = false;
-    config.cache.semantic.enabled = false;
-    config.cache.cache_warming.enabled = false;
-    let progress = if common.no_progress {
-        Progress::hidden()
-    } else {
-        Progress::stderr()
-    };
-    let suite = NFCSBenchmarkSuite::new(
-        config,
-        SuiteOptions {
-            work_dir: common.work_dir.clone(),
-            profile: if common.quick {
-                Profile::Quick
-            } else {
-                Profile::Full
-            },
-            progress,
-        },
-    )
+    let suite = suite_from(common, |config| {
+        config.cache.disk.enabled = false;
+        config.cache.redis.enabled = false;
+        config.cache.semantic.enabled = false;
+        config.cache.cache_warming.enabled = false;
+    })
     .await?;
     let token = std::env::var(nfcs_bench::config::TOKEN_ENV).ok();
     let started = Instant::now();
@@ -345,17 +326,22 @@ async fn load_over_http(
     finish(&report, common)
 }
 
-async fn build(common: &CommonArgs) -> Result<NFCSBenchmarkSuite, BenchError> {
-    let config = match &common.config {
+/// The suite of `common`'s configuration (changed by `adjust`), profile and progress bars.
+async fn suite_from(
+    common: &CommonArgs,
+    adjust: impl FnOnce(&mut BenchmarkConfig),
+) -> Result<NFCSBenchmarkSuite, BenchError> {
+    let mut config = match &common.config {
         Some(path) => BenchmarkConfig::from_toml_file(path)?,
         None => BenchmarkConfig::default(),
     };
+    adjust(&mut config);
     let progress = if common.no_progress {
         Progress::hidden()
     } else {
         Progress::stderr()
     };
-    let suite = NFCSBenchmarkSuite::new(
+    NFCSBenchmarkSuite::new(
         config,
         SuiteOptions {
             work_dir: common.work_dir.clone(),
@@ -367,7 +353,11 @@ async fn build(common: &CommonArgs) -> Result<NFCSBenchmarkSuite, BenchError> {
             progress,
         },
     )
-    .await?;
+    .await
+}
+
+async fn build(common: &CommonArgs) -> Result<NFCSBenchmarkSuite, BenchError> {
+    let suite = suite_from(common, |_| {}).await?;
     let system = suite.system().describe();
     for line in system.tiers {
         eprintln!("  {line}");

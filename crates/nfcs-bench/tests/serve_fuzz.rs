@@ -60,12 +60,15 @@ async fn schemathesis_finds_no_failure_in_the_api_and_the_node_keeps_serving() {
     }
     let report = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schemathesis");
     let mut command = Command::new(st);
+    // Its example database and reports stay in the test's own directories.
     command
+        .current_dir(work.path())
         .arg("run")
         .arg(format!("{}/openapi.json", node.url))
         .args(["--header", &format!("Authorization: Bearer {token}")])
         .args(["--checks", "all", "--max-examples", EXAMPLES, "--seed", "1"])
         .args(["--workers", "2", "--no-color", "--output-truncate", "true"])
+        .args(["--generation-database", "none"])
         .args([
             "--request-timeout",
             "30",
