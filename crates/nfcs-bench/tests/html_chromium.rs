@@ -18,7 +18,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use nfcs_bench::report::{ComponentReport, MachineInfo, Plot, PlotKind, SCHEMA_VERSION, Series};
 use nfcs_bench::{
@@ -194,18 +194,22 @@ fn run_chromium(chromium: &Path, work: &Path, page: &Path, extra: &[String]) -> 
         .stderr(std::fs::File::create(&stderr_path).expect("a file for chromium's stderr"))
         .spawn()
         .expect("chromium starts");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("chromium's status") {
-            break status;
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            let _ = child.wait();
+    // Chromium's exit is waited for on a thread of its own; this one waits for its word, at
+    // most TIMEOUT.
+    let pid = child.id();
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = sender.send(child.wait());
+    });
+    let status = match receiver.recv_timeout(TIMEOUT) {
+        Ok(status) => status.expect("chromium's status"),
+        Err(_) => {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
             let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
             panic!("chromium did not finish within {TIMEOUT:?}; stderr:\n{stderr}");
         }
-        std::thread::sleep(Duration::from_millis(50));
     };
     let stdout = std::fs::read_to_string(&stdout_path).expect("chromium's stdout");
     let stderr = std::fs::read_to_string(&stderr_path).unwrap_or_default();
