@@ -449,9 +449,60 @@ pub fn measure_peak_every<T>(
     interval: Duration,
     work: impl FnOnce() -> T,
 ) -> Result<(T, PeakMeasurement), Unavailable> {
+    measure_peak_with(interval, |_| work())
+}
+
+/// The sampler of a [`measure_peak_with`] run, as the work sees it: how many samples it has
+/// taken, and a way to wait for more (so a test can hold an allocation until the sampler has
+/// seen it, instead of sleeping for a guessed time).
+#[derive(Debug)]
+pub struct PeakProbe {
+    shared: Arc<ProbeShared>,
+}
+
+#[derive(Debug, Default)]
+struct ProbeShared {
+    samples: std::sync::Mutex<u64>,
+    sampled: std::sync::Condvar,
+}
+
+impl PeakProbe {
+    /// Samples taken so far.
+    pub fn samples(&self) -> u64 {
+        self.shared
+            .samples
+            .lock()
+            .map_or_else(|poisoned| *poisoned.into_inner(), |samples| *samples)
+    }
+
+    /// Blocks until the sampler has taken `more` samples after this call began.
+    pub fn wait_for_samples(&self, more: u64) {
+        let Ok(mut samples) = self.shared.samples.lock() else {
+            return;
+        };
+        let target = samples.saturating_add(more);
+        while *samples < target {
+            samples = match self.shared.sampled.wait(samples) {
+                Ok(samples) => samples,
+                Err(_) => return,
+            };
+        }
+    }
+}
+
+/// [`measure_peak_every`], handing `work` the [`PeakProbe`] of its sampler.
+///
+/// # Errors
+/// As [`read`]; `work` does not run then.
+pub fn measure_peak_with<T>(
+    interval: Duration,
+    work: impl FnOnce(&PeakProbe) -> T,
+) -> Result<(T, PeakMeasurement), Unavailable> {
     let before = read()?.allocated;
     let done = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&done);
+    let shared = Arc::new(ProbeShared::default());
+    let counting = Arc::clone(&shared);
     let interval = interval.max(Duration::from_micros(50));
     let sampler = std::thread::Builder::new()
         .name("nfcs-peak-sampler".to_owned())
@@ -461,13 +512,18 @@ pub fn measure_peak_every<T>(
                 if let Ok(stats) = imp::read_raw() {
                     peak = peak.max(stats.allocated);
                     samples += 1;
+                    if let Ok(mut count) = counting.samples.lock() {
+                        *count = samples;
+                    }
+                    counting.sampled.notify_all();
                 }
                 std::thread::sleep(interval);
             }
             (peak, samples)
         })
         .map_err(|error| Unavailable::Ctl(format!("could not start the sampler: {error}")))?;
-    let result = work();
+    let probe = PeakProbe { shared };
+    let result = work(&probe);
     done.store(true, Ordering::Release);
     let (sampled_peak, samples) = sampler.join().unwrap_or((0, 0));
     let after = read()?.allocated;

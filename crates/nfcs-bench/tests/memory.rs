@@ -152,9 +152,10 @@ mod with_jemalloc {
     #[test]
     fn measure_peak_sees_a_transient_and_a_kept_allocation() {
         let _alone = alone();
-        let ((), transient) = alloc::measure_peak(|| {
+        // The allocation is held until the sampler has taken three samples of it.
+        let ((), transient) = alloc::measure_peak_with(alloc::PEAK_SAMPLE_INTERVAL, |probe| {
             let buffer = known_allocation();
-            std::thread::sleep(Duration::from_millis(20));
+            probe.wait_for_samples(3);
             drop(buffer);
         })
         .expect("jemalloc");

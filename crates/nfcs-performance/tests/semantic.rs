@@ -18,16 +18,21 @@ fn model_or_skip(test: &str) -> bool {
     false
 }
 
+/// A manager of the memory tier and the semantic cache (the spec's defaults otherwise).
+async fn memory_and_semantic() -> NFCSCacheManager {
+    let mut config = CacheConfig::default();
+    config.disk.enabled = false;
+    config.redis.enabled = false;
+    config.cache_warming.enabled = false;
+    NFCSCacheManager::from_config(config).await.unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn from_config_runs_the_semantic_cache_with_typed_values() {
     if !model_or_skip("from_config_runs_the_semantic_cache_with_typed_values") {
         return;
     }
-    let mut config = CacheConfig::default();
-    config.disk.enabled = false;
-    config.redis.enabled = false;
-    config.cache_warming.enabled = false;
-    let cache = NFCSCacheManager::from_config(config).await.unwrap();
+    let cache = memory_and_semantic().await;
     let semantic = cache
         .tier_status()
         .into_iter()
@@ -104,11 +109,7 @@ async fn token_sequences_are_stored_and_found_as_the_text_they_make() {
     if !model_or_skip("token_sequences_are_stored_and_found_as_the_text_they_make") {
         return;
     }
-    let mut config = CacheConfig::default();
-    config.disk.enabled = false;
-    config.redis.enabled = false;
-    config.cache_warming.enabled = false;
-    let cache = NFCSCacheManager::from_config(config).await.unwrap();
+    let cache = memory_and_semantic().await;
     let semantic = cache.semantic();
     // The ESC's store(tokens, result, context): WordPiece pieces glued back together.
     semantic
