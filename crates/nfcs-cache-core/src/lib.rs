@@ -76,6 +76,7 @@ mod error;
 mod expiry;
 mod key;
 mod memory;
+pub mod mrc;
 pub mod pattern;
 mod stats;
 pub mod telemetry;

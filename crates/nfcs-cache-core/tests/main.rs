@@ -4,3 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod budget;
+mod mrc;
+mod support {
+    pub(crate) mod traces;
+}

@@ -636,7 +636,8 @@ struct Inner {
     shard_mask: u64,
     hasher: RandomState,
     default_ttl: Option<Duration>,
-    policy: EvictionPolicy,
+    /// The eviction policy: 0 LRU, 1 S3-FIFO (it can change at run time).
+    policy: std::sync::atomic::AtomicU8,
     name: String,
     clock: Clock,
     metrics: TierMetrics,
@@ -754,7 +755,7 @@ impl MemoryCache {
                 shard_mask: shard_count as u64 - 1,
                 hasher,
                 default_ttl: config.default_ttl,
-                policy: config.eviction_policy,
+                policy: std::sync::atomic::AtomicU8::new(policy_code(config.eviction_policy)),
                 name: config.name,
                 clock: config.clock,
                 metrics,
@@ -912,7 +913,7 @@ impl MemoryCache {
             None => NEVER,
         };
         let size = charge(
-            self.inner.policy.entry_overhead(),
+            self.eviction_policy().entry_overhead(),
             key.len(),
             value.len(),
             deadline,
@@ -1114,7 +1115,50 @@ impl MemoryCache {
 
     /// The eviction policy.
     pub fn eviction_policy(&self) -> EvictionPolicy {
-        self.inner.policy
+        policy_from_code(self.inner.policy.load(Ordering::Relaxed))
+    }
+
+    /// Switches the eviction policy at run time, one shard at a time. Every entry is kept with
+    /// its value and deadline, re-charged at the new policy's per-entry overhead (entries are
+    /// evicted, by the new policy, if that puts a shard over its budget); what the old policy
+    /// knew of their use (recency, read counts) is not carried over, so the new policy starts
+    /// learning afresh. Reads and writes of other shards go on meanwhile; those of the shard
+    /// being switched wait for it (about 100 ns per entry). Returns the entries evicted.
+    pub fn set_eviction_policy(&self, policy: EvictionPolicy) -> u64 {
+        let code = policy_code(policy);
+        if self.inner.policy.swap(code, Ordering::Relaxed) == code {
+            return 0;
+        }
+        let mut evicted = 0;
+        for cell in self.inner.shards.iter() {
+            let mut shard = cell.shard.write();
+            let mut entries = Vec::with_capacity(shard.store.len());
+            shard.store.retain(&mut |key, slot| {
+                entries.push((key.to_owned(), slot.value.clone(), slot.deadline));
+                false
+            });
+            shard.store = match policy {
+                EvictionPolicy::Lru => AnyStore::Lru(LruStore::new()),
+                EvictionPolicy::S3Fifo => AnyStore::S3Fifo(S3FifoStore::new()),
+            };
+            shard.overhead = policy.entry_overhead();
+            shard.bytes = 0;
+            let before = shard.counters.evictions;
+            for (key, value, deadline) in entries {
+                let hash = self.inner.hasher.hash_one(key.as_str());
+                let size = charge(shard.overhead, key.len(), value.len(), deadline);
+                if size > shard.budget {
+                    shard.counters.evictions += 1;
+                    continue;
+                }
+                shard.store.insert(&key, hash, value, deadline);
+                shard.bytes += size;
+                shard.evict_to_budget();
+            }
+            evicted += shard.counters.evictions - before;
+            shard.publish(&cell.reads(), &self.inner.metrics);
+        }
+        evicted
     }
 
     /// The TTL of entries inserted without one.
@@ -1137,7 +1181,7 @@ impl fmt::Debug for MemoryCache {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryCache")
             .field("name", &self.inner.name)
-            .field("eviction_policy", &self.inner.policy)
+            .field("eviction_policy", &self.eviction_policy())
             .field("shards", &self.inner.shards.len())
             .field("capacity", &self.capacity())
             .field("len", &self.len())
@@ -1187,6 +1231,20 @@ fn default_shard_count(max_bytes: u64) -> usize {
         shards *= 2;
     }
     shards
+}
+
+const fn policy_code(policy: EvictionPolicy) -> u8 {
+    match policy {
+        EvictionPolicy::Lru => 0,
+        EvictionPolicy::S3Fifo => 1,
+    }
+}
+
+const fn policy_from_code(code: u8) -> EvictionPolicy {
+    match code {
+        1 => EvictionPolicy::S3Fifo,
+        _ => EvictionPolicy::Lru,
+    }
 }
 
 /// `total` split into `parts` budgets that differ by at most one byte.

@@ -412,3 +412,90 @@ fn eviction_policy_names_parse() {
     );
     assert_eq!(EvictionPolicy::S3Fifo.to_string(), "s3_fifo");
 }
+
+#[test]
+fn switching_the_eviction_policy_keeps_entries_and_deadlines() {
+    let clock = crate::ManualClock::new();
+    for from in POLICIES {
+        let to = if from == EvictionPolicy::Lru {
+            EvictionPolicy::S3Fifo
+        } else {
+            EvictionPolicy::Lru
+        };
+        let cache = MemoryCache::with_config(
+            MemoryConfig::new(8 << 20)
+                .shards(4)
+                .eviction_policy(from)
+                .clock(clock.clock()),
+        )
+        .unwrap();
+        for index in 0_u32..1000 {
+            let ttl = (index.is_multiple_of(2)).then(|| Duration::from_secs(10));
+            cache
+                .insert(&format!("k{index}"), format!("v{index}"), ttl)
+                .unwrap();
+        }
+        assert_eq!(
+            cache.set_eviction_policy(from),
+            0,
+            "no change, nothing moved"
+        );
+        assert_eq!(cache.set_eviction_policy(to), 0, "everything fits");
+        assert_eq!(cache.eviction_policy(), to);
+        assert_eq!(cache.len(), 1000);
+        let expected: u64 = (0..1000)
+            .map(|index: u32| {
+                let key = format!("k{index}");
+                let value = format!("v{index}");
+                to.entry_charge(key.len(), value.len(), index.is_multiple_of(2))
+            })
+            .sum();
+        assert_eq!(
+            cache.weighted_size(),
+            expected,
+            "re-charged at the new overhead"
+        );
+        for index in 0_u32..1000 {
+            let value = cache.get(&format!("k{index}")).unwrap();
+            assert_eq!(value.as_deref(), Some(format!("v{index}").as_bytes()));
+        }
+        clock.advance(Duration::from_secs(11));
+        for index in 0_u32..1000 {
+            let found = cache.get(&format!("k{index}")).unwrap();
+            assert_eq!(
+                found.is_some(),
+                !index.is_multiple_of(2),
+                "k{index}: deadlines kept"
+            );
+        }
+        // Writes after the switch follow the new policy's budget.
+        cache.resize(1 << 20).unwrap();
+        for index in 0..20_000 {
+            cache
+                .insert(&format!("n{index}"), vec![0_u8; 64], None)
+                .unwrap();
+        }
+        assert!(cache.weighted_size() <= cache.capacity());
+    }
+}
+
+#[test]
+fn switching_to_a_costlier_policy_evicts_to_stay_within_budget() {
+    let cache = one_shard(1 << 20, EvictionPolicy::Lru);
+    let mut inserted = 0;
+    while cache.weighted_size() + EvictionPolicy::Lru.entry_charge(8, 100, false)
+        <= cache.capacity()
+    {
+        cache
+            .insert(&format!("k{inserted:07}"), vec![1_u8; 100], None)
+            .unwrap();
+        inserted += 1;
+    }
+    let evicted = cache.set_eviction_policy(EvictionPolicy::S3Fifo);
+    assert!(
+        evicted > 0,
+        "184-byte entries do not all fit where 176-byte ones did"
+    );
+    assert_eq!(cache.len() + evicted, inserted);
+    assert!(cache.weighted_size() <= cache.capacity());
+}
