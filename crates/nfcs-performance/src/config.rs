@@ -328,6 +328,20 @@ pub struct CacheWarmingConfig {
     pub strategies: Vec<WarmingStrategy>,
     /// Whether to warm when the manager starts.
     pub warm_on_startup: bool,
+    /// `popular_queries`: how many of the most read keys are tracked and saved as the hot set.
+    pub max_keys: u64,
+    /// `popular_queries`: one read in this many feeds the popularity tracker (a sample keeps
+    /// the tracking off the cost of most hits).
+    pub sample_every: u32,
+    /// How often the hot set is saved (it is also saved by `flush`, at shutdown), in seconds.
+    pub persist_interval_secs: u64,
+    /// Warming on start-up stops after this many seconds.
+    pub warm_max_seconds: u64,
+    /// Warming on start-up stops after loading this many bytes of values; by default 90 % of
+    /// the memory budget (warming beyond the budget would evict what it just loaded).
+    pub warm_max_bytes: Option<ByteSize>,
+    /// Keys read from the lower tiers at once while warming.
+    pub warm_concurrency: u32,
 }
 
 impl Default for CacheWarmingConfig {
@@ -339,6 +353,12 @@ impl Default for CacheWarmingConfig {
                 WarmingStrategy::PredictedAccess,
             ],
             warm_on_startup: true,
+            max_keys: 16_384,
+            sample_every: 8,
+            persist_interval_secs: 60,
+            warm_max_seconds: 30,
+            warm_max_bytes: None,
+            warm_concurrency: 16,
         }
     }
 }
@@ -527,6 +547,51 @@ impl CacheConfig {
             return Err(ConfigError::invalid(
                 "policy.policy_path",
                 "must not be empty",
+            ));
+        }
+        let warming = &self.cache_warming;
+        let ranges: [(&str, u64, u64, u64); 5] = [
+            ("cache_warming.max_keys", warming.max_keys, 1, 10_000_000),
+            (
+                "cache_warming.sample_every",
+                u64::from(warming.sample_every),
+                1,
+                1024,
+            ),
+            (
+                "cache_warming.persist_interval_secs",
+                warming.persist_interval_secs,
+                1,
+                86_400,
+            ),
+            (
+                "cache_warming.warm_max_seconds",
+                warming.warm_max_seconds,
+                1,
+                3_600,
+            ),
+            (
+                "cache_warming.warm_concurrency",
+                u64::from(warming.warm_concurrency),
+                1,
+                1024,
+            ),
+        ];
+        for (field, value, low, high) in ranges {
+            if !(low..=high).contains(&value) {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("{value}: must be between {low} and {high}"),
+                ));
+            }
+        }
+        if warming
+            .warm_max_bytes
+            .is_some_and(|bytes| bytes.bytes() == 0)
+        {
+            return Err(ConfigError::invalid(
+                "cache_warming.warm_max_bytes",
+                "must be larger than zero (leave it out for 90 % of the memory budget)",
             ));
         }
         if self.policy.version_refresh_ms > 3_600_000 {

@@ -61,9 +61,9 @@
 //! // Counts are summed over tiers: one entry, removed from memory and from disk.
 //! assert_eq!(cache.invalidate_pattern("cgl_*").await?, 2);
 //!
-//! // The spec enables semantic caching and warming by default too; a build without the
-//! // `semantic` feature, and this release (warming is not built yet), report them as not
-//! // running instead of failing.
+//! // The spec enables semantic caching and both warming strategies by default too; a build
+//! // without the `semantic` feature, and this release (`predicted_access` is not built yet),
+//! // report them as not running instead of failing.
 //! for status in cache.tier_status() {
 //!     println!("{}: {:?}", status.name, status.state);
 //! }
@@ -84,6 +84,9 @@
 //! - `semantic`: the semantic cache (`semantic_cache`, the MiniLM model), which `from_config`
 //!   starts when `[semantic] enabled = true` and the model files are present:
 //!   [`NFCSCacheManager::semantic`].
+//! - `warming` (default): cache warming, `popular_queries` ([`Warming`]): the most read keys
+//!   tracked from a sample of reads, saved as the hot set in the disk directory and in Redis,
+//!   and loaded back into memory in the background when a manager starts.
 //! - `math`: memoized mathematics (`math`, over `math_kernels`): `NFCSCacheManager::math()`
 //!   caches CGL solves and Kuramoto runs through the tiers under `cgl_{grid}_{hash}` and
 //!   `kuramoto_{n}_{hash}` keys, one computation for identical concurrent requests.
@@ -150,6 +153,13 @@ pub use manager::{
     CacheType, ManagerBuilder, ManagerStats, NFCSCacheManager, TierState, TierStatus,
 };
 pub use units::{ByteSize, TtlSetting};
+
+#[cfg(feature = "warming")]
+#[cfg_attr(docsrs, doc(cfg(feature = "warming")))]
+pub use manager::{
+    WarmReport, WarmStop, Warming, WarmingConfig, WarmingState, hot_set_file_name,
+    hot_set_redis_key,
+};
 
 /// The names of the manager's own metrics (the tiers' are in
 /// [`cache_core::telemetry`]), for configuring a recorder's

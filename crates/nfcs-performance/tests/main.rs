@@ -17,3 +17,5 @@ mod redis_tier;
 #[cfg(feature = "semantic")]
 mod semantic;
 mod single_flight;
+#[cfg(all(feature = "warming", feature = "disk"))]
+mod warming;

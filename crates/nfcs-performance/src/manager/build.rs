@@ -1,7 +1,7 @@
 //! Building a manager: [`ManagerBuilder`] over tiers you construct, and `from_config`.
 
 use std::sync::Arc;
-#[cfg(any(feature = "policy", feature = "redis"))]
+#[cfg(any(feature = "policy", feature = "redis", feature = "warming"))]
 use std::time::Duration;
 
 use nfcs_cache_core::telemetry::InstanceClaim;
@@ -39,6 +39,8 @@ pub struct ManagerBuilder {
     semantic: Option<nfcs_semantic::SemanticCache<bytes::Bytes, nfcs_semantic::MiniLmEmbedder>>,
     #[cfg(feature = "policy")]
     policy: Option<nfcs_policy_cache::PolicyCache>,
+    #[cfg(feature = "warming")]
+    warming: Option<super::warming::WarmingConfig>,
 }
 
 impl ManagerBuilder {
@@ -58,7 +60,19 @@ impl ManagerBuilder {
             semantic: None,
             #[cfg(feature = "policy")]
             policy: None,
+            #[cfg(feature = "warming")]
+            warming: None,
         }
+    }
+
+    /// Tracks the most read keys and warms memory from them (feature `warming`): the hot set
+    /// is saved in the disk tier's directory and in Redis, and, with `warm_on_startup`, loaded
+    /// back in the background when the manager is built (inside a tokio runtime).
+    #[cfg(feature = "warming")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "warming")))]
+    pub fn warming(mut self, config: super::warming::WarmingConfig) -> ManagerBuilder {
+        self.warming = Some(config);
+        self
     }
 
     /// Names the manager: the `cache` label of its metrics. A name that another live manager
@@ -187,6 +201,14 @@ impl ManagerBuilder {
         let claim = self.claim.unwrap_or_else(|| metrics::claim(&self.name));
         let lower_names: Vec<&str> = self.lower.iter().map(|lower| lower.tier.name()).collect();
         let metrics = ManagerMetrics::new(claim, &lower_names);
+        #[cfg(feature = "warming")]
+        let warming = self.warming.map(|config| {
+            #[cfg(feature = "disk")]
+            let directory = self.disk.as_ref().map(|disk| disk.directory().to_owned());
+            #[cfg(not(feature = "disk"))]
+            let directory = None;
+            super::warming::Warming::new(config, directory)
+        });
         let manager = NFCSCacheManager {
             inner: Arc::new(Inner {
                 memory: self.memory,
@@ -204,8 +226,12 @@ impl ManagerBuilder {
                 semantic,
                 #[cfg(feature = "policy")]
                 policy,
+                #[cfg(feature = "warming")]
+                warming,
             }),
         };
+        #[cfg(feature = "warming")]
+        super::warming::start(&manager);
         #[cfg(feature = "redis")]
         if let Some(redis) = self.redis {
             coherence::start(&manager, &redis);
@@ -213,9 +239,6 @@ impl ManagerBuilder {
         manager
     }
 }
-
-/// Which crate brings each configurable feature that this build does not run yet.
-const NOT_YET_BUILT: [(&str, &str); 1] = [("cache_warming", "the cache-warming work")];
 
 impl NFCSCacheManager {
     /// Builds the tiers `config` enables: memory, disk (feature `disk`), Redis (feature
@@ -274,20 +297,49 @@ impl NFCSCacheManager {
         builder = NFCSCacheManager::attach_redis(builder, &context);
         builder = NFCSCacheManager::attach_semantic(builder, &context).await;
         builder = NFCSCacheManager::attach_policy(builder, &context).await;
-        let enabled = [config.cache_warming.enabled];
-        for ((name, arrives_with), enabled) in NOT_YET_BUILT.into_iter().zip(enabled) {
-            let state = if enabled {
-                let reason = format!(
-                    "configured, but not available in this build (it arrives with {arrives_with})"
-                );
-                tracing::warn!(tier = name, "{reason}; serving without it");
-                TierState::NotRunning { reason }
-            } else {
-                TierState::Disabled
-            };
-            builder = builder.status(name, state);
-        }
+        builder = NFCSCacheManager::attach_warming(builder, &config);
         Ok(builder.build())
+    }
+
+    /// Configures warming as `[cache_warming]` asks: `popular_queries` runs (feature
+    /// `warming`); `predicted_access` is reported as not running in this build.
+    fn attach_warming(builder: ManagerBuilder, config: &CacheConfig) -> ManagerBuilder {
+        use crate::config::WarmingStrategy;
+        let warming = &config.cache_warming;
+        if !warming.enabled {
+            return builder.status("cache_warming", TierState::Disabled);
+        }
+        let mut builder = builder;
+        if warming
+            .strategies
+            .contains(&WarmingStrategy::PredictedAccess)
+        {
+            let reason = "configured, but not available in this build (it arrives with the access-prediction work)".to_owned();
+            tracing::warn!(tier = "predicted_access", "{reason}; serving without it");
+            builder = builder.status("predicted_access", TierState::NotRunning { reason });
+        }
+        if !warming
+            .strategies
+            .contains(&WarmingStrategy::PopularQueries)
+        {
+            return builder;
+        }
+        #[cfg(feature = "warming")]
+        {
+            let settings = super::warming::WarmingConfig::default()
+                .max_keys(usize::try_from(warming.max_keys).unwrap_or(usize::MAX))
+                .sample_every(warming.sample_every)
+                .persist_interval(Some(Duration::from_secs(warming.persist_interval_secs)))
+                .warm_on_startup(warming.warm_on_startup)
+                .max_time(Duration::from_secs(warming.warm_max_seconds))
+                .max_bytes(warming.warm_max_bytes.map(|bytes| bytes.bytes()))
+                .concurrency(warming.warm_concurrency as usize);
+            builder.warming(settings)
+        }
+        #[cfg(not(feature = "warming"))]
+        {
+            not_compiled(builder, "warming")
+        }
     }
 
     /// Opens the disk tier `config` asks for. A disk tier that cannot be opened (a directory
@@ -504,7 +556,8 @@ struct BuildContext<'a> {
     not(feature = "disk"),
     not(feature = "redis"),
     not(feature = "semantic"),
-    not(feature = "policy")
+    not(feature = "policy"),
+    not(feature = "warming")
 ))]
 fn not_compiled(builder: ManagerBuilder, tier: &str) -> ManagerBuilder {
     let reason =

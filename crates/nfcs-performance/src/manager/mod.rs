@@ -17,6 +17,8 @@ mod flight;
 mod metrics;
 mod read;
 mod status;
+#[cfg(feature = "warming")]
+pub(crate) mod warming;
 mod write;
 
 use std::any::{Any, TypeId};
@@ -38,6 +40,11 @@ pub use metrics::{
     REMOTE_INVALIDATIONS, SET_SECONDS, TIER_ERRORS,
 };
 pub use status::{ManagerStats, TierState, TierStatus};
+#[cfg(feature = "warming")]
+pub use warming::{
+    WarmReport, WarmStop, Warming, WarmingConfig, WarmingState, hot_set_file_name,
+    hot_set_redis_key,
+};
 
 use consistency::Consistency;
 use metrics::ManagerMetrics;
@@ -98,6 +105,9 @@ struct Inner {
     semantic: crate::semantic::SemanticStore,
     #[cfg(feature = "policy")]
     policy: crate::policy::PolicyStore,
+    /// Popularity tracking and warming (`[cache_warming]`).
+    #[cfg(feature = "warming")]
+    warming: Option<warming::Warming>,
 }
 
 /// The multi-tier cache: an in-memory tier in front of slower tiers (disk, Redis, your own),
@@ -187,6 +197,10 @@ impl NFCSCacheManager {
     /// # Errors
     /// [`CacheError::Backend`] when the device refuses the sync.
     pub async fn flush(&self) -> Result<(), CacheError> {
+        #[cfg(feature = "warming")]
+        if let Err(error) = self.save_hot_set().await {
+            tracing::warn!(%error, "the hot set could not be saved");
+        }
         #[cfg(feature = "disk")]
         if let Some(disk) = self.inner.disk.clone() {
             return match tokio::task::spawn_blocking(move || disk.flush()).await {
@@ -232,6 +246,10 @@ impl NFCSCacheManager {
         #[cfg(feature = "policy")]
         if self.inner.policy.cache().is_some() {
             status.push(TierStatus::new("policy", TierState::Running));
+        }
+        #[cfg(feature = "warming")]
+        if self.inner.warming.is_some() {
+            status.push(TierStatus::new("cache_warming", TierState::Running));
         }
         status.extend(self.inner.not_running.iter().cloned());
         status

@@ -138,6 +138,10 @@ impl NFCSCacheManager {
             Some(memory) => {
                 if let Some(entry) = memory.get_entry(key)? {
                     inner.metrics.memory_hit(started);
+                    #[cfg(feature = "warming")]
+                    if let Some(warming) = &inner.warming {
+                        warming.record_read(key);
+                    }
                     return Ok(MemoryRead::Hit(entry));
                 }
             }
@@ -157,6 +161,10 @@ impl NFCSCacheManager {
         if inner.lower.is_empty() {
             if let Some(started) = started {
                 inner.metrics.miss(started);
+            }
+            #[cfg(feature = "warming")]
+            if let Some(warming) = &inner.warming {
+                warming.record_read(key);
             }
             return Ok((None, None));
         }
@@ -181,6 +189,10 @@ impl NFCSCacheManager {
             match lower.tier.get(key).await {
                 Ok(Some(entry)) => {
                     promote(inner, key, &entry, depth, mark).await;
+                    #[cfg(feature = "warming")]
+                    if let Some(warming) = &inner.warming {
+                        warming.record_read(key);
+                    }
                     inner.metrics.lower_hit(depth, started);
                     return Ok(Some(entry));
                 }
@@ -190,6 +202,10 @@ impl NFCSCacheManager {
             }
         }
         inner.metrics.miss(started);
+        #[cfg(feature = "warming")]
+        if let Some(warming) = &inner.warming {
+            warming.record_read(key);
+        }
         Ok(None)
     }
 }
@@ -197,16 +213,23 @@ impl NFCSCacheManager {
 /// Copies an entry that lower tier `depth` returned into the memory tier and the lower tiers
 /// above it, with its remaining life (an entry that never expires stays so), unless the key
 /// may have changed since `mark` (see `consistency.rs`). Failures are counted, never returned:
-/// the read already succeeded.
-async fn promote(inner: &Arc<Inner>, key: &str, entry: &CacheEntry, depth: usize, mark: ReadMark) {
+/// the read already succeeded. `false` when it was not promoted (expired meanwhile, or the key
+/// changed).
+pub(super) async fn promote(
+    inner: &Arc<Inner>,
+    key: &str,
+    entry: &CacheEntry,
+    depth: usize,
+    mark: ReadMark,
+) -> bool {
     // A TTL that ran out between the read and now is not worth promoting.
     if entry.ttl.is_some_and(|ttl| ttl.is_zero()) {
-        return;
+        return false;
     }
     let Some(permit) = inner.consistency.promotion(mark) else {
         inner.metrics.promotions_skipped.add(1);
         tracing::trace!(key = %key_preview(key), "not promoted: the key changed since the read began");
-        return;
+        return false;
     };
     inner.metrics.promotions.add(1);
     let ttl = entry.remaining_ttl();
@@ -216,7 +239,7 @@ async fn promote(inner: &Arc<Inner>, key: &str, entry: &CacheEntry, depth: usize
         tracing::debug!(key = %key_preview(key), %error, "not promoted into memory");
     }
     if depth == 0 {
-        return;
+        return true;
     }
     // Tiers between memory and the one that answered: written while the permit holds the key,
     // to the end even if this read is cancelled.
@@ -235,4 +258,5 @@ async fn promote(inner: &Arc<Inner>, key: &str, entry: &CacheEntry, depth: usize
         Ok(())
     });
     let _ = writes.await;
+    true
 }
