@@ -7,7 +7,8 @@
 //! [rounds] [operations]`: 10,000 resident keys of 48-byte values read in a fixed random order
 //! through `MemoryCache::get_entry`, `NFCSCacheManager::get_bytes` or `get::<String>`, or
 //! written through `NFCSCacheManager::set` (memory and the disk tier, on a current-thread
-//! runtime); prints the best round's nanoseconds per operation.
+//! runtime); prints the best round's nanoseconds per operation. With `HIT_LOOP_WARMING=N` the
+//! manager tracks popularity (feature `warming`), one read in `N` sampled.
 
 use std::error::Error;
 use std::hint::black_box;
@@ -42,10 +43,21 @@ fn main() -> Result<(), Box<dyn Error>> {
     let directory = tempfile::tempdir()?;
     let disk = DiskCache::open(directory.path(), DiskConfig::new(64 << 20))?;
     let memory = MemoryCache::new(256 << 20)?;
-    let manager = NFCSCacheManager::builder()
+    let builder = NFCSCacheManager::builder()
         .memory(memory.clone())
-        .disk(disk)
-        .build();
+        .disk(disk);
+    // `HIT_LOOP_WARMING=N`: with popularity tracking, one read in N sampled.
+    #[cfg(feature = "warming")]
+    let builder = match std::env::var("HIT_LOOP_WARMING") {
+        Ok(every) => builder.warming(
+            nfcs_performance::WarmingConfig::default()
+                .sample_every(every.parse()?)
+                .warm_on_startup(false)
+                .persist_interval(None),
+        ),
+        Err(_) => builder,
+    };
+    let manager = builder.build();
     let runtime = tokio::runtime::Builder::new_current_thread().build()?;
     let keys: Vec<String> = (0..10_000).map(|index| format!("key:{index:07}")).collect();
     for key in &keys {

@@ -134,6 +134,19 @@ pub struct MemoryTierConfig {
     pub eviction_policy: EvictionPolicy,
     /// TTL of entries set without one.
     pub ttl_default: TtlSetting,
+    /// Whether the budget adapts (between `min_size` and `max_size`, starting at `max_size`)
+    /// toward `target_hit_ratio`, and the eviction policy with it (`adapt_eviction_policy`).
+    pub adaptive: bool,
+    /// The smallest budget adaptive sizing sets; by default `max_size / 16`.
+    pub min_size: Option<ByteSize>,
+    /// The hit ratio adaptive sizing aims for with the least memory.
+    pub target_hit_ratio: f64,
+    /// The fraction of keys whose reads feed the miss-ratio curves.
+    pub sampling_rate: f64,
+    /// Seconds between two evaluations of the curves.
+    pub adaptive_interval_secs: u64,
+    /// Whether adaptive sizing may switch between LRU and S3-FIFO.
+    pub adapt_eviction_policy: bool,
 }
 
 impl Default for MemoryTierConfig {
@@ -143,6 +156,12 @@ impl Default for MemoryTierConfig {
             max_size: ByteSize::new(1_000_000_000),
             eviction_policy: EvictionPolicy::Lru,
             ttl_default: TtlSetting::After(Duration::from_secs(3600)),
+            adaptive: false,
+            min_size: None,
+            target_hit_ratio: 0.9,
+            sampling_rate: 0.01,
+            adaptive_interval_secs: 10,
+            adapt_eviction_policy: true,
         }
     }
 }
@@ -354,7 +373,7 @@ impl Default for CacheWarmingConfig {
             ],
             warm_on_startup: true,
             max_keys: 16_384,
-            sample_every: 8,
+            sample_every: 64,
             persist_interval_secs: 60,
             warm_max_seconds: 30,
             warm_max_bytes: None,
@@ -444,6 +463,43 @@ impl CacheConfig {
             return Err(ConfigError::invalid(
                 "memory.max_size",
                 "must be larger than zero",
+            ));
+        }
+        let memory = &self.memory;
+        if let Some(min) = memory.min_size
+            && (min.bytes() == 0 || min.bytes() >= memory.max_size.bytes())
+        {
+            return Err(ConfigError::invalid(
+                "memory.min_size",
+                format!(
+                    "{} bytes: must be above zero and below memory.max_size ({} bytes)",
+                    min.bytes(),
+                    memory.max_size.bytes()
+                ),
+            ));
+        }
+        if !(memory.target_hit_ratio > 0.0 && memory.target_hit_ratio < 1.0) {
+            return Err(ConfigError::invalid(
+                "memory.target_hit_ratio",
+                format!(
+                    "{}: must lie strictly between 0 and 1",
+                    memory.target_hit_ratio
+                ),
+            ));
+        }
+        if !(memory.sampling_rate > 0.0 && memory.sampling_rate <= 1.0) {
+            return Err(ConfigError::invalid(
+                "memory.sampling_rate",
+                format!("{}: must lie in (0, 1]", memory.sampling_rate),
+            ));
+        }
+        if !(1..=86_400).contains(&memory.adaptive_interval_secs) {
+            return Err(ConfigError::invalid(
+                "memory.adaptive_interval_secs",
+                format!(
+                    "{}: must be between 1 and 86400",
+                    memory.adaptive_interval_secs
+                ),
             ));
         }
         if self.disk.max_size.bytes() == 0 {

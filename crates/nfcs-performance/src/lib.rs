@@ -87,6 +87,9 @@
 //! - `warming` (default): cache warming, `popular_queries` ([`Warming`]): the most read keys
 //!   tracked from a sample of reads, saved as the hot set in the disk directory and in Redis,
 //!   and loaded back into memory in the background when a manager starts.
+//! - `adaptive` (default): adaptive sizing of the memory tier ([`AdaptiveSizing`]), on when
+//!   `[memory] adaptive = true`: miss-ratio curves of LRU and S3-FIFO from a 1 % sample of
+//!   the keys, and a controller that resizes the budget toward a target hit ratio.
 //! - `math`: memoized mathematics (`math`, over `math_kernels`): `NFCSCacheManager::math()`
 //!   caches CGL solves and Kuramoto runs through the tiers under `cgl_{grid}_{hash}` and
 //!   `kuramoto_{n}_{hash}` keys, one computation for identical concurrent requests.
@@ -153,6 +156,10 @@ pub use manager::{
     CacheType, ManagerBuilder, ManagerStats, NFCSCacheManager, TierState, TierStatus,
 };
 pub use units::{ByteSize, TtlSetting};
+
+#[cfg(feature = "adaptive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "adaptive")))]
+pub use manager::{AdaptiveConfig, AdaptiveSizing, ControllerState, SizingAction, decide};
 
 #[cfg(feature = "warming")]
 #[cfg_attr(docsrs, doc(cfg(feature = "warming")))]

@@ -3,6 +3,8 @@
 // In tests a panic is the failure report: helpers outside #[test] functions unwrap too.
 #![allow(clippy::unwrap_used)]
 
+#[cfg(feature = "adaptive")]
+mod adaptive;
 mod config_files;
 #[cfg(all(feature = "disk", feature = "redis"))]
 mod consistency;

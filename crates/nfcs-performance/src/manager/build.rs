@@ -1,7 +1,12 @@
 //! Building a manager: [`ManagerBuilder`] over tiers you construct, and `from_config`.
 
 use std::sync::Arc;
-#[cfg(any(feature = "policy", feature = "redis", feature = "warming"))]
+#[cfg(any(
+    feature = "policy",
+    feature = "redis",
+    feature = "warming",
+    feature = "adaptive"
+))]
 use std::time::Duration;
 
 use nfcs_cache_core::telemetry::InstanceClaim;
@@ -41,6 +46,8 @@ pub struct ManagerBuilder {
     policy: Option<nfcs_policy_cache::PolicyCache>,
     #[cfg(feature = "warming")]
     warming: Option<super::warming::WarmingConfig>,
+    #[cfg(feature = "adaptive")]
+    adaptive: Option<super::adaptive::AdaptiveConfig>,
 }
 
 impl ManagerBuilder {
@@ -62,7 +69,20 @@ impl ManagerBuilder {
             policy: None,
             #[cfg(feature = "warming")]
             warming: None,
+            #[cfg(feature = "adaptive")]
+            adaptive: None,
         }
+    }
+
+    /// Sizes the memory tier adaptively (feature `adaptive`): online miss-ratio curves and a
+    /// controller that resizes the budget within bounds toward a target hit ratio and switches
+    /// the eviction policy when the other one predicts better. Needs a memory tier; settings
+    /// that are invalid leave it off (logged, and reported by `tier_status`).
+    #[cfg(feature = "adaptive")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "adaptive")))]
+    pub fn adaptive(mut self, config: super::adaptive::AdaptiveConfig) -> ManagerBuilder {
+        self.adaptive = Some(config);
+        self
     }
 
     /// Tracks the most read keys and warms memory from them (feature `warming`): the hot set
@@ -209,13 +229,44 @@ impl ManagerBuilder {
             let directory = None;
             super::warming::Warming::new(config, directory)
         });
+        #[cfg(feature = "adaptive")]
+        let mut not_running = self.not_running;
+        #[cfg(not(feature = "adaptive"))]
+        let not_running = self.not_running;
+        #[cfg(feature = "adaptive")]
+        let adaptive = match (self.adaptive, &self.memory) {
+            (Some(config), Some(memory)) => {
+                match super::adaptive::AdaptiveSizing::new(config, memory.clone()) {
+                    Ok(adaptive) => Some(adaptive),
+                    Err(error) => {
+                        let reason = format!("could not be started: {error}");
+                        tracing::warn!(%error, "adaptive sizing could not be started; serving without it");
+                        not_running.push(TierStatus::new(
+                            "adaptive_memory",
+                            TierState::NotRunning { reason },
+                        ));
+                        None
+                    }
+                }
+            }
+            (Some(_), None) => {
+                not_running.push(TierStatus::new(
+                    "adaptive_memory",
+                    TierState::NotRunning {
+                        reason: "there is no memory tier to size".to_owned(),
+                    },
+                ));
+                None
+            }
+            (None, _) => None,
+        };
         let manager = NFCSCacheManager {
             inner: Arc::new(Inner {
                 memory: self.memory,
                 lower: self.lower,
                 codec: self.codec,
                 flights: SingleFlight::new(),
-                not_running: self.not_running,
+                not_running,
                 consistency: Consistency::new(),
                 metrics,
                 #[cfg(feature = "disk")]
@@ -228,6 +279,8 @@ impl ManagerBuilder {
                 policy,
                 #[cfg(feature = "warming")]
                 warming,
+                #[cfg(feature = "adaptive")]
+                adaptive,
             }),
         };
         #[cfg(feature = "warming")]
@@ -290,6 +343,9 @@ impl NFCSCacheManager {
                     .clock(context.clock.clone()),
             )?;
             builder = builder.memory(memory);
+            if config.memory.adaptive {
+                builder = NFCSCacheManager::attach_adaptive(builder, &config);
+            }
         } else {
             builder = builder.status("memory", TierState::Disabled);
         }
@@ -299,6 +355,27 @@ impl NFCSCacheManager {
         builder = NFCSCacheManager::attach_policy(builder, &context).await;
         builder = NFCSCacheManager::attach_warming(builder, &config);
         Ok(builder.build())
+    }
+
+    /// Configures adaptive sizing as `[memory] adaptive = true` asks.
+    fn attach_adaptive(builder: ManagerBuilder, config: &CacheConfig) -> ManagerBuilder {
+        #[cfg(feature = "adaptive")]
+        {
+            let memory = &config.memory;
+            let max = memory.max_size.bytes();
+            let min = memory.min_size.map_or(max / 16, |size| size.bytes()).max(1);
+            let settings = super::adaptive::AdaptiveConfig::new(min, max)
+                .target_hit_ratio(memory.target_hit_ratio)
+                .sampling_rate(memory.sampling_rate)
+                .interval(Some(Duration::from_secs(memory.adaptive_interval_secs)))
+                .switch_policy(memory.adapt_eviction_policy);
+            builder.adaptive(settings)
+        }
+        #[cfg(not(feature = "adaptive"))]
+        {
+            let _ = config;
+            not_compiled(builder, "adaptive")
+        }
     }
 
     /// Configures warming as `[cache_warming]` asks: `popular_queries` runs (feature
@@ -557,7 +634,8 @@ struct BuildContext<'a> {
     not(feature = "redis"),
     not(feature = "semantic"),
     not(feature = "policy"),
-    not(feature = "warming")
+    not(feature = "warming"),
+    not(feature = "adaptive")
 ))]
 fn not_compiled(builder: ManagerBuilder, tier: &str) -> ManagerBuilder {
     let reason =

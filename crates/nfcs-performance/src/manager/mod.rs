@@ -10,6 +10,8 @@
 //! - `metrics.rs`: the manager's own metrics;
 //! - `status.rs`: tier states and [`ManagerStats`].
 
+#[cfg(feature = "adaptive")]
+pub(crate) mod adaptive;
 mod build;
 mod coherence;
 mod consistency;
@@ -34,6 +36,8 @@ use nfcs_single_flight::SingleFlight;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+#[cfg(feature = "adaptive")]
+pub use adaptive::{AdaptiveConfig, AdaptiveSizing, ControllerState, SizingAction, decide};
 pub use build::ManagerBuilder;
 pub use metrics::{
     COALESCED, GET_SECONDS, LOAD_WAITERS, LOADS, PROMOTIONS, PROMOTIONS_SKIPPED,
@@ -108,6 +112,9 @@ struct Inner {
     /// Popularity tracking and warming (`[cache_warming]`).
     #[cfg(feature = "warming")]
     warming: Option<warming::Warming>,
+    /// Adaptive sizing of the memory tier (`[memory] adaptive`).
+    #[cfg(feature = "adaptive")]
+    adaptive: Option<adaptive::AdaptiveSizing>,
 }
 
 /// The multi-tier cache: an in-memory tier in front of slower tiers (disk, Redis, your own),
@@ -174,6 +181,14 @@ impl NFCSCacheManager {
     /// unique among live managers).
     pub fn name(&self) -> &str {
         &self.inner.metrics.instance
+    }
+
+    /// Adaptive sizing of the memory tier (feature `adaptive`, `[memory] adaptive = true`):
+    /// its miss-ratio curves, evaluations and history. `None` when not configured.
+    #[cfg(feature = "adaptive")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "adaptive")))]
+    pub fn adaptive(&self) -> Option<&adaptive::AdaptiveSizing> {
+        self.inner.adaptive.as_ref()
     }
 
     /// The in-memory tier, for synchronous access on the hot path.
@@ -250,6 +265,10 @@ impl NFCSCacheManager {
         #[cfg(feature = "warming")]
         if self.inner.warming.is_some() {
             status.push(TierStatus::new("cache_warming", TierState::Running));
+        }
+        #[cfg(feature = "adaptive")]
+        if self.inner.adaptive.is_some() {
+            status.push(TierStatus::new("adaptive_memory", TierState::Running));
         }
         status.extend(self.inner.not_running.iter().cloned());
         status

@@ -138,6 +138,10 @@ impl NFCSCacheManager {
             Some(memory) => {
                 if let Some(entry) = memory.get_entry(key)? {
                     inner.metrics.memory_hit(started);
+                    #[cfg(feature = "adaptive")]
+                    if let Some(adaptive) = &inner.adaptive {
+                        adaptive.record_read(key, Some(entry.value.len()));
+                    }
                     #[cfg(feature = "warming")]
                     if let Some(warming) = &inner.warming {
                         warming.record_read(key);
@@ -161,6 +165,10 @@ impl NFCSCacheManager {
         if inner.lower.is_empty() {
             if let Some(started) = started {
                 inner.metrics.miss(started);
+            }
+            #[cfg(feature = "adaptive")]
+            if let Some(adaptive) = &inner.adaptive {
+                adaptive.record_read(key, None);
             }
             #[cfg(feature = "warming")]
             if let Some(warming) = &inner.warming {
@@ -189,6 +197,10 @@ impl NFCSCacheManager {
             match lower.tier.get(key).await {
                 Ok(Some(entry)) => {
                     promote(inner, key, &entry, depth, mark).await;
+                    #[cfg(feature = "adaptive")]
+                    if let Some(adaptive) = &inner.adaptive {
+                        adaptive.record_read(key, Some(entry.value.len()));
+                    }
                     #[cfg(feature = "warming")]
                     if let Some(warming) = &inner.warming {
                         warming.record_read(key);
@@ -202,6 +214,10 @@ impl NFCSCacheManager {
             }
         }
         inner.metrics.miss(started);
+        #[cfg(feature = "adaptive")]
+        if let Some(adaptive) = &inner.adaptive {
+            adaptive.record_read(key, None);
+        }
         #[cfg(feature = "warming")]
         if let Some(warming) = &inner.warming {
             warming.record_read(key);

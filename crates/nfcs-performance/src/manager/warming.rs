@@ -75,7 +75,7 @@ impl Default for WarmingConfig {
     fn default() -> WarmingConfig {
         WarmingConfig {
             max_keys: 16_384,
-            sample_every: 8,
+            sample_every: 64,
             persist_interval: Some(Duration::from_secs(60)),
             warm_on_startup: true,
             max_time: Duration::from_secs(30),
