@@ -124,7 +124,8 @@ pub struct MrcConfig {
     /// free: its small queue (3 % of the budget) must hold enough entries to behave as it does
     /// at full size, so a point whose size times `rate` is below this samples more keys (a
     /// nested sample: every key of a sparser sample is in the denser ones), at most all of
-    /// them. [`MrcEstimator::sampling`] is the densest sample. Default 1 MiB.
+    /// them, and at most four times `rate` (so that a small lower bound does not make every
+    /// read a sampled one). [`MrcEstimator::sampling`] is the densest sample. Default 1 MiB.
     pub min_simulation_bytes: u64,
 }
 
@@ -526,6 +527,7 @@ impl MrcEstimator {
                 let rate = config
                     .rate
                     .max(config.min_simulation_bytes as f64 / bytes as f64)
+                    .min(config.rate * 4.0)
                     .min(1.0);
                 let sim_sampling = Sampling::new(rate);
                 if sim_sampling.threshold > sampling.threshold {

@@ -8,7 +8,9 @@
 //! through `MemoryCache::get_entry`, `NFCSCacheManager::get_bytes` or `get::<String>`, or
 //! written through `NFCSCacheManager::set` (memory and the disk tier, on a current-thread
 //! runtime); prints the best round's nanoseconds per operation. With `HIT_LOOP_WARMING=N` the
-//! manager tracks popularity (feature `warming`), one read in `N` sampled.
+//! manager tracks popularity (feature `warming`), one read in `N` sampled; with
+//! `HIT_LOOP_ADAPTIVE=RATE` it samples keys at `RATE` for the miss-ratio curves (feature
+//! `adaptive`).
 
 use std::error::Error;
 use std::hint::black_box;
@@ -54,6 +56,16 @@ fn main() -> Result<(), Box<dyn Error>> {
                 .sample_every(every.parse()?)
                 .warm_on_startup(false)
                 .persist_interval(None),
+        ),
+        Err(_) => builder,
+    };
+    // `HIT_LOOP_ADAPTIVE=rate`: with adaptive sizing, keys sampled at that rate.
+    #[cfg(feature = "adaptive")]
+    let builder = match std::env::var("HIT_LOOP_ADAPTIVE") {
+        Ok(rate) => builder.adaptive(
+            nfcs_performance::AdaptiveConfig::new(16 << 20, 256 << 20)
+                .sampling_rate(rate.parse()?)
+                .interval(Some(std::time::Duration::from_secs(3600))),
         ),
         Err(_) => builder,
     };

@@ -4,8 +4,9 @@
 //! switches between LRU and S3-FIFO when the curves say the other does better.
 //!
 //! The read path hashes each key read and, for the sampled ones (1 % by default), appends
-//! `(hash, key length, value length)` to a buffer; a background thread (or
-//! [`AdaptiveSizing::evaluate_now`]) feeds the buffer to the estimator. Every evaluation:
+//! `(hash, key length, value length)` to a buffer; a background thread, woken when the buffer
+//! fills (or [`AdaptiveSizing::evaluate_now`]), feeds the buffer to the estimator, so a read
+//! pays one hash and, one time in a hundred, a push. Every evaluation:
 //!
 //! 1. ages the curves (counts halved by default), so they follow the workload;
 //! 2. finds the smallest budget whose predicted hit ratio reaches the target plus half the
@@ -26,8 +27,12 @@ use nfcs_cache_core::{CacheError, EvictionPolicy, MemoryCache};
 use parking_lot::Mutex;
 use serde::Serialize;
 
-/// Sampled reads buffered before the reader that fills the buffer feeds them itself.
+/// Sampled reads buffered before the background thread is woken to count them (or, without a
+/// thread, before the reader that fills the buffer counts them itself).
 const BUFFER: usize = 4_096;
+/// Sampled reads buffered at most: beyond, while the thread catches up, samples are dropped
+/// (and counted) rather than slowing reads down.
+const MAX_BUFFER: usize = 8 * BUFFER;
 /// A curve needs this many sampled reads (after decay) before the controller trusts it.
 const MIN_SAMPLED_READS: f64 = 500.0;
 /// Resizes smaller than this fraction of the budget are not worth making.
@@ -280,6 +285,10 @@ struct Shared {
     config: AdaptiveConfig,
     sampling: Sampling,
     buffer: Mutex<Vec<Sample>>,
+    /// Wakes the background thread (`None`: there is none; readers drain themselves).
+    wake: Option<std::sync::mpsc::SyncSender<()>>,
+    /// Samples dropped because the thread lagged.
+    dropped: std::sync::atomic::AtomicU64,
     model: Mutex<Model>,
     memory: MemoryCache,
 }
@@ -316,9 +325,18 @@ impl AdaptiveSizing {
             MrcConfig::new(config.min_bytes, config.max_bytes).rate(config.sampling_rate),
         )?;
         let stats = memory.stats();
+        let (wake, woken) = match config.interval {
+            Some(_) => {
+                let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+                (Some(sender), Some(receiver))
+            }
+            None => (None, None),
+        };
         let shared = Arc::new(Shared {
             sampling: estimator.sampling(),
             buffer: Mutex::new(Vec::with_capacity(BUFFER)),
+            wake,
+            dropped: std::sync::atomic::AtomicU64::new(0),
             model: Mutex::new(Model {
                 estimator,
                 state: ControllerState::default(),
@@ -328,17 +346,28 @@ impl AdaptiveSizing {
             config,
             memory,
         });
-        if let Some(interval) = shared.config.interval {
+        if let (Some(interval), Some(woken)) = (shared.config.interval, woken) {
             let weak = Arc::downgrade(&shared);
             let spawned = std::thread::Builder::new()
                 .name("nfcs-adaptive".to_owned())
                 .spawn(move || {
+                    let mut last = std::time::Instant::now();
                     loop {
-                        std::thread::sleep(interval);
+                        let wait = interval.saturating_sub(last.elapsed());
+                        match woken.recv_timeout(wait) {
+                            Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                        }
                         let Some(shared) = weak.upgrade() else {
                             return;
                         };
-                        AdaptiveSizing { shared }.evaluate_now();
+                        let adaptive = AdaptiveSizing { shared };
+                        if last.elapsed() >= interval {
+                            last = std::time::Instant::now();
+                            adaptive.evaluate_now();
+                        } else {
+                            adaptive.drain();
+                        }
                     }
                 });
             if let Err(error) = spawned {
@@ -364,12 +393,25 @@ impl AdaptiveSizing {
             key_len: key_len as u32,
             value_len: value_len.map_or(u32::MAX, |len| len.min(u32::MAX as usize - 1) as u32),
         };
-        let full = {
+        let buffered = {
             let mut buffer = self.shared.buffer.lock();
+            if buffer.len() >= MAX_BUFFER {
+                self.shared
+                    .dropped
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                return;
+            }
             buffer.push(sample);
-            buffer.len() >= BUFFER
+            buffer.len()
         };
-        if full {
+        if buffered == BUFFER {
+            match &self.shared.wake {
+                Some(wake) => {
+                    let _ = wake.try_send(());
+                }
+                None => self.drain(),
+            }
+        } else if buffered > BUFFER && self.shared.wake.is_none() {
             self.drain();
         }
     }
@@ -384,6 +426,13 @@ impl AdaptiveSizing {
                 .estimator
                 .record(sample.hash, sample.key_len as usize, value_len);
         }
+    }
+
+    /// Sampled reads dropped because the background thread had fallen behind.
+    pub fn dropped_samples(&self) -> u64 {
+        self.shared
+            .dropped
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The configuration.
