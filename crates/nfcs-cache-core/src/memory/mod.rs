@@ -857,6 +857,35 @@ impl MemoryCache {
         }))
     }
 
+    /// [`get_entry`](MemoryCache::get_entry), also returning the hash the tier located the key
+    /// by (the same for a key for the life of this cache, different between caches): callers
+    /// that sample or count keys (adaptive sizing, popularity) use it instead of hashing again.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidKey`] for an empty or too-long key.
+    #[inline]
+    pub fn get_entry_hashed(&self, key: &str) -> Result<(Option<CacheEntry>, u64), CacheError> {
+        check_key(key)?;
+        let (cell, hash) = self.locate(key);
+        let reads = cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed);
+        let sampled = reads.is_multiple_of(u64::from(telemetry::MEMORY_SAMPLE_EVERY));
+        let timer = self.inner.metrics.start_when(sampled, Operation::Get);
+        let found = self.lookup_in(cell, key, hash);
+        telemetry::finish(timer);
+        let entry = found.map(|(value, deadline)| {
+            let left = (deadline != NEVER)
+                .then(|| monotonic::remaining(deadline, self.now()))
+                .flatten();
+            CacheEntry::new(value, left)
+        });
+        Ok((entry, hash))
+    }
+
+    /// The hash [`get_entry_hashed`](MemoryCache::get_entry_hashed) returns for `key`.
+    pub fn key_hash(&self, key: &str) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
     /// Reads `key` with its remaining TTL without counting a read or recording a use: for a
     /// second look that must not skew the statistics or the eviction order (a multi-tier
     /// cache's single-flight re-check).

@@ -3,10 +3,10 @@
 //! resizes the budget within bounds to reach a target hit ratio with the least memory, and
 //! switches between LRU and S3-FIFO when the curves say the other does better.
 //!
-//! The read path hashes each key read and, for the sampled ones (1 % by default), appends
-//! `(hash, key length, value length)` to a buffer; a background thread, woken when the buffer
+//! The read path takes the hash the memory tier located each key by and, for the sampled keys
+//! (1 % by default), appends `(hash, key length, value length)` to a buffer; a background thread, woken when the buffer
 //! fills (or [`AdaptiveSizing::evaluate_now`]), feeds the buffer to the estimator, so a read
-//! pays one hash and, one time in a hundred, a push. Every evaluation:
+//! pays one comparison and, one time in a hundred, a push. Every evaluation:
 //!
 //! 1. ages the curves (counts halved by default), so they follow the workload;
 //! 2. finds the smallest budget whose predicted hit ratio reaches the target plus half the
@@ -22,7 +22,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nfcs_cache_core::mrc::{MissRatioCurve, MrcConfig, MrcEstimator, Sampling, key_hash};
+use nfcs_cache_core::mrc::{MissRatioCurve, MrcConfig, MrcEstimator, Sampling};
 use nfcs_cache_core::{CacheError, EvictionPolicy, MemoryCache};
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -377,12 +377,13 @@ impl AdaptiveSizing {
         Ok(AdaptiveSizing { shared })
     }
 
-    /// Records a read of `key` (valid) whose value is `value_len` bytes (`None`: not found).
+    /// Records a read of a key (valid, `key_len` bytes, hashed by the memory tier's
+    /// [`key_hash`](MemoryCache::key_hash)) whose value is `value_len` bytes (`None`: not
+    /// found).
     #[inline]
-    pub(super) fn record_read(&self, key: &str, value_len: Option<usize>) {
-        let hash = key_hash(key);
+    pub(super) fn record_read(&self, hash: u64, key_len: usize, value_len: Option<usize>) {
         if self.shared.sampling.is_sampled(hash) {
-            self.record_sampled(hash, key.len(), value_len);
+            self.record_sampled(hash, key_len, value_len);
         }
     }
 

@@ -350,6 +350,15 @@ impl NFCSCacheManager {
 }
 
 impl Inner {
+    /// Feeds a read that missed memory to adaptive sizing (hashing the key as the memory tier
+    /// does; a hit passes the hash the tier computed).
+    #[cfg(feature = "adaptive")]
+    fn adaptive_read(&self, key: &str, value_len: Option<usize>) {
+        if let (Some(adaptive), Some(memory)) = (&self.adaptive, &self.memory) {
+            adaptive.record_read(memory.key_hash(key), key.len(), value_len);
+        }
+    }
+
     /// Counts a failed operation of lower tier `depth`; the caller serves around it.
     fn tier_failed(&self, depth: usize, operation: &str, error: &CacheError) {
         self.metrics.tier_error(depth);

@@ -136,11 +136,12 @@ impl NFCSCacheManager {
         let started = inner.metrics.start_sampled();
         match &inner.memory {
             Some(memory) => {
-                if let Some(entry) = memory.get_entry(key)? {
+                let (found, _hash) = memory.get_entry_hashed(key)?;
+                if let Some(entry) = found {
                     inner.metrics.memory_hit(started);
                     #[cfg(feature = "adaptive")]
                     if let Some(adaptive) = &inner.adaptive {
-                        adaptive.record_read(key, Some(entry.value.len()));
+                        adaptive.record_read(_hash, key.len(), Some(entry.value.len()));
                     }
                     #[cfg(feature = "warming")]
                     if let Some(warming) = &inner.warming {
@@ -167,9 +168,7 @@ impl NFCSCacheManager {
                 inner.metrics.miss(started);
             }
             #[cfg(feature = "adaptive")]
-            if let Some(adaptive) = &inner.adaptive {
-                adaptive.record_read(key, None);
-            }
+            inner.adaptive_read(key, None);
             #[cfg(feature = "warming")]
             if let Some(warming) = &inner.warming {
                 warming.record_read(key);
@@ -198,9 +197,7 @@ impl NFCSCacheManager {
                 Ok(Some(entry)) => {
                     promote(inner, key, &entry, depth, mark).await;
                     #[cfg(feature = "adaptive")]
-                    if let Some(adaptive) = &inner.adaptive {
-                        adaptive.record_read(key, Some(entry.value.len()));
-                    }
+                    inner.adaptive_read(key, Some(entry.value.len()));
                     #[cfg(feature = "warming")]
                     if let Some(warming) = &inner.warming {
                         warming.record_read(key);
@@ -215,9 +212,7 @@ impl NFCSCacheManager {
         }
         inner.metrics.miss(started);
         #[cfg(feature = "adaptive")]
-        if let Some(adaptive) = &inner.adaptive {
-            adaptive.record_read(key, None);
-        }
+        inner.adaptive_read(key, None);
         #[cfg(feature = "warming")]
         if let Some(warming) = &inner.warming {
             warming.record_read(key);
