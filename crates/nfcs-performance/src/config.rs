@@ -361,6 +361,14 @@ pub struct CacheWarmingConfig {
     pub warm_max_bytes: Option<ByteSize>,
     /// Keys read from the lower tiers at once while warming.
     pub warm_concurrency: u32,
+    /// `predicted_access`: how many preceding reads that missed memory a read counts as the
+    /// successor of.
+    pub predict_window: u32,
+    /// `predicted_access`: the share of a key's appearances a successor must follow it in to
+    /// be prefetched.
+    pub predict_min_confidence: f64,
+    /// `predicted_access`: prefetches at most per read.
+    pub predict_max_prefetch: u32,
 }
 
 impl Default for CacheWarmingConfig {
@@ -378,6 +386,9 @@ impl Default for CacheWarmingConfig {
             warm_max_seconds: 30,
             warm_max_bytes: None,
             warm_concurrency: 16,
+            predict_window: 4,
+            predict_min_confidence: 0.3,
+            predict_max_prefetch: 2,
         }
     }
 }
@@ -606,7 +617,19 @@ impl CacheConfig {
             ));
         }
         let warming = &self.cache_warming;
-        let ranges: [(&str, u64, u64, u64); 5] = [
+        let ranges: [(&str, u64, u64, u64); 7] = [
+            (
+                "cache_warming.predict_window",
+                u64::from(warming.predict_window),
+                1,
+                16,
+            ),
+            (
+                "cache_warming.predict_max_prefetch",
+                u64::from(warming.predict_max_prefetch),
+                1,
+                16,
+            ),
             ("cache_warming.max_keys", warming.max_keys, 1, 10_000_000),
             (
                 "cache_warming.sample_every",
@@ -640,6 +663,12 @@ impl CacheConfig {
                     format!("{value}: must be between {low} and {high}"),
                 ));
             }
+        }
+        if !(warming.predict_min_confidence > 0.0 && warming.predict_min_confidence <= 1.0) {
+            return Err(ConfigError::invalid(
+                "cache_warming.predict_min_confidence",
+                format!("{}: must lie in (0, 1]", warming.predict_min_confidence),
+            ));
         }
         if warming
             .warm_max_bytes

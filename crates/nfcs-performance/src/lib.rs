@@ -62,8 +62,7 @@
 //! assert_eq!(cache.invalidate_pattern("cgl_*").await?, 2);
 //!
 //! // The spec enables semantic caching and both warming strategies by default too; a build
-//! // without the `semantic` feature, and this release (`predicted_access` is not built yet),
-//! // report them as not running instead of failing.
+//! // without the `semantic` feature reports it as not running instead of failing.
 //! for status in cache.tier_status() {
 //!     println!("{}: {:?}", status.name, status.state);
 //! }
@@ -164,8 +163,8 @@ pub use manager::{AdaptiveConfig, AdaptiveSizing, ControllerState, SizingAction,
 #[cfg(feature = "warming")]
 #[cfg_attr(docsrs, doc(cfg(feature = "warming")))]
 pub use manager::{
-    WarmReport, WarmStop, Warming, WarmingConfig, WarmingState, hot_set_file_name,
-    hot_set_redis_key,
+    Prediction, PredictionConfig, PredictionStats, WarmReport, WarmStop, Warming, WarmingConfig,
+    WarmingState, hot_set_file_name, hot_set_redis_key,
 };
 
 /// The names of the manager's own metrics (the tiers' are in

@@ -14,6 +14,8 @@ mod manager;
 mod math;
 #[cfg(feature = "policy")]
 mod policy;
+#[cfg(feature = "warming")]
+mod prediction;
 #[cfg(feature = "redis")]
 mod redis_tier;
 #[cfg(feature = "semantic")]

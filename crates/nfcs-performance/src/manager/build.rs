@@ -46,6 +46,8 @@ pub struct ManagerBuilder {
     policy: Option<nfcs_policy_cache::PolicyCache>,
     #[cfg(feature = "warming")]
     warming: Option<super::warming::WarmingConfig>,
+    #[cfg(feature = "warming")]
+    prediction: Option<super::prediction::PredictionConfig>,
     #[cfg(feature = "adaptive")]
     adaptive: Option<super::adaptive::AdaptiveConfig>,
 }
@@ -69,9 +71,21 @@ impl ManagerBuilder {
             policy: None,
             #[cfg(feature = "warming")]
             warming: None,
+            #[cfg(feature = "warming")]
+            prediction: None,
             #[cfg(feature = "adaptive")]
             adaptive: None,
         }
+    }
+
+    /// Learns which keys follow which and prefetches the likely successors of a read key from
+    /// the lower tiers into memory (`predicted_access`, feature `warming`). Needs a memory tier
+    /// and a tokio runtime to prefetch in.
+    #[cfg(feature = "warming")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "warming")))]
+    pub fn prediction(mut self, config: super::prediction::PredictionConfig) -> ManagerBuilder {
+        self.prediction = Some(config);
+        self
     }
 
     /// Sizes the memory tier adaptively (feature `adaptive`): online miss-ratio curves and a
@@ -279,6 +293,8 @@ impl ManagerBuilder {
                 policy,
                 #[cfg(feature = "warming")]
                 warming,
+                #[cfg(feature = "warming")]
+                prediction: self.prediction.map(super::prediction::Prediction::new),
                 #[cfg(feature = "adaptive")]
                 adaptive,
             }),
@@ -386,15 +402,21 @@ impl NFCSCacheManager {
         if !warming.enabled {
             return builder.status("cache_warming", TierState::Disabled);
         }
-        let mut builder = builder;
-        if warming
+        #[cfg(feature = "warming")]
+        let builder = if warming
             .strategies
             .contains(&WarmingStrategy::PredictedAccess)
         {
-            let reason = "configured, but not available in this build (it arrives with the access-prediction work)".to_owned();
-            tracing::warn!(tier = "predicted_access", "{reason}; serving without it");
-            builder = builder.status("predicted_access", TierState::NotRunning { reason });
-        }
+            let settings = super::prediction::PredictionConfig {
+                window: warming.predict_window as usize,
+                min_confidence: warming.predict_min_confidence,
+                max_prefetch: warming.predict_max_prefetch as usize,
+                ..super::prediction::PredictionConfig::default()
+            };
+            builder.prediction(settings)
+        } else {
+            builder
+        };
         if !warming
             .strategies
             .contains(&WarmingStrategy::PopularQueries)

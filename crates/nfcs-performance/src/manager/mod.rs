@@ -17,6 +17,8 @@ mod coherence;
 mod consistency;
 mod flight;
 mod metrics;
+#[cfg(feature = "warming")]
+pub(crate) mod prediction;
 mod read;
 mod status;
 #[cfg(feature = "warming")]
@@ -43,6 +45,8 @@ pub use metrics::{
     COALESCED, GET_SECONDS, LOAD_WAITERS, LOADS, PROMOTIONS, PROMOTIONS_SKIPPED,
     REMOTE_INVALIDATIONS, SET_SECONDS, TIER_ERRORS,
 };
+#[cfg(feature = "warming")]
+pub use prediction::{Prediction, PredictionConfig, PredictionStats};
 pub use status::{ManagerStats, TierState, TierStatus};
 #[cfg(feature = "warming")]
 pub use warming::{
@@ -112,6 +116,9 @@ struct Inner {
     /// Popularity tracking and warming (`[cache_warming]`).
     #[cfg(feature = "warming")]
     warming: Option<warming::Warming>,
+    /// `predicted_access` (`[cache_warming]`).
+    #[cfg(feature = "warming")]
+    prediction: Option<prediction::Prediction>,
     /// Adaptive sizing of the memory tier (`[memory] adaptive`).
     #[cfg(feature = "adaptive")]
     adaptive: Option<adaptive::AdaptiveSizing>,
@@ -191,6 +198,14 @@ impl NFCSCacheManager {
         self.inner.adaptive.as_ref()
     }
 
+    /// `predicted_access` (feature `warming`): the successor model, its prefetches and their
+    /// precision. `None` when not configured.
+    #[cfg(feature = "warming")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "warming")))]
+    pub fn prediction(&self) -> Option<&prediction::Prediction> {
+        self.inner.prediction.as_ref()
+    }
+
     /// The in-memory tier, for synchronous access on the hot path.
     pub fn memory(&self) -> Option<&MemoryCache> {
         self.inner.memory.as_ref()
@@ -265,6 +280,10 @@ impl NFCSCacheManager {
         #[cfg(feature = "warming")]
         if self.inner.warming.is_some() {
             status.push(TierStatus::new("cache_warming", TierState::Running));
+        }
+        #[cfg(feature = "warming")]
+        if self.inner.prediction.is_some() {
+            status.push(TierStatus::new("predicted_access", TierState::Running));
         }
         #[cfg(feature = "adaptive")]
         if self.inner.adaptive.is_some() {
@@ -350,6 +369,17 @@ impl NFCSCacheManager {
 }
 
 impl Inner {
+    /// Teaches `predicted_access` a read that missed memory, and prefetches what it predicts.
+    #[cfg(feature = "warming")]
+    fn predict_after_miss(self: &Arc<Inner>, key: &str) {
+        if let (Some(prediction), Some(memory)) = (&self.prediction, &self.memory) {
+            let next = prediction.on_miss(key, memory.key_hash(key));
+            if !next.is_empty() {
+                prediction::prefetch(self, next);
+            }
+        }
+    }
+
     /// Feeds a read that missed memory to adaptive sizing (hashing the key as the memory tier
     /// does; a hit passes the hash the tier computed).
     #[cfg(feature = "adaptive")]

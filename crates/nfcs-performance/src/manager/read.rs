@@ -147,6 +147,13 @@ impl NFCSCacheManager {
                     if let Some(warming) = &inner.warming {
                         warming.record_read(key);
                     }
+                    #[cfg(feature = "warming")]
+                    if let Some(prediction) = &inner.prediction {
+                        let next = prediction.on_hit(key, _hash);
+                        if !next.is_empty() {
+                            super::prediction::prefetch(inner, next);
+                        }
+                    }
                     return Ok(MemoryRead::Hit(entry));
                 }
             }
@@ -202,6 +209,8 @@ impl NFCSCacheManager {
                     if let Some(warming) = &inner.warming {
                         warming.record_read(key);
                     }
+                    #[cfg(feature = "warming")]
+                    inner.predict_after_miss(key);
                     inner.metrics.lower_hit(depth, started);
                     return Ok(Some(entry));
                 }
@@ -217,6 +226,8 @@ impl NFCSCacheManager {
         if let Some(warming) = &inner.warming {
             warming.record_read(key);
         }
+        #[cfg(feature = "warming")]
+        inner.predict_after_miss(key);
         Ok(None)
     }
 }

@@ -601,7 +601,7 @@ impl NFCSCacheManager {
     }
 }
 
-enum WarmOne {
+pub(super) enum WarmOne {
     Loaded(u64),
     InMemory,
     Missing,
@@ -610,7 +610,7 @@ enum WarmOne {
 
 /// Loads one key into memory from the first lower tier that has it, guarded as a read's
 /// promotion is.
-async fn warm_one(inner: &Arc<Inner>, key: &str) -> WarmOne {
+pub(super) async fn warm_one(inner: &Arc<Inner>, key: &str) -> WarmOne {
     let Some(memory) = &inner.memory else {
         return WarmOne::Missing;
     };
