@@ -17,7 +17,7 @@ async fn node(
     let config = CacheConfig::from_toml_str(&format!(
         "name = \"{name}\"\n[memory]\nmax_size = \"16MiB\"\n[disk]\ndirectory = \"{}\"\nmax_size = \"64MiB\"\n\
          [redis]\nenabled = false\n[semantic]\nenabled = false\n\
-         [cache_warming]\nstrategies = [\"popular_queries\"]\nsample_every = 1\nmax_keys = 64\n\
+         [cache_warming]\nstrategies = [\"popular_queries\"]\nsample_every = 1\nmax_keys = 50\n\
          warm_on_startup = {warm_on_startup}",
         directory.display()
     ))

@@ -1033,6 +1033,27 @@ impl MemoryCache {
         removed_live
     }
 
+    /// Up to `limit` keys of live entries, visiting the shards in turn (each under its write
+    /// lock for the time it takes to copy its keys): for saving what the tier holds, such as a
+    /// warm-restart hot set. No order is promised.
+    pub fn keys(&self, limit: usize) -> Vec<String> {
+        let mut keys = Vec::new();
+        for cell in self.inner.shards.iter() {
+            if keys.len() >= limit {
+                break;
+            }
+            let now = self.now();
+            let mut shard = cell.shard.write();
+            shard.store.retain(&mut |key, slot| {
+                if keys.len() < limit && (slot.deadline == NEVER || now < slot.deadline) {
+                    keys.push(key.to_owned());
+                }
+                true
+            });
+        }
+        keys
+    }
+
     /// Reclaims every expired entry now; returns how many. Writes already reclaim a few each,
     /// so calling this is only needed to release memory promptly in a read-only phase.
     pub fn purge_expired(&self) -> u64 {

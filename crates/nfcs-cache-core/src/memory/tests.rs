@@ -499,3 +499,21 @@ fn switching_to_a_costlier_policy_evicts_to_stay_within_budget() {
     assert_eq!(cache.len() + evicted, inserted);
     assert!(cache.weighted_size() <= cache.capacity());
 }
+
+#[test]
+fn keys_lists_live_entries_up_to_a_limit() {
+    let clock = crate::ManualClock::new();
+    let cache = MemoryCache::with_config(MemoryConfig::new(8 << 20).shards(4).clock(clock.clock()))
+        .unwrap();
+    for index in 0..100 {
+        let ttl = (index < 10).then(|| Duration::from_secs(1));
+        cache.insert(&format!("k{index}"), "v", ttl).unwrap();
+    }
+    clock.advance(Duration::from_secs(2));
+    let mut keys = cache.keys(1_000);
+    keys.sort();
+    let mut expected: Vec<String> = (10..100).map(|index| format!("k{index}")).collect();
+    expected.sort();
+    assert_eq!(keys, expected, "expired entries are not listed");
+    assert_eq!(cache.keys(7).len(), 7);
+}

@@ -433,7 +433,8 @@ impl NFCSCacheManager {
         self.inner.warming.as_ref()
     }
 
-    /// Saves the hot set now: the `max_keys` most read keys, into the disk tier's directory
+    /// Saves the hot set now: the most read keys as tracked, then the keys the memory tier
+    /// holds, `max_keys` in all, into the disk tier's directory
     /// (written to a temporary file, synced and renamed into place) and into the Redis tier
     /// (shared by nodes of the same name). Returns how many keys were saved. `flush` calls
     /// this.
@@ -444,11 +445,27 @@ impl NFCSCacheManager {
         let Some(warming) = &self.inner.warming else {
             return Ok(0);
         };
-        let keys: Vec<String> = warming
-            .hot_keys(warming.config.max_keys)
+        // The tracked hottest keys first, then what the memory tier holds (the keys that earned
+        // their place there), up to `max_keys`.
+        let limit = warming.config.max_keys;
+        let mut keys: Vec<String> = warming
+            .hot_keys(limit)
             .into_iter()
             .map(|(key, _)| key)
             .collect();
+        if let Some(memory) = &self.inner.memory
+            && keys.len() < limit
+        {
+            let mut seen: std::collections::HashSet<String> = keys.iter().cloned().collect();
+            for key in memory.keys(limit) {
+                if keys.len() >= limit {
+                    break;
+                }
+                if seen.insert(key.clone()) {
+                    keys.push(key);
+                }
+            }
+        }
         let count = keys.len();
         let hot_set = HotSet {
             version: HOT_SET_VERSION,
@@ -566,7 +583,9 @@ impl NFCSCacheManager {
             .unwrap_or_else(|| memory.capacity() / 10 * 9);
         let mut report = WarmReport::empty(WarmStop::Completed, source);
         report.listed = keys.len();
-        for chunk in keys.chunks(config.concurrency.max(1)) {
+        // The disk tier's reads are batched (one blocking task reads a chunk); other tiers are
+        // read `concurrency` keys at a time.
+        for chunk in keys.chunks(DISK_BATCH.max(config.concurrency)) {
             if started.elapsed() >= config.max_time {
                 report.stopped = WarmStop::TimeLimit;
                 break;
@@ -575,7 +594,9 @@ impl NFCSCacheManager {
                 report.stopped = WarmStop::ByteLimit;
                 break;
             }
-            let outcomes = join_all(chunk.iter().map(|key| warm_one(inner, key))).await;
+            let bytes_left = max_bytes.saturating_sub(report.bytes);
+            let outcomes = warm_chunk(inner, chunk, config.concurrency.max(1), bytes_left).await;
+            let cut_short = outcomes.len() < chunk.len();
             for outcome in outcomes {
                 match outcome {
                     WarmOne::Loaded(bytes) => {
@@ -586,6 +607,10 @@ impl NFCSCacheManager {
                     WarmOne::Missing => report.missing += 1,
                     WarmOne::Skipped => report.skipped += 1,
                 }
+            }
+            if cut_short {
+                report.stopped = WarmStop::ByteLimit;
+                break;
             }
         }
         report.elapsed = started.elapsed();
@@ -599,6 +624,104 @@ impl NFCSCacheManager {
         );
         report
     }
+}
+
+/// Keys the disk tier reads in one blocking task while warming.
+const DISK_BATCH: usize = 256;
+
+/// Warms `chunk`: from the disk tier in one blocking task when it is the first lower tier,
+/// otherwise `concurrency` keys at a time through the tiers.
+/// Stops (returning fewer outcomes than keys) once `bytes_left` bytes are loaded.
+async fn warm_chunk(
+    inner: &Arc<Inner>,
+    chunk: &[String],
+    concurrency: usize,
+    mut bytes_left: u64,
+) -> Vec<WarmOne> {
+    #[cfg(feature = "disk")]
+    if let (Some(disk), Some(first)) = (&inner.disk, inner.lower.first())
+        && first.role == super::Role::Disk
+    {
+        return warm_chunk_from_disk(inner, disk, chunk, bytes_left).await;
+    }
+    let mut outcomes = Vec::with_capacity(chunk.len());
+    for part in chunk.chunks(concurrency) {
+        if bytes_left == 0 {
+            break;
+        }
+        for outcome in join_all(part.iter().map(|key| warm_one(inner, key))).await {
+            if let WarmOne::Loaded(bytes) = outcome {
+                bytes_left = bytes_left.saturating_sub(bytes);
+            }
+            outcomes.push(outcome);
+        }
+    }
+    outcomes
+}
+
+/// Warms `chunk` from the disk tier: marks taken for every key first, then one blocking task
+/// reads them all, then each found entry is promoted under its mark (so the guarantee is a
+/// read's). Keys the disk lacks are looked up in the tiers below it, one by one.
+#[cfg(feature = "disk")]
+async fn warm_chunk_from_disk(
+    inner: &Arc<Inner>,
+    disk: &nfcs_cache_disk::DiskCache,
+    chunk: &[String],
+    mut bytes_left: u64,
+) -> Vec<WarmOne> {
+    let Some(memory) = &inner.memory else {
+        return Vec::new();
+    };
+    let mut outcomes = Vec::with_capacity(chunk.len());
+    let mut wanted = Vec::new();
+    for key in chunk {
+        if nfcs_cache_core::check_key(key).is_err() {
+            outcomes.push(WarmOne::Missing);
+        } else if memory.contains_key(key) {
+            outcomes.push(WarmOne::InMemory);
+        } else {
+            wanted.push((key.clone(), inner.consistency.mark(key)));
+        }
+    }
+    let keys: Vec<String> = wanted.iter().map(|(key, _)| key.clone()).collect();
+    let reader = disk.clone();
+    let read = tokio::task::spawn_blocking(move || {
+        keys.iter()
+            .map(|key| reader.get_entry(key))
+            .collect::<Vec<_>>()
+    })
+    .await;
+    let Ok(results) = read else {
+        for (key, _) in &wanted {
+            outcomes.push(warm_one(inner, key).await);
+        }
+        return outcomes;
+    };
+    for ((key, mark), result) in wanted.into_iter().zip(results) {
+        if bytes_left == 0 {
+            break;
+        }
+        match result {
+            Ok(Some(entry)) => {
+                let bytes = entry.value.len() as u64;
+                bytes_left = bytes_left.saturating_sub(bytes);
+                outcomes.push(
+                    if super::read::promote(inner, &key, &entry, 0, mark).await {
+                        WarmOne::Loaded(bytes)
+                    } else {
+                        WarmOne::Skipped
+                    },
+                );
+            }
+            Ok(None) if inner.lower.len() > 1 => outcomes.push(warm_one(inner, &key).await),
+            Ok(None) => outcomes.push(WarmOne::Missing),
+            Err(error) => {
+                inner.tier_failed(0, "warm from", &error);
+                outcomes.push(WarmOne::Missing);
+            }
+        }
+    }
+    outcomes
 }
 
 pub(super) enum WarmOne {
