@@ -116,6 +116,26 @@ pub fn read() -> Result<AllocatorStats, Unavailable> {
     imp::read_raw()
 }
 
+/// Whether jemalloc's background threads purge unused dirty pages (`background_thread`).
+///
+/// # Errors
+/// As [`read`].
+pub fn background_threads() -> Result<bool, Unavailable> {
+    imp::ensure_global()?;
+    imp::background_threads()
+}
+
+/// Turns jemalloc's background purging threads on or off; returns the setting before. The
+/// allocator-side counterpart of tuning a garbage collector: with them on, dirty pages go back
+/// to the OS on the decay schedule without waiting for an allocation to trigger it.
+///
+/// # Errors
+/// As [`read`].
+pub fn set_background_threads(on: bool) -> Result<bool, Unavailable> {
+    imp::ensure_global()?;
+    imp::set_background_threads(on)
+}
+
 /// Whether [`read`] gives figures here (`Ok`), and otherwise why not.
 ///
 /// # Errors
@@ -579,6 +599,16 @@ mod imp {
         .map_err(Clone::clone)
     }
 
+    pub(super) fn background_threads() -> Result<bool, Unavailable> {
+        tikv_jemalloc_ctl::background_thread::read().map_err(ctl)
+    }
+
+    pub(super) fn set_background_threads(on: bool) -> Result<bool, Unavailable> {
+        let before = background_threads()?;
+        tikv_jemalloc_ctl::background_thread::write(on).map_err(ctl)?;
+        Ok(before)
+    }
+
     pub(super) fn read_raw() -> Result<AllocatorStats, Unavailable> {
         let mibs = mibs()?;
         mibs.epoch.advance().map_err(ctl)?;
@@ -617,6 +647,14 @@ mod imp {
 #[cfg(not(feature = "jemalloc"))]
 mod imp {
     use super::{AllocatorStats, Unavailable};
+
+    pub(super) fn background_threads() -> Result<bool, Unavailable> {
+        Err(Unavailable::FeatureDisabled)
+    }
+
+    pub(super) fn set_background_threads(_on: bool) -> Result<bool, Unavailable> {
+        Err(Unavailable::FeatureDisabled)
+    }
 
     pub(super) fn read_raw() -> Result<AllocatorStats, Unavailable> {
         Err(Unavailable::FeatureDisabled)

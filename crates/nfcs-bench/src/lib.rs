@@ -18,6 +18,9 @@
 //!   ([`report`]).
 //! - The components ([`Component`]): mathematical, constitutional, cache, esc (semantic),
 //!   coordination, memory, load ([`components`]).
+//! - [`optimizer`]: the spec's `AutoPerformanceOptimizer`: the suite's report in, the spec's
+//!   rules (grow the memory tier by its miss-ratio curve, tune the allocator, pick the CGL
+//!   grid) applied to the running system, kept only where they helped.
 //! - [`orchestrator`]: the NFCS cycle at a fixed frequency over concurrent [`orchestrator::Module`]s,
 //!   public so users drive their own modules with it.
 //! - [`load`]: the load engine: closed and open models, latencies from the intended start
@@ -79,6 +82,7 @@ pub mod components;
 pub mod config;
 mod error;
 pub mod load;
+pub mod optimizer;
 pub mod orchestrator;
 pub mod peers;
 pub mod progress;

@@ -52,6 +52,12 @@ enum Command {
     #[cfg(feature = "serve")]
     #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
+    /// The AutoPerformanceOptimizer: runs the suite, applies the spec's rules to the running
+    /// system (grow the memory tier by its miss-ratio curve when its hit ratio is under 0.8,
+    /// turn on the allocator's background purging when fragmentation is over 30 %, pick the
+    /// CGL grid when the solver misses its FPS target), re-runs, and keeps only what helped.
+    #[command(after_help = OPTIMIZE_HELP)]
+    Optimize(OptimizeArgs),
     /// Prints the default configuration as TOML (a starting point for --config).
     DefaultConfig,
     /// One peer-comparison section of docs/benchmarks.md as Markdown, from what the benches of
@@ -63,10 +69,10 @@ enum Command {
 const SERVE_HELP: &str = "\
 The node listens on loopback by default. Listening on any other address needs a bearer token
 (at least 16 characters) in NFCS_BENCH_TOKEN or in the file [serve] token_file names; the
-/v1 routes and /api/check then require `Authorization: Bearer <token>`.
+/v1 routes, /api/check and /api/optimize then require `Authorization: Bearer <token>`.
 
 Routes: /v1/cache/{key} (GET, PUT, DELETE), /v1/cache/invalidate, /v1/semantic/store,
-/v1/semantic/find_similar, /v1/policy/evaluate, /v1/cgl/solve, /api/check; /metrics,
+/v1/semantic/find_similar, /v1/policy/evaluate, /v1/cgl/solve, /api/check, /api/optimize; /metrics,
 /api/summary, /api/history, /api/stream (server-sent events), /dashboard, /openapi.json,
 /healthz.
 
@@ -86,6 +92,36 @@ struct ServeArgs {
     /// Where relative paths of the cache configuration (the disk tier) are resolved.
     #[arg(long, value_name = "DIR", default_value = ".")]
     work_dir: PathBuf,
+}
+
+const OPTIMIZE_HELP: &str = "\
+Prints each rule's proposal (or why it proposes nothing), what was applied and whether it was
+kept, and writes optimization.json beside the reports in --out. With --dry-run nothing is
+applied. The memory tier's curve is built during the run ([memory] miss_ratio_curves is turned
+on for it).
+
+Exit status: 0 when the optimizer ran (whether or not anything changed), 1 on an error.";
+
+#[derive(Debug, Args)]
+struct OptimizeArgs {
+    /// A component to run (repeatable); all of them by default.
+    #[arg(long = "component", value_name = "C", value_parser = parse_component)]
+    components: Vec<Component>,
+    /// Plan only: report what would change, change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// The most the memory tier may be given (`512MiB`, `2GB`); four times [cache.memory]
+    /// max_size by default.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory_limit: Option<u64>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.parse::<nfcs_performance::ByteSize>()
+        .map(|size| size.bytes())
+        .map_err(|error| error.to_string())
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +303,7 @@ async fn run(cli: Cli) -> Result<bool, BenchError> {
             let report = suite.run_components(&components).await?;
             finish(&report, &args.common)
         }
+        Command::Optimize(args) => optimize(args).await,
         Command::Load(args) => {
             let options = LoadOptions {
                 users: Some(args.users),
@@ -290,6 +327,69 @@ async fn run(cli: Cli) -> Result<bool, BenchError> {
             finish(&report, &args.common)
         }
     }
+}
+
+/// `nfcs-bench optimize`.
+async fn optimize(args: OptimizeArgs) -> Result<bool, BenchError> {
+    let suite = suite_from(&args.common, |config| {
+        config.cache.memory.miss_ratio_curves = true;
+    })
+    .await?;
+    let limit = args.memory_limit.unwrap_or_else(|| {
+        suite
+            .config()
+            .cache
+            .memory
+            .max_size
+            .bytes()
+            .saturating_mul(4)
+    });
+    let components = if args.components.is_empty() {
+        Component::ALL.to_vec()
+    } else {
+        args.components
+    };
+    let mut optimizer =
+        nfcs_bench::optimizer::AutoPerformanceOptimizer::new(suite, limit).components(&components);
+    let report = optimizer.optimize_system_performance(args.dry_run).await?;
+    for proposal in &report.plan.proposals {
+        println!("proposed [{}]: {}", proposal.rule, proposal.reason);
+    }
+    for (rule, why) in &report.plan.unchanged {
+        println!("unchanged [{rule}]: {why}");
+    }
+    for outcome in &report.outcomes {
+        println!(
+            "{} [{}]: {} -> {}",
+            if outcome.kept { "kept" } else { "reverted" },
+            outcome.proposal.rule,
+            outcome
+                .before
+                .map_or("-".to_owned(), |value| format!("{value:.4}")),
+            outcome
+                .after
+                .map_or("-".to_owned(), |value| format!("{value:.4}")),
+        );
+    }
+    if report.dry_run {
+        println!("dry run: nothing applied");
+    } else if report.plan.proposals.is_empty() {
+        println!("nothing to optimize: nothing changed");
+    }
+    std::fs::create_dir_all(&args.common.out).map_err(|source| BenchError::Io {
+        action: "could not create",
+        path: args.common.out.clone(),
+        source,
+    })?;
+    let path = args.common.out.join("optimization.json");
+    let json = serde_json::to_string_pretty(&report).unwrap_or_default();
+    std::fs::write(&path, json).map_err(|source| BenchError::Io {
+        action: "could not write",
+        path: path.clone(),
+        source,
+    })?;
+    eprintln!("optimization report: {}", path.display());
+    Ok(true)
 }
 
 /// `nfcs-bench load --target URL,...`: the load test against served nodes.

@@ -127,6 +127,11 @@ impl NFCSBenchmarkSuite {
         &self.context
     }
 
+    /// What the components run with, to change (the optimizer sets the coordination grid).
+    pub fn context_mut(&mut self) -> &mut RunContext {
+        &mut self.context
+    }
+
     /// The system under test.
     pub fn system(&self) -> &Arc<System> {
         &self.context.system

@@ -674,6 +674,12 @@ async fn off_loopback_the_node_needs_a_token_and_never_prints_it() {
         .await
         .unwrap();
     assert_eq!(check.status(), 401);
+    let optimize = client
+        .post(format!("{url}/api/optimize?dry_run=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(optimize.status(), 401);
     for path in [
         "/metrics",
         "/api/summary",

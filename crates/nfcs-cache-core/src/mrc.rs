@@ -357,18 +357,23 @@ impl ShardsLru {
         sum
     }
 
-    fn record(&mut self, hash: u64, charge: u64, scale: f64) {
+    /// A use of `hash`: a read (`count`: its reuse distance is counted) or a write (it only
+    /// moves the key to the top of the stack, as a write does in an LRU cache).
+    fn record(&mut self, hash: u64, charge: u64, scale: f64, count: bool) {
         match self.last.get(&hash).copied() {
             Some(last) => {
                 let time = last.time as usize;
-                let between = self.prefix(self.now - 1) - self.prefix(time);
-                // The bytes between are sampled (scaled up); the key's own are not.
-                let distance = between.max(0) as f64 * scale + charge as f64;
-                self.histogram[bucket_of(distance)] += 1.0;
+                if count {
+                    let between = self.prefix(self.now - 1) - self.prefix(time);
+                    // The bytes between are sampled (scaled up); the key's own are not.
+                    let distance = between.max(0) as f64 * scale + charge as f64;
+                    self.histogram[bucket_of(distance)] += 1.0;
+                }
                 self.add(time, -(last.charge as i64));
                 self.by_time[time] = 0;
             }
-            None => self.cold += 1.0,
+            None if count => self.cold += 1.0,
+            None => {}
         }
         if self.now >= self.tree.len() {
             self.compact();
@@ -606,7 +611,7 @@ impl MrcEstimator {
             self.sampled += 1.0;
             let charge = EvictionPolicy::Lru.entry_charge(key_len, value_len, false);
             self.lru
-                .record(hash, charge, 1.0 / self.lru_sampling.rate());
+                .record(hash, charge, 1.0 / self.lru_sampling.rate(), true);
         }
         if !self.sims.is_empty() {
             let key = hex_key(hash);
@@ -624,6 +629,33 @@ impl MrcEstimator {
                         sim.misses += 1.0;
                         let _ = sim.cache.insert(key, zero_value(sim_len), None);
                     }
+                }
+            }
+        }
+        true
+    }
+
+    /// Records a write of the key with hash `hash` (`key_len` and `value_len` bytes): it
+    /// counts as no read, but takes its place in the caches (at the top of LRU's stack, in the
+    /// S3-FIFO simulations), as a write does in the tier. Ignored (`false`) outside the sample.
+    pub fn record_write(&mut self, hash: u64, key_len: usize, value_len: usize) -> bool {
+        if !self.sampling.is_sampled(hash) {
+            return false;
+        }
+        self.size_sum += value_len as f64;
+        self.size_count += 1.0;
+        if self.lru_sampling.is_sampled(hash) {
+            let charge = EvictionPolicy::Lru.entry_charge(key_len, value_len, false);
+            self.lru
+                .record(hash, charge, 1.0 / self.lru_sampling.rate(), false);
+        }
+        if !self.sims.is_empty() {
+            let key = hex_key(hash);
+            let key = std::str::from_utf8(&key).unwrap_or("0000000000000000");
+            let sim_len = (key_len + value_len).saturating_sub(SIM_KEY_LEN);
+            for sim in &mut self.sims {
+                if sim.sampling.is_sampled(hash) {
+                    let _ = sim.cache.insert(key, zero_value(sim_len), None);
                 }
             }
         }
@@ -771,6 +803,26 @@ mod tests {
         // Three cold misses of four, and the fourth hits from 3 entries' worth of bytes on.
         assert!((estimator.lru_miss_ratio_at(2 * charge) - 1.0).abs() < 1e-9);
         assert!((estimator.lru_miss_ratio_at(3 * charge * 105 / 100) - 0.75).abs() < 1e-9);
+    }
+
+    #[test]
+    fn writes_take_space_without_counting_as_reads() {
+        let mut estimator = MrcEstimator::new(
+            MrcConfig::new(100, 10_000)
+                .rate(1.0)
+                .points(64)
+                .simulate_s3fifo(false),
+        )
+        .unwrap();
+        let charge = EvictionPolicy::Lru.entry_charge(1, 10, false);
+        estimator.record(key_hash("a"), 1, Some(10));
+        estimator.record_write(key_hash("b"), 1, 10);
+        estimator.record_write(key_hash("c"), 1, 10);
+        estimator.record(key_hash("a"), 1, Some(10));
+        estimator.note_reads(2);
+        // Two reads: a cold miss, and a hit once a, b and c fit.
+        assert!((estimator.lru_miss_ratio_at(2 * charge) - 1.0).abs() < 1e-9);
+        assert!((estimator.lru_miss_ratio_at(3 * charge * 105 / 100) - 0.5).abs() < 1e-9);
     }
 
     #[test]

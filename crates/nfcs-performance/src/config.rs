@@ -147,6 +147,9 @@ pub struct MemoryTierConfig {
     pub adaptive_interval_secs: u64,
     /// Whether adaptive sizing may switch between LRU and S3-FIFO.
     pub adapt_eviction_policy: bool,
+    /// Whether to build the miss-ratio curves without adaptive sizing (for `nfcs-bench
+    /// optimize`, which resizes the tier itself): from `max_size / 16` to `max_size * 16`.
+    pub miss_ratio_curves: bool,
 }
 
 impl Default for MemoryTierConfig {
@@ -162,6 +165,7 @@ impl Default for MemoryTierConfig {
             sampling_rate: 0.01,
             adaptive_interval_secs: 10,
             adapt_eviction_policy: true,
+            miss_ratio_curves: false,
         }
     }
 }

@@ -13,6 +13,7 @@
 //! | `POST /v1/policy/evaluate` | a constitutional check | yes |
 //! | `POST /v1/cgl/solve` | the memoized CGL solve | yes |
 //! | `POST /api/check` | [`Node::run_performance_check`]: the quick suite on this node's system, its report | yes |
+//! | `POST /api/optimize[?dry_run=true]` | the `AutoPerformanceOptimizer` ([`crate::optimizer`]) on this node's system: quick mathematical, cache and memory components, the rules' plan, what was applied and kept | yes |
 //! | `GET /metrics` | Prometheus text exposition | no |
 //! | `GET /api/summary` | [`PerformanceDashboard::get_performance_summary`] | no |
 //! | `GET /api/history` | the dashboard's samples | no |
@@ -547,7 +548,8 @@ fn router(state: AppState) -> Router {
             timeout,
             request_timeout,
         ))
-        .route("/api/check", post(check));
+        .route("/api/check", post(check))
+        .route("/api/optimize", post(optimize));
     let protected = v1.layer(axum::middleware::from_fn_with_state(
         state.clone(),
         require_token,
@@ -776,6 +778,70 @@ impl AppState {
             .await
             .map_err(|error| CheckError::Lost(error.to_string()))?
             .map_err(CheckError::Suite)
+    }
+}
+
+impl AppState {
+    /// The `AutoPerformanceOptimizer` on this node's own system: the quick mathematical,
+    /// cache and memory components, the rules, and (unless `dry_run`) the changes applied,
+    /// re-measured and kept where they helped. Shares the one-at-a-time lock of the check.
+    async fn optimize(
+        &self,
+        dry_run: bool,
+    ) -> Result<crate::optimizer::OptimizationReport, CheckError> {
+        let Ok(_running) = self.check.try_lock() else {
+            return Err(CheckError::Busy);
+        };
+        let suite = crate::suite::NFCSBenchmarkSuite::with_system(
+            (*self.config).clone(),
+            crate::suite::SuiteOptions::quick(self.work_dir.join("check")),
+            Arc::clone(&self.system),
+        );
+        let limit = self.config.cache.memory.max_size.bytes().saturating_mul(4);
+        let mut optimizer = crate::optimizer::AutoPerformanceOptimizer::new(suite, limit)
+            .components(&[
+                crate::components::Component::Mathematical,
+                crate::components::Component::Cache,
+                crate::components::Component::Memory,
+            ]);
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            handle.block_on(optimizer.optimize_system_performance(dry_run))
+        })
+        .await
+        .map_err(|error| CheckError::Lost(error.to_string()))?
+        .map_err(CheckError::Suite)
+    }
+}
+
+/// The query of `POST /api/optimize`.
+#[derive(Debug, serde::Deserialize)]
+struct OptimizeQuery {
+    /// Plan only.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/optimize[?dry_run=true]`.
+async fn optimize(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<OptimizeQuery>,
+) -> Response {
+    match state.optimize(query.dry_run).await {
+        Ok(report) => axum::Json(report).into_response(),
+        Err(CheckError::Busy) => ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            CheckError::Busy.to_string(),
+        )
+        .into_response(),
+        Err(CheckError::Suite(error)) => ApiError::from(error).into_response(),
+        Err(error) => ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            error.to_string(),
+        )
+        .into_response(),
     }
 }
 

@@ -64,6 +64,9 @@ pub struct AdaptiveConfig {
     pub switch_policy: bool,
     /// The predicted hit-ratio gain that justifies a switch.
     pub switch_margin: f64,
+    /// Only build the curves: evaluations decide but change nothing (the budget and policy
+    /// are left to the caller, as `nfcs-bench optimize` does).
+    pub observe_only: bool,
 }
 
 impl AdaptiveConfig {
@@ -80,7 +83,15 @@ impl AdaptiveConfig {
             keep: 0.5,
             switch_policy: true,
             switch_margin: 0.02,
+            observe_only: false,
         }
+    }
+
+    /// Sets whether evaluations only observe.
+    #[must_use]
+    pub fn observe_only(mut self, observe: bool) -> AdaptiveConfig {
+        self.observe_only = observe;
+        self
     }
 
     /// Sets the target hit ratio.
@@ -279,6 +290,8 @@ struct Sample {
     key_len: u32,
     /// `u32::MAX`: unknown.
     value_len: u32,
+    /// A write (no read counted), not a read.
+    write: bool,
 }
 
 struct Shared {
@@ -393,7 +406,26 @@ impl AdaptiveSizing {
             hash,
             key_len: key_len as u32,
             value_len: value_len.map_or(u32::MAX, |len| len.min(u32::MAX as usize - 1) as u32),
+            write: false,
         };
+        self.push(sample);
+    }
+
+    /// Records a write of a key (valid, `key_len` bytes, hashed as for
+    /// [`record_read`](Self::record_read)) of `value_len` bytes.
+    #[inline]
+    pub(super) fn record_write(&self, hash: u64, key_len: usize, value_len: usize) {
+        if self.shared.sampling.is_sampled(hash) {
+            self.push(Sample {
+                hash,
+                key_len: key_len as u32,
+                value_len: value_len.min(u32::MAX as usize - 1) as u32,
+                write: true,
+            });
+        }
+    }
+
+    fn push(&self, sample: Sample) {
         let buffered = {
             let mut buffer = self.shared.buffer.lock();
             if buffer.len() >= MAX_BUFFER {
@@ -422,6 +454,14 @@ impl AdaptiveSizing {
         let mut model = self.shared.model.lock();
         let samples = std::mem::take(&mut *self.shared.buffer.lock());
         for sample in samples {
+            if sample.write {
+                model.estimator.record_write(
+                    sample.hash,
+                    sample.key_len as usize,
+                    sample.value_len as usize,
+                );
+                continue;
+            }
             let value_len = (sample.value_len != u32::MAX).then_some(sample.value_len as usize);
             model
                 .estimator
@@ -466,7 +506,7 @@ impl AdaptiveSizing {
         let s3fifo = model.estimator.curve(EvictionPolicy::S3Fifo);
         let budget = shared.memory.capacity();
         let policy = shared.memory.eviction_policy();
-        let action = decide(
+        let mut action = decide(
             &shared.config,
             budget,
             policy,
@@ -474,6 +514,11 @@ impl AdaptiveSizing {
             &s3fifo,
             &mut model.state,
         );
+        if shared.config.observe_only && !matches!(action, SizingAction::Keep { .. }) {
+            action = SizingAction::Keep {
+                reason: format!("observing only; the controller would have applied {action:?}"),
+            };
+        }
         match &action {
             SizingAction::Resize { to, .. } => {
                 if let Err(error) = shared.memory.resize(*to) {

@@ -359,7 +359,7 @@ impl NFCSCacheManager {
                     .clock(context.clock.clone()),
             )?;
             builder = builder.memory(memory);
-            if config.memory.adaptive {
+            if config.memory.adaptive || config.memory.miss_ratio_curves {
                 builder = NFCSCacheManager::attach_adaptive(builder, &config);
             }
         } else {
@@ -373,14 +373,23 @@ impl NFCSCacheManager {
         Ok(builder.build())
     }
 
-    /// Configures adaptive sizing as `[memory] adaptive = true` asks.
+    /// Configures adaptive sizing as `[memory] adaptive = true` asks, or only its curves
+    /// (`miss_ratio_curves = true`).
     fn attach_adaptive(builder: ManagerBuilder, config: &CacheConfig) -> ManagerBuilder {
         #[cfg(feature = "adaptive")]
         {
             let memory = &config.memory;
             let max = memory.max_size.bytes();
             let min = memory.min_size.map_or(max / 16, |size| size.bytes()).max(1);
+            // Curves only: from a sixteenth of the budget to sixteen times it, for whoever
+            // resizes the tier.
+            let (min, max, observe) = if memory.adaptive {
+                (min, max, false)
+            } else {
+                ((max / 16).max(1), max.saturating_mul(16), true)
+            };
             let settings = super::adaptive::AdaptiveConfig::new(min, max)
+                .observe_only(observe)
                 .target_hit_ratio(memory.target_hit_ratio)
                 .sampling_rate(memory.sampling_rate)
                 .interval(Some(Duration::from_secs(memory.adaptive_interval_secs)))

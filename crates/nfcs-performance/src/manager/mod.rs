@@ -380,6 +380,16 @@ impl Inner {
         }
     }
 
+    /// Feeds a write to adaptive sizing (a write takes its place in the curves' caches).
+    #[cfg(feature = "adaptive")]
+    fn adaptive_write(&self, key: &str, value_len: usize) {
+        if let (Some(adaptive), Some(memory)) = (&self.adaptive, &self.memory)
+            && nfcs_cache_core::check_key(key).is_ok()
+        {
+            adaptive.record_write(memory.key_hash(key), key.len(), value_len);
+        }
+    }
+
     /// Feeds a read that missed memory to adaptive sizing (hashing the key as the memory tier
     /// does; a hit passes the hash the tier computed).
     #[cfg(feature = "adaptive")]

@@ -123,6 +123,8 @@ impl NFCSCacheManager {
 
     async fn write_through(&self, key: &str, value: Bytes, ttl: Ttl) -> Result<(), CacheError> {
         let inner = &self.inner;
+        #[cfg(feature = "adaptive")]
+        inner.adaptive_write(key, value.len());
         if inner.lower.is_empty() {
             let Some(memory) = &inner.memory else {
                 return Err(CacheError::Unavailable {
