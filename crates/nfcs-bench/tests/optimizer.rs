@@ -24,6 +24,7 @@ async fn optimizer(
     config.cache.memory.max_size = ByteSize::new(memory);
     config.cache.memory.miss_ratio_curves = true;
     config.cache.memory.sampling_rate = 0.1;
+    config.cache.memory.hash_seed = Some(7); // the same sample of keys in every run
     config.cache.cache_warming.enabled = false;
     config.cache_benchmark.zipf_operations = 100_000;
     let suite = NFCSBenchmarkSuite::new(

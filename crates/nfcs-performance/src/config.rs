@@ -147,6 +147,9 @@ pub struct MemoryTierConfig {
     pub adaptive_interval_secs: u64,
     /// Whether adaptive sizing may switch between LRU and S3-FIFO.
     pub adapt_eviction_policy: bool,
+    /// The seed of the memory tier's key hash, for reproducible sampling (benchmarks); left
+    /// out, each process draws one at random (see `MemoryConfig::hash_seed`).
+    pub hash_seed: Option<u64>,
     /// Whether to build the miss-ratio curves without adaptive sizing (for `nfcs-bench
     /// optimize`, which resizes the tier itself): from `max_size / 16` to `max_size * 16`.
     pub miss_ratio_curves: bool,
@@ -166,6 +169,7 @@ impl Default for MemoryTierConfig {
             adaptive_interval_secs: 10,
             adapt_eviction_policy: true,
             miss_ratio_curves: false,
+            hash_seed: None,
         }
     }
 }

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use foldhash::fast::RandomState;
+use foldhash::SharedSeed;
+use foldhash::fast::SeedableRandomState;
 use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -163,6 +164,11 @@ pub struct MemoryConfig {
     pub instance: String,
     /// The clock TTLs are measured on (the system's unless a test drives one).
     pub clock: Clock,
+    /// The seed of the hash that places keys in shards (and that samplers of keys, such as
+    /// adaptive sizing, sample by): `None`, the default, draws one at random for each cache,
+    /// so that clients cannot choose keys that collide. Set one only where runs must be
+    /// reproducible (benchmarks, tests) and keys are not chosen by an adversary.
+    pub hash_seed: Option<u64>,
 }
 
 impl MemoryConfig {
@@ -176,6 +182,7 @@ impl MemoryConfig {
             name: "memory".to_owned(),
             instance: telemetry::DEFAULT_INSTANCE.to_owned(),
             clock: Clock::system(),
+            hash_seed: None,
         }
     }
 
@@ -211,6 +218,12 @@ impl MemoryConfig {
     #[must_use]
     pub fn instance(mut self, instance: impl Into<String>) -> MemoryConfig {
         self.instance = instance.into();
+        self
+    }
+
+    /// Sets the seed of the key hash (see [`hash_seed`](MemoryConfig::hash_seed)).
+    pub fn hash_seed(mut self, seed: Option<u64>) -> MemoryConfig {
+        self.hash_seed = seed;
         self
     }
 
@@ -634,7 +647,7 @@ impl ShardCell {
 struct Inner {
     shards: Box<[ShardCell]>,
     shard_mask: u64,
-    hasher: RandomState,
+    hasher: SeedableRandomState,
     default_ttl: Option<Duration>,
     /// The eviction policy: 0 LRU, 1 S3-FIFO (it can change at run time).
     policy: std::sync::atomic::AtomicU8,
@@ -718,7 +731,10 @@ impl MemoryCache {
             )));
         }
         check_ttl(config.default_ttl)?;
-        let hasher = RandomState::default();
+        let hasher = match config.hash_seed {
+            Some(seed) => SeedableRandomState::with_seed(seed, SharedSeed::global_fixed()),
+            None => SeedableRandomState::random(),
+        };
         let shards = split_budget(config.max_bytes, shard_count)
             .map(|budget| {
                 let store = match config.eviction_policy {

@@ -355,6 +355,7 @@ impl NFCSCacheManager {
                 MemoryConfig::new(config.memory.max_size.bytes())
                     .eviction_policy(config.memory.eviction_policy)
                     .default_ttl(config.memory.ttl_default.as_duration())
+                    .hash_seed(config.memory.hash_seed)
                     .instance(context.instance.clone())
                     .clock(context.clock.clone()),
             )?;
@@ -388,11 +389,14 @@ impl NFCSCacheManager {
             } else {
                 ((max / 16).max(1), max.saturating_mul(16), true)
             };
+            // Curves only are not evaluated on a timer (whoever reads them decides when):
+            // the same reads then give the same curve.
+            let interval = (!observe).then(|| Duration::from_secs(memory.adaptive_interval_secs));
             let settings = super::adaptive::AdaptiveConfig::new(min, max)
                 .observe_only(observe)
                 .target_hit_ratio(memory.target_hit_ratio)
                 .sampling_rate(memory.sampling_rate)
-                .interval(Some(Duration::from_secs(memory.adaptive_interval_secs)))
+                .interval(interval)
                 .switch_policy(memory.adapt_eviction_policy);
             builder.adaptive(settings)
         }
