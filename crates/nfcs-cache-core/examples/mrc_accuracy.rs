@@ -46,9 +46,30 @@ fn main() -> Result<(), Box<dyn Error>> {
         let estimator = traces::estimate(trace, rate, &sizes);
         let estimate_seconds = started.elapsed().as_secs_f64();
         let mut curves = Vec::new();
+        // Exact curves from an earlier run with the same reads and sizes are reused (they take
+        // minutes): `<out>/<name>.json`.
+        let earlier: Option<serde_json::Value> = out.as_ref().and_then(|out| {
+            let text = std::fs::read_to_string(format!("{out}/{}.json", trace.name)).ok()?;
+            let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+            (json["reads"] == serde_json::json!(reads) && json["sizes"] == serde_json::json!(sizes))
+                .then_some(json)
+        });
         for policy in [EvictionPolicy::Lru, EvictionPolicy::S3Fifo] {
             let started = Instant::now();
-            let exact = traces::exact_curve(trace, policy, &sizes);
+            let reused = earlier.as_ref().and_then(|json| {
+                let curve = json["curves"]
+                    .as_array()?
+                    .iter()
+                    .find(|curve| curve["policy"] == serde_json::json!(policy.to_string()))?;
+                let points: Vec<nfcs_cache_core::mrc::CurvePoint> =
+                    serde_json::from_value(curve["exact"].clone()).ok()?;
+                Some(nfcs_cache_core::mrc::MissRatioCurve {
+                    policy,
+                    points,
+                    sampled_reads: reads as f64,
+                })
+            });
+            let exact = reused.unwrap_or_else(|| traces::exact_curve(trace, policy, &sizes));
             let exact_seconds = started.elapsed().as_secs_f64();
             let estimated = estimator.curve(policy);
             let max = exact
@@ -78,10 +99,8 @@ fn main() -> Result<(), Box<dyn Error>> {
         }
         if let Some(out) = &out {
             std::fs::create_dir_all(out)?;
-            let mut file = std::io::BufWriter::new(std::fs::File::create(format!(
-                "{out}/{}.oracleGeneral",
-                trace.name
-            ))?);
+            let path = format!("{out}/{}.oracleGeneral", trace.name);
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&path)?);
             for (time, &id) in trace.reads.iter().enumerate() {
                 // The size libCacheSim charges is the memory tier's charge of the entry.
                 let charge = EvictionPolicy::S3Fifo.entry_charge(
@@ -100,6 +119,7 @@ fn main() -> Result<(), Box<dyn Error>> {
                 serde_json::to_vec_pretty(&serde_json::json!({
                     "trace": trace.name,
                     "rate": rate,
+                    "reads": reads,
                     "sizes": sizes,
                     "curves": curves,
                 }))?,

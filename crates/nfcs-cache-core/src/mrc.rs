@@ -7,15 +7,19 @@
 //! `hash mod 2^24 < rate * 2^24`, so every read of a sampled key is seen and the reads of the
 //! others cost one hash and one comparison.
 //!
-//! - **LRU** is a stack algorithm: one pass over the sampled reads gives every size at once.
-//!   Each read's reuse distance (the bytes of distinct keys read since the key's last read, plus
-//!   its own) is found in a Fenwick tree over the sampled keys' last reads, scaled by `1 / rate`
-//!   and added to a histogram with 16 buckets per doubling of size. The miss count is divided by
-//!   the *expected* number of sampled reads (`reads * rate`) rather than the actual one, which
-//!   corrects for a hot key falling in or out of the sample (SHARDS-adj).
-//! - **S3-FIFO** is not a stack algorithm, so it is simulated: at each size of the grid, a
-//!   one-shard memory tier of the real S3-FIFO code, scaled down by `rate`, runs on the sampled
-//!   reads ("miniature simulation", Waldspurger et al., USENIX ATC 2017).
+//! - **Simulations** (both policies, by default): at each size of the grid, a one-shard memory
+//!   tier of the real LRU or S3-FIFO code, scaled down by the sampling rate, runs on the
+//!   sampled reads ("miniature simulation", Waldspurger et al., USENIX ATC 2017). Small sizes
+//!   sample more keys (a nested, denser sample, at most four times the rate), so that their
+//!   simulations hold enough entries: S3-FIFO is not scale free (its small queue is 3 % of the
+//!   budget). Misses are divided by the *expected* number of sampled reads (`reads * rate`)
+//!   rather than the actual one, which corrects for a hot key falling in or out of the sample
+//!   (SHARDS-adj, Waldspurger et al., FAST 2015).
+//! - **Reuse distances** (LRU, a stack algorithm: one pass gives every size): each read's
+//!   distance (the bytes of distinct keys read since the key's last read, plus its own) from a
+//!   Fenwick tree over the sampled keys' last reads, scaled by `1 / rate`, in a histogram with
+//!   16 buckets per doubling ([`MrcEstimator::lru_miss_ratio_at`]; the LRU curve itself when
+//!   LRU is not simulated).
 //!
 //! Sizes are bytes as the memory tier charges them ([`EvictionPolicy::entry_charge`]). A read
 //! that misses is assumed to be followed by a write of the value (as a multi-tier read promotes
@@ -120,6 +124,11 @@ pub struct MrcConfig {
     /// Whether to simulate S3-FIFO (the LRU curve costs one tree update per sampled read; the
     /// S3-FIFO one a simulated read per point). Default true.
     pub simulate_s3fifo: bool,
+    /// Whether the LRU curve comes from simulations of the tier's LRU code too (as S3-FIFO's
+    /// does, with the denser samples for small sizes; more accurate at small sizes than the
+    /// reuse distances, at a simulated read per point) rather than from the reuse distances.
+    /// Default true.
+    pub simulate_lru: bool,
     /// The smallest budget an S3-FIFO simulation runs with, in bytes. S3-FIFO is not scale
     /// free: its small queue (3 % of the budget) must hold enough entries to behave as it does
     /// at full size, so a point whose size times `rate` is below this samples more keys (a
@@ -139,6 +148,7 @@ impl MrcConfig {
             points: 24,
             max_tracked_keys: 1 << 18,
             simulate_s3fifo: true,
+            simulate_lru: true,
             min_simulation_bytes: 1 << 20,
         }
     }
@@ -164,6 +174,12 @@ impl MrcConfig {
     /// Sets the smallest simulated budget.
     pub fn min_simulation_bytes(mut self, bytes: u64) -> MrcConfig {
         self.min_simulation_bytes = bytes;
+        self
+    }
+
+    /// Turns the LRU simulations on or off (off: the LRU curve from reuse distances).
+    pub fn simulate_lru(mut self, simulate: bool) -> MrcConfig {
+        self.simulate_lru = simulate;
         self
     }
 
@@ -474,8 +490,9 @@ fn bucket_bounds(index: usize) -> (f64, f64) {
     (if index == 0 { 0.0 } else { low }, high)
 }
 
-/// One scaled-down S3-FIFO memory tier at one size of the grid.
+/// One scaled-down memory tier at one size of the grid.
 struct MiniSim {
+    policy: EvictionPolicy,
     bytes: u64,
     /// The keys this simulation sees (at least as many as the LRU sample).
     sampling: Sampling,
@@ -527,7 +544,14 @@ impl MrcEstimator {
         let mut sampling = lru_sampling;
         let sizes = size_grid(config.min_bytes, config.max_bytes, config.points);
         let mut sims = Vec::new();
-        if config.simulate_s3fifo {
+        let simulated = [
+            (EvictionPolicy::S3Fifo, config.simulate_s3fifo),
+            (EvictionPolicy::Lru, config.simulate_lru),
+        ];
+        for policy in simulated
+            .into_iter()
+            .filter_map(|(policy, on)| on.then_some(policy))
+        {
             for &bytes in &sizes {
                 let rate = config
                     .rate
@@ -542,11 +566,12 @@ impl MrcEstimator {
                 let cache = MemoryCache::with_config(
                     MemoryConfig::new(scaled)
                         .shards(1)
-                        .eviction_policy(EvictionPolicy::S3Fifo)
+                        .eviction_policy(policy)
                         .name("mrc-simulation")
                         .instance("mrc-simulation"),
                 )?;
                 sims.push(MiniSim {
+                    policy,
                     bytes,
                     sampling: sim_sampling,
                     cache,
@@ -700,13 +725,24 @@ impl MrcEstimator {
     /// The curve for `policy` at the configured sizes; S3-FIFO's is empty when it is not
     /// simulated.
     pub fn curve(&self, policy: EvictionPolicy) -> MissRatioCurve {
+        let simulated = self.sims.iter().any(|sim| sim.policy == policy);
         let mut points: Vec<CurvePoint> = match policy {
-            EvictionPolicy::S3Fifo => self
+            _ if simulated || policy == EvictionPolicy::S3Fifo => self
                 .sims
                 .iter()
-                .map(|sim| CurvePoint {
-                    bytes: sim.bytes,
-                    miss_ratio: ratio(sim.misses, sim.hits + sim.misses),
+                .filter(|sim| sim.policy == policy)
+                .map(|sim| {
+                    // SHARDS-adj here too: the misses over the reads this simulation's sample
+                    // should have had.
+                    let expected = if self.reads > 0.0 {
+                        self.reads * sim.sampling.rate()
+                    } else {
+                        sim.hits + sim.misses
+                    };
+                    CurvePoint {
+                        bytes: sim.bytes,
+                        miss_ratio: ratio(sim.misses, expected),
+                    }
                 })
                 .collect(),
             _ => {

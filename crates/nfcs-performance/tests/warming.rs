@@ -201,3 +201,51 @@ async fn bad_warming_settings_are_refused_by_field() {
         assert!(error.to_string().contains(field), "{setting}: {error}");
     }
 }
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_sharing_redis_share_the_hot_set() {
+    use nfcs_performance::cache_redis::test_server::RedisServer;
+    let Some(server) = RedisServer::start_or_skip("the shared hot set") else {
+        return;
+    };
+    // Memory and Redis only: the hot set has no disk directory to go to. Connected before
+    // the manager is built, so that warming on start-up finds Redis answering.
+    let node = async |warm: bool| {
+        let redis = nfcs_performance::cache_redis::RedisCache::connect(
+            nfcs_performance::cache_redis::RedisConfig::new(server.url()),
+        )
+        .await
+        .unwrap();
+        NFCSCacheManager::builder()
+            .name("shared-hot")
+            .memory(MemoryCache::new(16 << 20).unwrap())
+            .redis(redis)
+            .warming(
+                nfcs_performance::WarmingConfig::default()
+                    .sample_every(1)
+                    .max_keys(20)
+                    .persist_interval(None)
+                    .warm_on_startup(warm),
+            )
+            .build()
+    };
+    {
+        let first = node(false).await;
+        for index in 0_u32..20 {
+            first
+                .set(&format!("shared_{index}"), &index, None)
+                .await
+                .unwrap();
+            for _ in 0..3 {
+                let _: Option<u32> = first.get(&format!("shared_{index}")).await.unwrap();
+            }
+        }
+        assert_eq!(first.save_hot_set().await.unwrap(), 20);
+    }
+    let second = node(true).await;
+    let report = second.warming().unwrap().finished().await.unwrap();
+    assert_eq!(report.source, "redis");
+    assert_eq!(report.loaded, 20, "{report:?}");
+    assert!(second.memory().unwrap().contains_key("shared_7"));
+}

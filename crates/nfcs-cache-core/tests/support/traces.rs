@@ -144,8 +144,18 @@ pub(crate) fn exact_curve(trace: &Trace, policy: EvictionPolicy, sizes: &[u64]) 
 /// The estimator's curves of `trace` at sampling `rate` over `sizes`' range.
 pub(crate) fn estimate(trace: &Trace, rate: f64, sizes: &[u64]) -> MrcEstimator {
     let (min, max) = (sizes[0], sizes[sizes.len() - 1]);
-    let mut estimator = MrcEstimator::new(MrcConfig::new(min, max).rate(rate).points(sizes.len()))
-        .expect("a valid configuration");
+    // `MRC_MIN_SIMULATION_BYTES=1`: every simulation at the plain rate (no denser samples).
+    let min_simulation = std::env::var("MRC_MIN_SIMULATION_BYTES")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(MrcConfig::new(1, 2).min_simulation_bytes);
+    let mut estimator = MrcEstimator::new(
+        MrcConfig::new(min, max)
+            .rate(rate)
+            .points(sizes.len())
+            .min_simulation_bytes(min_simulation),
+    )
+    .expect("a valid configuration");
     let sampling = estimator.sampling();
     for &id in &trace.reads {
         let key = &trace.keys[id as usize];

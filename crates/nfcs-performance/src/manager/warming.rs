@@ -532,6 +532,12 @@ impl NFCSCacheManager {
         }
         #[cfg(feature = "redis")]
         if let Some(redis) = &self.inner.redis {
+            // A Redis tier built by `from_config` connects in the background: give it a
+            // moment (within the warming time bound, at most 5 s) before reading from it.
+            let deadline = Instant::now() + warming.config.max_time.min(Duration::from_secs(5));
+            while !redis.is_connected() && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
             let key = hot_set_redis_key(self.name());
             if let Ok(Some(entry)) = nfcs_cache_core::CacheTier::get(redis, &key).await {
                 match self.decode::<HotSet>("hot set", &entry.value) {
