@@ -878,6 +878,20 @@ async fn api_check_runs_the_quick_suite_on_the_node_one_at_a_time() {
         "{}",
         report["system"]
     );
+    // The optimizer on the same node, planning only: every rule proposes or says why not.
+    let (status, optimized) = call(
+        &client,
+        reqwest::Method::POST,
+        format!("{}/api/optimize?dry_run=true", node.url),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{optimized}");
+    assert_eq!(optimized["dry_run"], json!(true));
+    assert_eq!(optimized["outcomes"], json!([]));
+    let rules = optimized["plan"]["proposals"].as_array().unwrap().len()
+        + optimized["plan"]["unchanged"].as_array().unwrap().len();
+    assert_eq!(rules, 3, "{optimized}");
     // The node kept its loop running meanwhile.
     let summary: Value = client
         .get(format!("{}/api/summary", node.url))
