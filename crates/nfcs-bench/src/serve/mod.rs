@@ -829,14 +829,22 @@ async fn optimize(
 ) -> Response {
     match state.optimize(query.dry_run).await {
         Ok(report) => axum::Json(report).into_response(),
-        Err(CheckError::Busy) => ApiError::new(
+        Err(error) => check_error(error),
+    }
+}
+
+/// The answer to a check or an optimization that did not run: 409 while another runs, the
+/// suite's error, 500 otherwise.
+fn check_error(error: CheckError) -> Response {
+    match error {
+        CheckError::Busy => ApiError::new(
             StatusCode::CONFLICT,
             "conflict",
             CheckError::Busy.to_string(),
         )
         .into_response(),
-        Err(CheckError::Suite(error)) => ApiError::from(error).into_response(),
-        Err(error) => ApiError::new(
+        CheckError::Suite(error) => ApiError::from(error).into_response(),
+        error => ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "internal",
             error.to_string(),
@@ -861,19 +869,7 @@ impl Node {
 async fn check(State(state): State<AppState>) -> Response {
     match state.run_performance_check().await {
         Ok(report) => axum::Json(report).into_response(),
-        Err(CheckError::Busy) => ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            CheckError::Busy.to_string(),
-        )
-        .into_response(),
-        Err(CheckError::Suite(error)) => ApiError::from(error).into_response(),
-        Err(error) => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal",
-            error.to_string(),
-        )
-        .into_response(),
+        Err(error) => check_error(error),
     }
 }
 

@@ -881,6 +881,9 @@ impl MemoryCache {
     /// [`CacheError::InvalidKey`] for an empty or too-long key.
     #[inline]
     pub fn get_entry_hashed(&self, key: &str) -> Result<(Option<CacheEntry>, u64), CacheError> {
+        // The body repeats `lookup` and `get_entry` rather than sharing them: routing
+        // `get_entry` through this (or both through one helper returning the hash) cost the
+        // manager's memory hit 9.5 instructions more (556.8 against 547.3, callgrind).
         check_key(key)?;
         let (cell, hash) = self.locate(key);
         let reads = cell.hits.load(Ordering::Relaxed) + cell.misses.load(Ordering::Relaxed);
