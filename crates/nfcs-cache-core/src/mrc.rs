@@ -638,25 +638,7 @@ impl MrcEstimator {
             self.lru
                 .record(hash, charge, 1.0 / self.lru_sampling.rate(), true);
         }
-        if !self.sims.is_empty() {
-            let key = hex_key(hash);
-            let key = std::str::from_utf8(&key).unwrap_or("0000000000000000");
-            // The simulated key is 16 bytes: the value makes up the difference, so that the
-            // simulated entry is charged what the real one is.
-            let sim_len = (key_len + value_len).saturating_sub(SIM_KEY_LEN);
-            for sim in &mut self.sims {
-                if !sim.sampling.is_sampled(hash) {
-                    continue;
-                }
-                match sim.cache.get(key) {
-                    Ok(Some(_)) => sim.hits += 1.0,
-                    _ => {
-                        sim.misses += 1.0;
-                        let _ = sim.cache.insert(key, zero_value(sim_len), None);
-                    }
-                }
-            }
-        }
+        self.simulate(hash, key_len, value_len, true);
         true
     }
 
@@ -674,17 +656,34 @@ impl MrcEstimator {
             self.lru
                 .record(hash, charge, 1.0 / self.lru_sampling.rate(), false);
         }
-        if !self.sims.is_empty() {
-            let key = hex_key(hash);
-            let key = std::str::from_utf8(&key).unwrap_or("0000000000000000");
-            let sim_len = (key_len + value_len).saturating_sub(SIM_KEY_LEN);
-            for sim in &mut self.sims {
-                if sim.sampling.is_sampled(hash) {
-                    let _ = sim.cache.insert(key, zero_value(sim_len), None);
-                }
-            }
-        }
+        self.simulate(hash, key_len, value_len, false);
         true
+    }
+
+    /// Feeds a read (`read`: a hit or a miss is counted, a miss inserts) or a write (inserts)
+    /// to every simulation whose sample holds `hash`.
+    fn simulate(&mut self, hash: u64, key_len: usize, value_len: usize, read: bool) {
+        if self.sims.is_empty() {
+            return;
+        }
+        let key = hex_key(hash);
+        let key = std::str::from_utf8(&key).unwrap_or("0000000000000000");
+        // The simulated key is 16 bytes: the value makes up the difference, so that the
+        // simulated entry is charged what the real one is.
+        let sim_len = (key_len + value_len).saturating_sub(SIM_KEY_LEN);
+        for sim in &mut self.sims {
+            if !sim.sampling.is_sampled(hash) {
+                continue;
+            }
+            if read && matches!(sim.cache.get(key), Ok(Some(_))) {
+                sim.hits += 1.0;
+                continue;
+            }
+            if read {
+                sim.misses += 1.0;
+            }
+            let _ = sim.cache.insert(key, zero_value(sim_len), None);
+        }
     }
 
     /// Ages everything seen: counts are multiplied by `keep` (in 0..=1), so that reads from

@@ -766,22 +766,19 @@ impl AppState {
         let Ok(_running) = self.check.try_lock() else {
             return Err(CheckError::Busy);
         };
-        let suite = crate::suite::NFCSBenchmarkSuite::with_system(
+        let suite = self.quick_suite();
+        on_blocking_thread(move || async move { suite.run_full_benchmark().await }).await
+    }
+
+    /// The quick suite over this node's own system.
+    fn quick_suite(&self) -> crate::suite::NFCSBenchmarkSuite {
+        crate::suite::NFCSBenchmarkSuite::with_system(
             (*self.config).clone(),
             crate::suite::SuiteOptions::quick(self.work_dir.join("check")),
             Arc::clone(&self.system),
-        );
-        // The suite's future is not `Send` (the components hold their progress bars across
-        // awaits): it runs on a blocking thread, driven by this runtime's handle.
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || handle.block_on(suite.run_full_benchmark()))
-            .await
-            .map_err(|error| CheckError::Lost(error.to_string()))?
-            .map_err(CheckError::Suite)
+        )
     }
-}
 
-impl AppState {
     /// The `AutoPerformanceOptimizer` on this node's own system: the quick mathematical,
     /// cache and memory components, the rules, and (unless `dry_run`) the changes applied,
     /// re-measured and kept where they helped. Shares the one-at-a-time lock of the check.
@@ -792,11 +789,7 @@ impl AppState {
         let Ok(_running) = self.check.try_lock() else {
             return Err(CheckError::Busy);
         };
-        let suite = crate::suite::NFCSBenchmarkSuite::with_system(
-            (*self.config).clone(),
-            crate::suite::SuiteOptions::quick(self.work_dir.join("check")),
-            Arc::clone(&self.system),
-        );
+        let suite = self.quick_suite();
         let limit = self.config.cache.memory.max_size.bytes().saturating_mul(4);
         let mut optimizer = crate::optimizer::AutoPerformanceOptimizer::new(suite, limit)
             .components(&[
@@ -804,14 +797,23 @@ impl AppState {
                 crate::components::Component::Cache,
                 crate::components::Component::Memory,
             ]);
-        let handle = tokio::runtime::Handle::current();
-        tokio::task::spawn_blocking(move || {
-            handle.block_on(optimizer.optimize_system_performance(dry_run))
-        })
+        on_blocking_thread(
+            move || async move { optimizer.optimize_system_performance(dry_run).await },
+        )
+        .await
+    }
+}
+
+/// Runs a suite's future on a blocking thread, driven by this runtime's handle: it is not
+/// `Send` (the components hold their progress bars across awaits).
+async fn on_blocking_thread<T: Send + 'static, F: Future<Output = Result<T, BenchError>>>(
+    work: impl FnOnce() -> F + Send + 'static,
+) -> Result<T, CheckError> {
+    let handle = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || handle.block_on(work()))
         .await
         .map_err(|error| CheckError::Lost(error.to_string()))?
         .map_err(CheckError::Suite)
-    }
 }
 
 /// The query of `POST /api/optimize`.
