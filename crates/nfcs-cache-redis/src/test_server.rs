@@ -63,6 +63,17 @@ pub fn free_port() -> u16 {
         .expect("the loopback interface has a free port")
 }
 
+/// A free loopback port whose cluster bus port (the port + 10000, where a cluster node also
+/// listens) is free too: a node whose bus port is taken aborts at start.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port <= u16::MAX - 10_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// A `redis-server` child process on a loopback port, killed when dropped.
 pub struct RedisServer {
     port: u16,
@@ -85,8 +96,12 @@ impl RedisServer {
     /// # Panics
     /// As [`start`](RedisServer::start).
     pub fn start_with(extra_args: &[&str]) -> RedisServer {
+        RedisServer::start_with_on(free_port(), extra_args)
+    }
+
+    fn start_with_on(port: u16, extra_args: &[&str]) -> RedisServer {
         let mut server = RedisServer {
-            port: free_port(),
+            port,
             directory: tempfile::tempdir().expect("a temporary directory"),
             extra_args: extra_args.iter().map(|arg| (*arg).to_owned()).collect(),
             child: None,
@@ -222,14 +237,17 @@ impl RedisCluster {
     pub fn start() -> RedisCluster {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
-                RedisServer::start_with(&[
-                    "--cluster-enabled",
-                    "yes",
-                    "--cluster-node-timeout",
-                    "2000",
-                    "--cluster-config-file",
-                    "nodes.conf",
-                ])
+                RedisServer::start_with_on(
+                    free_cluster_port(),
+                    &[
+                        "--cluster-enabled",
+                        "yes",
+                        "--cluster-node-timeout",
+                        "2000",
+                        "--cluster-config-file",
+                        "nodes.conf",
+                    ],
+                )
             })
             .collect();
         let addresses: Vec<String> = nodes
