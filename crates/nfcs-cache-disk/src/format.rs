@@ -19,7 +19,7 @@
 //! record header (48 bytes, little endian), then the key, then the stored value
 //!   0  magic            4  b"NREC"
 //!   4  version          1  1
-//!   5  kind             1  1 = put, 2 = tombstone, 3 = clear
+//!   5  kind             1  1 = put, 2 = tombstone, 3 = clear, 4 = padding
 //!   6  flags            1  bit 0 = value compressed with zstd
 //!   7  reserved         1  0
 //!   8  key length       4
@@ -34,6 +34,9 @@
 //! The checksum covers every byte of a record, and its seed (the segment's random nonce) changes
 //! whenever a slot is reused, so neither stale bytes from an earlier use of the slot nor bytes
 //! that a value happens to contain can ever pass for a record.
+//!
+//! A padding record (empty key, a value of zeros) stands where recovery found damaged bytes
+//! between valid records: it keeps the records after it reachable and is skipped on reading.
 
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
@@ -89,6 +92,35 @@ impl SegmentHeader {
         bytes
     }
 
+    /// The header `bytes` held before one byte of it was damaged, if changing one byte makes
+    /// it a valid header of a segment in use (sequence not 0) that `accept` takes. Tries every
+    /// byte value at every position (64 x 255 checksums); the checksum's 64 bits make a wrong
+    /// repair about as likely as 2^-50 per damaged header.
+    pub(crate) fn repair(
+        bytes: &[u8],
+        accept: impl Fn(&SegmentHeader) -> bool,
+    ) -> Option<SegmentHeader> {
+        let mut candidate: [u8; SEGMENT_HEADER_LEN as usize] =
+            bytes.get(..SEGMENT_HEADER_LEN as usize)?.try_into().ok()?;
+        for position in 0..candidate.len() {
+            let original = candidate[position];
+            for value in 0..=u8::MAX {
+                if value == original {
+                    continue;
+                }
+                candidate[position] = value;
+                if let Ok(header) = SegmentHeader::decode(&candidate)
+                    && header.sequence != 0
+                    && accept(&header)
+                {
+                    return Some(header);
+                }
+            }
+            candidate[position] = original;
+        }
+        None
+    }
+
     pub(crate) fn decode(bytes: &[u8]) -> Result<SegmentHeader, HeaderProblem> {
         let Some(bytes) = bytes.get(..SEGMENT_HEADER_LEN as usize) else {
             return Err(HeaderProblem::Truncated);
@@ -122,6 +154,8 @@ pub(crate) enum RecordKind {
     Tombstone,
     /// Everything written before this record is gone.
     Clear,
+    /// Nothing: bytes recovery found damaged, overwritten so that the scan steps over them.
+    Padding,
 }
 
 impl RecordKind {
@@ -130,6 +164,7 @@ impl RecordKind {
             RecordKind::Put => 1,
             RecordKind::Tombstone => 2,
             RecordKind::Clear => 3,
+            RecordKind::Padding => 4,
         }
     }
 
@@ -138,6 +173,7 @@ impl RecordKind {
             1 => Some(RecordKind::Put),
             2 => Some(RecordKind::Tombstone),
             3 => Some(RecordKind::Clear),
+            4 => Some(RecordKind::Padding),
             _ => None,
         }
     }
@@ -228,6 +264,33 @@ pub(crate) fn check_record<'a>(
     Ok((header, key, value))
 }
 
+/// The raw fields of a record header that may be damaged: the key length and the stored
+/// length at their places (`None` when fewer than 48 bytes are there), whatever the rest says.
+pub(crate) fn raw_lengths(bytes: &[u8]) -> Option<(u32, u32)> {
+    let header = bytes.get(..RECORD_HEADER_LEN)?;
+    Some((le_u32(&header[8..12]), le_u32(&header[12..16])))
+}
+
+/// The checksum stored in a record header (bytes 40..48).
+pub(crate) fn stored_checksum(bytes: &[u8]) -> Option<u64> {
+    bytes.get(40..48).map(le_u64)
+}
+
+/// The header a clear record has in `segment` (clear records are only a header).
+pub(crate) fn clear_header(segment: &SegmentHeader) -> Vec<u8> {
+    let mut header = Vec::with_capacity(RECORD_HEADER_LEN);
+    NewRecord {
+        kind: RecordKind::Clear,
+        key: &[],
+        value: &[],
+        compressed: false,
+        raw_len: 0,
+        expiry_unix_ms: 0,
+    }
+    .encode_into(segment, &mut header);
+    header
+}
+
 /// What a record to be written holds.
 pub(crate) struct NewRecord<'a> {
     pub(crate) kind: RecordKind,
@@ -267,7 +330,9 @@ impl NewRecord<'_> {
     }
 }
 
-fn checksum(nonce: u64, header: &[u8], key: &[u8], value: &[u8]) -> u64 {
+/// The record checksum: XXH3-64 seeded with the segment's nonce over the header's first 40
+/// bytes, the key and the stored value.
+pub(crate) fn checksum(nonce: u64, header: &[u8], key: &[u8], value: &[u8]) -> u64 {
     let mut hasher = Xxh3::with_seed(nonce);
     hasher.update(header);
     hasher.update(key);

@@ -9,6 +9,7 @@ mod conformance;
 mod corruption;
 mod crash;
 mod faults;
+mod fuzz_corpus;
 mod recovery;
 mod support;
 mod symlinks;

@@ -151,6 +151,26 @@ impl Index {
         Some(location.spot())
     }
 
+    /// Removes every key of `key`'s length that differs from it in exactly one byte; how many.
+    /// One pass over the index (recovery calls it for a damaged record whose key it could not
+    /// tell exactly).
+    pub(super) fn remove_one_byte_from(&mut self, key: &[u8]) -> u64 {
+        let near: Vec<Arc<str>> = self
+            .map
+            .keys()
+            .filter(|indexed| {
+                let indexed = indexed.as_bytes();
+                indexed.len() == key.len()
+                    && indexed.iter().zip(key).filter(|(a, b)| a != b).count() == 1
+            })
+            .cloned()
+            .collect();
+        for indexed in &near {
+            self.remove(indexed);
+        }
+        near.len() as u64
+    }
+
     /// Removes every key.
     pub(super) fn clear(&mut self) {
         self.map.clear();

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::File;
-use std::io::{BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -20,8 +19,8 @@ use super::index::{Index, Spot};
 use super::{SegmentState, Store, Writer};
 use crate::config::{DiskConfig, DiskError};
 use crate::format::{
-    HeaderProblem, RECORD_HEADER_LEN, RecordHeader, RecordKind, RecordProblem, SEGMENT_HEADER_LEN,
-    SegmentHeader, check_record,
+    HeaderProblem, NewRecord, RECORD_HEADER_LEN, RecordHeader, RecordKind, SEGMENT_HEADER_LEN,
+    SegmentHeader, check_record, checksum, clear_header, raw_lengths, stored_checksum,
 };
 
 /// What opening a directory found and did.
@@ -37,9 +36,24 @@ pub struct RecoveryReport {
     /// Segment files whose header was damaged, foreign, misplaced or of a newer format; each
     /// was emptied.
     pub reset_segments: u64,
-    /// Segments whose records ended in damaged or torn bytes; the rest of the segment was cut
-    /// off (each such cut counts once).
+    /// Stretches of damaged or torn bytes among the records (each stretch counts once).
+    /// Recovery steps over a damaged record to the next valid one, so a damaged byte costs the
+    /// record it is in, not the rest of its segment; a stretch between valid records is
+    /// overwritten with a padding record, and one at a segment's end is cut off.
     pub corrupt_records: u64,
+    /// Bytes in those stretches.
+    pub damaged_bytes: u64,
+    /// Keys dropped from the index because a damaged record may have been written for them
+    /// (a put or a deletion of the key that can no longer be read): their older values are not
+    /// brought back. A damaged clear record clears what was written before it.
+    pub suspect_keys_dropped: u64,
+    /// Positions after a damaged record where the record magic was found and the record
+    /// there checked (each costs one checksum; a candidate is accepted only when its whole
+    /// record checks against the segment's nonce and sequence).
+    pub resync_candidates: u64,
+    /// Segment headers with one damaged byte that were repaired (rewritten) instead of
+    /// emptying the segment.
+    pub repaired_headers: u64,
     /// Records that had expired (on the cache's clock); not indexed.
     pub expired_records: u64,
     /// Files in the directory that are not the cache's; left alone.
@@ -231,10 +245,27 @@ impl Store {
                 continue;
             }
             let mut bytes = [0_u8; SEGMENT_HEADER_LEN as usize];
-            let header = match file.read_exact_at(&mut bytes, 0) {
+            let mut header = match file.read_exact_at(&mut bytes, 0) {
                 Ok(()) => SegmentHeader::decode(&bytes),
                 Err(_) => Err(HeaderProblem::Truncated),
             };
+            // One damaged byte in a header is repaired rather than costing the segment.
+            if matches!(
+                header,
+                Err(HeaderProblem::Corrupt | HeaderProblem::NotASegment)
+            ) && let Some(repaired) = SegmentHeader::repair(&bytes, |candidate| {
+                candidate.slot == slot && candidate.segment_size == self.segment_size
+            }) {
+                file.write_all_at(&repaired.encode(), 0).map_err(|error| {
+                    DiskError::io("repair a segment header", self.path(slot), error)
+                })?;
+                tracing::warn!(
+                    segment = %self.path(slot).display(),
+                    "disk cache: repaired a segment header with one damaged byte"
+                );
+                report.repaired_headers += 1;
+                header = Ok(repaired);
+            }
             match header {
                 Ok(header)
                     if header.slot == slot
@@ -269,7 +300,7 @@ impl Store {
             };
             let state = &mut writer.segments[slot as usize];
             state.header = Some(*header);
-            let (end, clean) = scan_segment(
+            let scan = scan_segment(
                 file,
                 header,
                 self.segment_size,
@@ -279,15 +310,24 @@ impl Store {
                 report,
             )
             .map_err(|error| DiskError::io("read a segment", &path, error))?;
-            state.end = end;
-            if !clean {
-                report.corrupt_records += 1;
+            state.end = scan.end;
+            for &(start, end) in &scan.padded {
                 tracing::warn!(
                     segment = %path.display(),
-                    offset = end,
-                    "disk cache: damaged or torn record; cutting the segment there"
+                    offset = start,
+                    len = end - start,
+                    "disk cache: damaged record; stepped over it to the next valid record"
                 );
-                file.set_len(end)
+                write_padding(file, header, start, end)
+                    .map_err(|error| DiskError::io("pad over a damaged record", &path, error))?;
+            }
+            if !scan.clean {
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset = scan.end,
+                    "disk cache: damaged or torn record at the end of a segment; cutting it there"
+                );
+                file.set_len(scan.end)
                     .map_err(|error| DiskError::io("cut a damaged segment", &path, error))?;
             }
             self.nonces[slot as usize].store(header.nonce, Ordering::Relaxed);
@@ -322,8 +362,291 @@ fn empty_slot(file: &File, path: &Path) -> Result<(), DiskError> {
         .map_err(|error| DiskError::io("empty a segment", path, error))
 }
 
-/// Reads a segment's records in order into `index`; returns where the valid records end and
-/// whether the file ends there too (`false`: damaged or torn bytes follow).
+/// Bytes of a segment file, read in chunks of at least [`SegmentBytes::CHUNK`].
+struct SegmentBytes<'f> {
+    file: &'f File,
+    /// Where the data the scan may read ends (the file's length, at most the segment size).
+    end: u64,
+    /// The file offset of `buffer[0]`.
+    start: u64,
+    buffer: Vec<u8>,
+}
+
+impl<'f> SegmentBytes<'f> {
+    const CHUNK: u64 = 1 << 20;
+
+    fn new(file: &'f File, end: u64) -> SegmentBytes<'f> {
+        SegmentBytes {
+            file,
+            end,
+            start: 0,
+            buffer: Vec::new(),
+        }
+    }
+
+    /// `len` bytes at `offset`, or `None` where they pass the end of the data.
+    fn get(&mut self, offset: u64, len: u64) -> std::io::Result<Option<&[u8]>> {
+        if offset.saturating_add(len) > self.end {
+            return Ok(None);
+        }
+        let buffered =
+            offset >= self.start && offset + len <= self.start + self.buffer.len() as u64;
+        if !buffered {
+            let want = len.max(Self::CHUNK).min(self.end - offset);
+            self.buffer.resize(want as usize, 0);
+            self.file.read_exact_at(&mut self.buffer, offset)?;
+            self.start = offset;
+        }
+        let at = (offset - self.start) as usize;
+        Ok(Some(&self.buffer[at..at + len as usize]))
+    }
+}
+
+/// A record that checked: its header and its length (its key is valid UTF-8).
+struct Checked {
+    header: RecordHeader,
+    len: u64,
+}
+
+/// The record at `offset` if it is whole and checks against `segment`.
+fn parse_at(
+    bytes: &mut SegmentBytes<'_>,
+    offset: u64,
+    segment: &SegmentHeader,
+) -> std::io::Result<Option<Checked>> {
+    let Some(head) = bytes.get(offset, RECORD_HEADER_LEN as u64)? else {
+        return Ok(None);
+    };
+    let Ok(decoded) = RecordHeader::decode(head) else {
+        return Ok(None);
+    };
+    // Bounds before reading: a damaged length must not make us read gigabytes.
+    if decoded.key_len as usize > MAX_KEY_LEN {
+        return Ok(None);
+    }
+    let len = decoded.record_len();
+    let Some(record) = bytes.get(offset, len)? else {
+        return Ok(None);
+    };
+    let Ok((header, key, _)) = check_record(record, segment) else {
+        return Ok(None);
+    };
+    if std::str::from_utf8(key).is_err() {
+        return Ok(None);
+    }
+    Ok(Some(Checked { header, len }))
+}
+
+/// The first position at or after `from` where a whole record checks against `segment`.
+/// Only positions holding the record magic are checked.
+fn resync(
+    bytes: &mut SegmentBytes<'_>,
+    from: u64,
+    segment: &SegmentHeader,
+    report: &mut RecoveryReport,
+) -> std::io::Result<Option<u64>> {
+    const MAGIC: &[u8; 4] = b"NREC";
+    let mut position = from;
+    while position + RECORD_HEADER_LEN as u64 <= bytes.end {
+        let len = (bytes.end - position).min(SegmentBytes::CHUNK);
+        let Some(chunk) = bytes.get(position, len)? else {
+            return Ok(None);
+        };
+        match memchr::memmem::find(chunk, MAGIC) {
+            Some(at) => {
+                let candidate = position + at as u64;
+                report.resync_candidates += 1;
+                if parse_at(bytes, candidate, segment)?.is_some() {
+                    return Ok(Some(candidate));
+                }
+                position = candidate + 1;
+            }
+            // The magic may straddle the chunk's end.
+            None if len > 3 => position += len - 3,
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// The most checksum work (bytes hashed) spent finding which key a damaged record had.
+const KEY_REPAIR_BUDGET: u64 = 64 << 20;
+
+/// What a damaged stretch may have been written for.
+#[derive(Debug, PartialEq, Eq)]
+enum Suspects {
+    /// A clear record (or one damaged byte away from one).
+    Clear,
+    /// Records of these keys: `exact` are dropped from the index; so are the indexed keys
+    /// one byte away from one of `neighbours_of` (when the damaged byte may be in the key and
+    /// finding it by checksum would cost too much).
+    Keys {
+        exact: Vec<Vec<u8>>,
+        neighbours_of: Vec<Vec<u8>>,
+    },
+}
+
+/// What the damaged bytes `region` (starting where a record should start) may have been.
+/// `exact_end`: the stretch ends where a valid record starts, so it held whole records.
+///
+/// With one damaged byte (the goal: a damaged byte costs only the record it is in), the
+/// record's key is always found: a damaged byte in the header leaves the key where the key
+/// length, or the stretch's length less the stored length, says; one in the value or the
+/// checksum leaves the key as it is; one in the key is found by trying every byte value at
+/// every key position against the stored checksum. Damage wider than a byte may hide the key.
+fn suspects(region: &[u8], segment: &SegmentHeader, exact_end: bool) -> Suspects {
+    let len = region.len();
+    let template = clear_header(segment);
+    let compared = len.min(40);
+    let differing = template[..compared]
+        .iter()
+        .zip(&region[..compared])
+        .filter(|(a, b)| a != b)
+        .count();
+    // A put or deletion has a key of at least one byte, so 48 bytes between valid records can
+    // only have been a clear; otherwise the bytes must match a clear's header but for one.
+    let could_be_clear = (exact_end && len == RECORD_HEADER_LEN)
+        || (compared >= 6 && differing <= usize::from(len >= RECORD_HEADER_LEN));
+    if could_be_clear {
+        return Suspects::Clear;
+    }
+    let mut exact = Vec::new();
+    let mut neighbours_of = Vec::new();
+    let Some((key_len, stored_len)) = raw_lengths(region) else {
+        return Suspects::Keys {
+            exact,
+            neighbours_of,
+        };
+    };
+    let body = len - RECORD_HEADER_LEN;
+    let declared = (1..=MAX_KEY_LEN)
+        .contains(&(key_len as usize))
+        .then_some(key_len as usize)
+        .filter(|&key_len| key_len <= body);
+    // At a segment's end the stretch may be a torn record (then this is nonsense, and
+    // dropping a key that is not there costs nothing) or a whole one.
+    let derived = ((stored_len as usize) < body)
+        .then(|| body - stored_len as usize)
+        .filter(|key_len| (1..=MAX_KEY_LEN).contains(key_len));
+    let header_intact = RecordHeader::decode(region).is_ok_and(|header| {
+        let record_len = header.record_len();
+        if exact_end {
+            record_len == len as u64
+        } else {
+            record_len <= len as u64
+        }
+    });
+    let key_of = |key_len: usize| region[RECORD_HEADER_LEN..RECORD_HEADER_LEN + key_len].to_vec();
+    match declared {
+        Some(key_len) if header_intact => {
+            // The header is whole: the damage is in the key, the value or the checksum.
+            let record_len = RECORD_HEADER_LEN + key_len + stored_len as usize;
+            let record = &region[..record_len];
+            let work = (key_len as u64) * 255 * record_len as u64;
+            match stored_checksum(record) {
+                Some(stored) if work <= KEY_REPAIR_BUDGET => {
+                    exact.push(
+                        repair_key(record, key_len, stored, segment.nonce)
+                            .unwrap_or_else(|| key_of(key_len)),
+                    );
+                }
+                _ => {
+                    exact.push(key_of(key_len));
+                    neighbours_of.push(key_of(key_len));
+                }
+            }
+        }
+        _ => {
+            exact.extend(declared.map(key_of));
+            exact.extend(derived.map(key_of));
+            exact.dedup();
+        }
+    }
+    Suspects::Keys {
+        exact,
+        neighbours_of,
+    }
+}
+
+/// The key `record` had if one byte of its key was changed: the variant whose checksum is the
+/// stored one.
+fn repair_key(record: &[u8], key_len: usize, stored: u64, nonce: u64) -> Option<Vec<u8>> {
+    let key_range = RECORD_HEADER_LEN..RECORD_HEADER_LEN + key_len;
+    let mut key = record[key_range.clone()].to_vec();
+    let value = &record[key_range.end..];
+    for position in 0..key_len {
+        let original = key[position];
+        for candidate in 0..=u8::MAX {
+            if candidate == original {
+                continue;
+            }
+            key[position] = candidate;
+            if checksum(nonce, &record[..40], &key, value) == stored {
+                return Some(key);
+            }
+        }
+        key[position] = original;
+    }
+    None
+}
+
+/// Drops what a damaged stretch may have been written for from the index.
+fn drop_suspects(index: &mut Index, suspects: &Suspects, report: &mut RecoveryReport) {
+    match suspects {
+        Suspects::Clear => {
+            report.suspect_keys_dropped += index.len();
+            index.clear();
+        }
+        Suspects::Keys {
+            exact,
+            neighbours_of,
+        } => {
+            for key in exact {
+                if let Ok(key) = std::str::from_utf8(key)
+                    && index.remove(key).is_some()
+                {
+                    report.suspect_keys_dropped += 1;
+                }
+            }
+            for key in neighbours_of {
+                report.suspect_keys_dropped += index.remove_one_byte_from(key);
+            }
+        }
+    }
+}
+
+/// Overwrites the damaged stretch `start..end` of a segment with one padding record.
+fn write_padding(
+    file: &File,
+    segment: &SegmentHeader,
+    start: u64,
+    end: u64,
+) -> std::io::Result<()> {
+    let zeros = vec![0_u8; (end - start) as usize - RECORD_HEADER_LEN];
+    let record = NewRecord {
+        kind: RecordKind::Padding,
+        key: &[],
+        value: &zeros,
+        compressed: false,
+        raw_len: zeros.len() as u32,
+        expiry_unix_ms: 0,
+    };
+    let mut encoded = Vec::with_capacity((end - start) as usize);
+    record.encode_into(segment, &mut encoded);
+    file.write_all_at(&encoded, start)
+}
+
+/// What scanning a segment found.
+struct Scan {
+    /// Where the valid records end (the next record goes there).
+    end: u64,
+    /// Whether the file ends there too (`false`: damaged or torn bytes follow, to cut off).
+    clean: bool,
+    /// Damaged stretches between valid records, to overwrite with padding.
+    padded: Vec<(u64, u64)>,
+}
+
+/// Reads a segment's records in order into `index`, stepping over damaged stretches.
 fn scan_segment(
     file: &File,
     segment: &SegmentHeader,
@@ -332,48 +655,67 @@ fn scan_segment(
     keys: &mut Vec<Arc<str>>,
     now_ms: u64,
     report: &mut RecoveryReport,
-) -> std::io::Result<(u64, bool)> {
+) -> std::io::Result<Scan> {
     let file_len = file.metadata()?.len();
     let data_end = file_len.min(segment_size);
-    let mut reader = BufReader::with_capacity(1 << 20, file);
-    reader.seek(SeekFrom::Start(SEGMENT_HEADER_LEN))?;
+    let mut bytes = SegmentBytes::new(file, data_end);
     let mut offset = SEGMENT_HEADER_LEN;
-    let mut record = Vec::new();
+    let mut padded = Vec::new();
     loop {
         if offset == file_len {
-            return Ok((offset, true));
+            return Ok(Scan {
+                end: offset,
+                clean: true,
+                padded,
+            });
         }
-        if data_end - offset < RECORD_HEADER_LEN as u64 {
-            return Ok((offset, false));
+        if offset >= data_end {
+            // Bytes past the segment size: never written by us.
+            return Ok(Scan {
+                end: offset,
+                clean: false,
+                padded,
+            });
         }
-        record.resize(RECORD_HEADER_LEN, 0);
-        reader.read_exact(&mut record)?;
-        let decoded = match RecordHeader::decode(&record) {
-            Ok(decoded) => decoded,
-            Err(_) => return Ok((offset, false)),
-        };
-        // Bounds before allocating: a damaged length must not make us read gigabytes.
-        if decoded.key_len as usize > MAX_KEY_LEN || offset + decoded.record_len() > data_end {
-            return Ok((offset, false));
-        }
-        let len = decoded.record_len() as usize;
-        record.resize(len, 0);
-        reader.read_exact(&mut record[RECORD_HEADER_LEN..])?;
-        let (header, key, _) = match check_record(&record, segment) {
-            Ok(checked) => checked,
-            Err(
-                RecordProblem::Truncated
-                | RecordProblem::NotARecord
-                | RecordProblem::NewerVersion
-                | RecordProblem::Corrupt,
-            ) => {
-                return Ok((offset, false));
+        let Some(checked) = parse_at(&mut bytes, offset, segment)? else {
+            // A damaged stretch: up to the next valid record, or to the end of the data. A
+            // record is at least a header long, so the next one starts a header later or more.
+            let next = resync(
+                &mut bytes,
+                offset + RECORD_HEADER_LEN as u64,
+                segment,
+                report,
+            )?;
+            let end = next.unwrap_or(data_end);
+            let region = bytes
+                .get(offset, end - offset)?
+                .map(<[u8]>::to_vec)
+                .unwrap_or_default();
+            drop_suspects(index, &suspects(&region, segment, next.is_some()), report);
+            report.corrupt_records += 1;
+            report.damaged_bytes += end - offset;
+            match next {
+                Some(next) => {
+                    padded.push((offset, next));
+                    offset = next;
+                    continue;
+                }
+                None => {
+                    return Ok(Scan {
+                        end: offset,
+                        clean: false,
+                        padded,
+                    });
+                }
             }
         };
-        let Ok(key) = std::str::from_utf8(key) else {
-            return Ok((offset, false));
-        };
+        let Checked { header, len } = checked;
         report.records += 1;
+        let key_bytes = bytes
+            .get(offset + RECORD_HEADER_LEN as u64, u64::from(header.key_len))?
+            .unwrap_or_default();
+        // Checked as UTF-8 by `parse_at`.
+        let key = std::str::from_utf8(key_bytes).unwrap_or_default();
         match header.kind {
             RecordKind::Put => {
                 let spot = Spot {
@@ -397,8 +739,9 @@ fn scan_segment(
                 index.remove(key);
             }
             RecordKind::Clear => index.clear(),
+            RecordKind::Padding => {}
         }
-        offset += len as u64;
+        offset += len;
     }
 }
 
@@ -409,4 +752,118 @@ pub(crate) fn metrics_for(config: &DiskConfig) -> TierMetrics {
         config.instance.clone(),
         config.name.clone(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segment() -> SegmentHeader {
+        SegmentHeader {
+            slot: 0,
+            sequence: 7,
+            segment_size: 4 << 20,
+            nonce: 0x5eed_1234_abcd_0001,
+            created_unix_ms: 0,
+        }
+    }
+
+    /// Bytes that look like record headers of this very segment (magic, version, kind, the
+    /// segment's sequence, plausible lengths) everywhere, with the checksum wrong: the worst
+    /// a value can hold without knowing the segment's random nonce.
+    fn decoys(count: usize) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for index in 0..count {
+            let mut header = [0_u8; RECORD_HEADER_LEN];
+            header[0..4].copy_from_slice(b"NREC");
+            header[4] = 1;
+            header[5] = 1 + (index % 3) as u8;
+            header[8..12].copy_from_slice(&4_u32.to_le_bytes());
+            header[12..16].copy_from_slice(&0_u32.to_le_bytes());
+            header[24..32].copy_from_slice(&segment().sequence.to_le_bytes());
+            header[40..48].copy_from_slice(&(index as u64).to_le_bytes());
+            bytes.extend_from_slice(&header);
+            bytes.extend_from_slice(b"keyX");
+        }
+        bytes
+    }
+
+    #[test]
+    fn resynchronisation_accepts_no_decoy_and_finds_the_next_real_record() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("seg-00000.nfcs");
+        let segment = segment();
+        let mut file_bytes = segment.encode().to_vec();
+        let decoy_count = 40_000;
+        file_bytes.extend_from_slice(&decoys(decoy_count));
+        let real_at = file_bytes.len() as u64;
+        NewRecord {
+            kind: RecordKind::Put,
+            key: b"real",
+            value: b"value",
+            compressed: false,
+            raw_len: 5,
+            expiry_unix_ms: 0,
+        }
+        .encode_into(&segment, &mut file_bytes);
+        std::fs::write(&path, &file_bytes).unwrap();
+        let file = File::open(&path).unwrap();
+        let mut index = Index::default();
+        let mut report = RecoveryReport::default();
+        let scan = scan_segment(
+            &file,
+            &segment,
+            segment.segment_size,
+            &mut index,
+            &mut Vec::new(),
+            0,
+            &mut report,
+        )
+        .unwrap();
+        assert!(scan.clean);
+        assert_eq!(scan.padded, vec![(SEGMENT_HEADER_LEN, real_at)]);
+        assert_eq!(report.records, 1, "only the real record");
+        assert_eq!(index.len(), 1);
+        assert!(index.get("real").is_some());
+        // Every decoy but the first (where the scan stood) was a candidate, and none passed.
+        assert_eq!(report.resync_candidates, decoy_count as u64);
+    }
+
+    #[test]
+    fn suspects_name_the_key_whatever_single_byte_is_damaged() {
+        let segment = segment();
+        let mut record = Vec::new();
+        NewRecord {
+            kind: RecordKind::Put,
+            key: b"policy:7",
+            value: b"allow",
+            compressed: false,
+            raw_len: 5,
+            expiry_unix_ms: 0,
+        }
+        .encode_into(&segment, &mut record);
+        for position in 0..record.len() {
+            let mut damaged = record.clone();
+            damaged[position] ^= 0x41;
+            let Suspects::Keys { exact, .. } = suspects(&damaged, &segment, true) else {
+                panic!("at {position}: taken for a clear");
+            };
+            assert!(
+                exact.iter().any(|key| key == b"policy:7"),
+                "at {position}: {exact:?}"
+            );
+        }
+        let clear = clear_header(&segment);
+        for position in 0..clear.len() {
+            let mut damaged = clear.clone();
+            damaged[position] ^= 0x41;
+            assert_eq!(suspects(&damaged, &segment, true), Suspects::Clear);
+            assert_eq!(suspects(&damaged, &segment, false), Suspects::Clear);
+        }
+        // Zeros (a file extended without data) are not a clear.
+        assert!(matches!(
+            suspects(&[0; 300], &segment, false),
+            Suspects::Keys { .. }
+        ));
+    }
 }
