@@ -43,6 +43,13 @@ pub struct DiskConfig {
     /// a process crash loses nothing (the page cache survives it); a power loss may lose the
     /// most recent writes, never consistency.
     pub sync_writes: bool,
+    /// Compaction: when the cache is full, a sealed segment whose live records take less than
+    /// this fraction of its bytes (the rest overwritten, deleted or expired) has its live
+    /// records rewritten into the segment being written and is freed, at most one segment per
+    /// rotation, so overwritten bytes do not push live entries out. 0 turns it off; at most
+    /// 0.9. Each byte written costs at most `1 / (1 - ratio)` bytes of writes (2 at the default
+    /// 0.5).
+    pub compaction_live_ratio: f64,
     /// The tier's name in stats and errors, and its `tier` metric label ("disk" unless set).
     pub name: String,
     /// The cache instance this tier belongs to: the `cache` metric label
@@ -72,6 +79,7 @@ impl DiskConfig {
             compression_min_bytes: 512,
             default_ttl: None,
             segment_bytes: None,
+            compaction_live_ratio: 0.5,
             sync_writes: false,
             name: "disk".to_owned(),
             instance: DEFAULT_INSTANCE.to_owned(),
@@ -104,6 +112,13 @@ impl DiskConfig {
     #[must_use]
     pub fn default_ttl(mut self, ttl: Option<Duration>) -> DiskConfig {
         self.default_ttl = ttl;
+        self
+    }
+
+    /// Sets [`DiskConfig::compaction_live_ratio`] (0 turns compaction off).
+    #[must_use]
+    pub fn compaction_live_ratio(mut self, ratio: f64) -> DiskConfig {
+        self.compaction_live_ratio = ratio;
         self
     }
 
@@ -196,6 +211,12 @@ impl DiskConfig {
         if let Some(ttl) = self.default_ttl {
             nfcs_cache_core::validate_ttl(ttl)
                 .map_err(|problem| invalid("default_ttl", problem.to_string()))?;
+        }
+        if !(0.0..=0.9).contains(&self.compaction_live_ratio) {
+            return Err(invalid(
+                "compaction_live_ratio",
+                format!("{} is outside 0 (off) to 0.9", self.compaction_live_ratio),
+            ));
         }
         let levels = zstd::compression_level_range();
         if !levels.contains(&self.compression_level) {

@@ -192,6 +192,12 @@ impl DiskCache {
         self.store.directory()
     }
 
+    /// Compaction so far: segments freed, and entries moved to free them (see
+    /// [`DiskConfig::compaction_live_ratio`](crate::DiskConfig::compaction_live_ratio)).
+    pub fn compacted(&self) -> (u64, u64) {
+        self.store.compacted()
+    }
+
     /// What opening the directory found and cleaned.
     pub fn recovery_report(&self) -> &RecoveryReport {
         self.store.recovery_report()

@@ -1,5 +1,5 @@
-//! SIGKILL at random moments: every key holds one of its own values (at least the newest
-//! acknowledged one) or nothing, and no acknowledged deletion is undone.
+//! SIGKILL at random moments, compaction included: every key holds one of its own values (at
+//! least the newest acknowledged one) or nothing, and no acknowledged deletion is undone.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
@@ -95,7 +95,9 @@ fn crash_writer_child() {
             cache
                 .insert(&format!("key:{key}"), &value_of(key, version), None)
                 .unwrap();
-            writeln!(out, "W {key} {version}").unwrap();
+            // With the segments compacted so far: the test checks that it crashed mid-compaction
+            // too.
+            writeln!(out, "W {key} {version} {}", cache.compacted().0).unwrap();
         }
         out.flush().unwrap();
     }
@@ -109,6 +111,7 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
     let mut acknowledged: HashMap<u64, u64> = HashMap::new();
     let mut deleted: HashSet<String> = HashSet::new();
     let mut torn_tails = 0;
+    let mut compactions = 0;
     for round in 1..=ROUNDS {
         let mut child = Command::new(&executable)
             .args([
@@ -136,6 +139,7 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
         std::thread::sleep(Duration::from_millis(rng.random_range(20..250)));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        let mut compacted_this_round = 0;
         for line in reader.join().unwrap() {
             let mut words = line.split_whitespace();
             match (words.next(), words.next(), words.next()) {
@@ -143,6 +147,9 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
                     let (key, version) = (key.parse().unwrap(), version.parse().unwrap());
                     let newest = acknowledged.entry(key).or_insert(0);
                     *newest = (*newest).max(version);
+                    if let Some(count) = words.next().and_then(|count| count.parse().ok()) {
+                        compacted_this_round = count;
+                    }
                 }
                 (Some("D"), Some(key), None) => {
                     deleted.insert(key.to_owned());
@@ -151,6 +158,7 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
             }
         }
 
+        compactions += compacted_this_round;
         let cache = DiskCache::open(directory.path(), config()).unwrap();
         torn_tails += cache.recovery_report().corrupt_records;
         for key in 0..KEYS {
@@ -178,8 +186,13 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
         );
     }
     assert!(!acknowledged.is_empty() && !deleted.is_empty());
+    assert!(
+        compactions > 0,
+        "the writers compacted segments before they were killed"
+    );
     println!(
-        "{ROUNDS} rounds, {} keys written, {} deletions, {torn_tails} torn tails cut",
+        "{ROUNDS} rounds, {} keys written, {} deletions, {compactions} segments compacted, \
+         {torn_tails} torn tails cut",
         acknowledged.len(),
         deleted.len()
     );

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod bounds;
+mod compaction;
 mod conformance;
 mod corruption;
 mod crash;

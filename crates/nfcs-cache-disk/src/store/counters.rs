@@ -18,6 +18,9 @@ pub(super) struct Counters {
     errors: AtomicU64,
     /// Entries carried forward by eviction; in stats only (there is no metric for it).
     reinserted: AtomicU64,
+    /// Segments freed by compaction, and the entries it moved; in stats only.
+    compacted_segments: AtomicU64,
+    compacted_entries: AtomicU64,
     metrics: TierMetrics,
 }
 
@@ -40,6 +43,8 @@ impl Counters {
             expirations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             reinserted: AtomicU64::new(0),
+            compacted_segments: AtomicU64::new(0),
+            compacted_entries: AtomicU64::new(0),
             metrics,
         }
     }
@@ -97,6 +102,24 @@ impl Counters {
     /// Entries carried forward by eviction so far.
     pub(super) fn reinserted(&self) -> u64 {
         load(&self.reinserted)
+    }
+
+    /// A segment was freed by compaction.
+    pub(super) fn compacted_segment(&self) {
+        add(&self.compacted_segments, 1);
+    }
+
+    /// An entry was moved by compaction.
+    pub(super) fn compacted_entry(&self) {
+        add(&self.compacted_entries, 1);
+    }
+
+    /// Segments freed by compaction and entries it moved, so far.
+    pub(super) fn compacted(&self) -> (u64, u64) {
+        (
+            load(&self.compacted_segments),
+            load(&self.compacted_entries),
+        )
     }
 
     /// Copies the counters into `stats`.

@@ -11,7 +11,7 @@ use nfcs_cache_core::CacheError;
 
 use super::index::Spot;
 use super::{SegmentState, Store, Writer};
-use crate::format::{NewRecord, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::format::{NewRecord, RECORD_HEADER_LEN, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader};
 
 /// A random nonce for a new use of a slot. std's `RandomState` is seeded from the OS per
 /// process and per instance; the sequence and the `Instant` only add entropy (this is no time
@@ -65,7 +65,130 @@ impl Store {
             let budget = room.min(self.max_record_len() / 2);
             self.evict_oldest(writer, budget)?;
         }
+        // Full (no free slot but the reserve): free a mostly dead segment, so that the next
+        // rotation need not evict live entries.
+        if self.free_slots(writer) <= 1 {
+            let room = self.segment_size - writer.segments[free as usize].end - len;
+            self.compact_one(writer, free, room)?;
+        }
         Ok(free)
+    }
+
+    /// How many slots are free.
+    fn free_slots(&self, writer: &Writer) -> usize {
+        writer
+            .segments
+            .iter()
+            .zip(self.files.iter())
+            .filter(|(segment, file)| segment.header.is_none() && file.is_some())
+            .count()
+    }
+
+    /// Compacts the sealed segment with the smallest share of live bytes, if that share is
+    /// under `compaction_live_ratio` and what must be rewritten fits in `room` bytes of the
+    /// active segment: its live entries and the deletions that may still hide an older put
+    /// are rewritten into `active`, which is flushed, and the slot is freed.
+    fn compact_one(&self, writer: &mut Writer, active: u32, room: u64) -> Result<(), CacheError> {
+        if self.compaction_live_ratio <= 0.0 {
+            return Ok(());
+        }
+        let candidate = {
+            let index = self.index.read();
+            writer
+                .sealed
+                .iter()
+                .enumerate()
+                .filter_map(|(position, &slot)| {
+                    let state = &writer.segments[slot as usize];
+                    state.header?;
+                    let used = state.end.saturating_sub(SEGMENT_HEADER_LEN);
+                    // A clear cannot move after what was written since: only as the oldest.
+                    if used == 0 || (state.has_clear && position != 0) {
+                        return None;
+                    }
+                    let live = index.slot_live_bytes(slot);
+                    // Deletions are carried only when older segments may hold what they hide.
+                    let carried: u64 = if position == 0 {
+                        0
+                    } else {
+                        state
+                            .tombstones
+                            .iter()
+                            .filter(|key| index.get(key).is_none())
+                            .map(|key| (RECORD_HEADER_LEN + key.len()) as u64)
+                            .sum()
+                    };
+                    let share = live as f64 / used as f64;
+                    (share < self.compaction_live_ratio && live + carried <= room)
+                        .then_some((share, position, slot))
+                })
+                .min_by(|a, b| a.0.total_cmp(&b.0))
+        };
+        let Some((_, position, slot)) = candidate else {
+            return Ok(());
+        };
+        let Some(header) = writer.segments[slot as usize].header else {
+            return Ok(());
+        };
+        let state = std::mem::take(&mut writer.segments[slot as usize]);
+        writer.segments[slot as usize].header = Some(header);
+        let now_ms = self.now_unix_ms();
+        let mut moving = Vec::new();
+        let mut expired = 0;
+        {
+            let mut index = self.index.write();
+            for key in state.keys {
+                let Some(location) = index.get(&key) else {
+                    continue;
+                };
+                if location.slot != slot || location.sequence != header.sequence {
+                    continue;
+                }
+                let spot = location.spot();
+                if spot.expired_at(now_ms) {
+                    index.remove_if_at(&key, spot);
+                    expired += 1;
+                } else {
+                    moving.push((key, spot));
+                }
+            }
+        }
+        self.counters.expired(expired);
+        for (key, spot) in moving {
+            if self.carry(writer, active, key, spot)? {
+                self.counters.compacted_entry();
+            }
+        }
+        if position != 0 {
+            for key in state.tombstones {
+                if self.index.read().get(&key).is_some() {
+                    continue;
+                }
+                let record = NewRecord {
+                    kind: RecordKind::Tombstone,
+                    key: key.as_bytes(),
+                    value: &[],
+                    compressed: false,
+                    raw_len: 0,
+                    expiry_unix_ms: 0,
+                };
+                self.append_to_active(writer, active, &record, Some(&key))?;
+            }
+        }
+        // What moved is on the device before the only other copy goes.
+        if !self.sync_writes {
+            self.slot_file(active)?
+                .sync_data()
+                .map_err(|error| self.io_error("flush compacted entries", error))?;
+        }
+        writer.sealed.remove(position);
+        self.nonces[slot as usize].store(0, Ordering::Relaxed);
+        writer.segments[slot as usize] = SegmentState::default();
+        self.slot_file(slot)?
+            .set_len(0)
+            .map_err(|error| self.io_error("empty a compacted segment", error))?;
+        self.counters.compacted_segment();
+        Ok(())
     }
 
     /// Starts a new use of a free slot.
@@ -87,7 +210,7 @@ impl Store {
         writer.segments[slot as usize] = SegmentState {
             header: Some(header),
             end: SEGMENT_HEADER_LEN,
-            keys: Vec::new(),
+            ..SegmentState::default()
         };
         Ok(())
     }
@@ -170,6 +293,22 @@ impl Store {
         key: Arc<str>,
         spot: Spot,
     ) -> Result<(), CacheError> {
+        if self.carry(writer, active, key, spot)? {
+            self.counters.reinsert();
+        }
+        Ok(())
+    }
+
+    /// Rewrites the entry `key` at `spot` into `active` and points the index at the copy;
+    /// drops it from the index (counted as evicted) when its record cannot be read. Whether
+    /// it moved.
+    fn carry(
+        &self,
+        writer: &mut Writer,
+        active: u32,
+        key: Arc<str>,
+        spot: Spot,
+    ) -> Result<bool, CacheError> {
         let moved = match self.read_record(spot) {
             Ok((header, bytes, value_start)) => {
                 let record = NewRecord {
@@ -188,14 +327,14 @@ impl Store {
         match moved {
             Some(new_spot) if index.remove_if_at(&key, spot) => {
                 index.insert(key, new_spot);
-                self.counters.reinsert();
+                Ok(true)
             }
             _ => {
                 if index.remove_if_at(&key, spot) {
                     self.counters.evicted(1);
                 }
+                Ok(false)
             }
         }
-        Ok(())
     }
 }

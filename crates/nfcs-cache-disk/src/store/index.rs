@@ -78,6 +78,8 @@ pub(super) struct Index {
     map: HashMap<Arc<str>, Location, foldhash::fast::RandomState>,
     /// Sum of the record lengths of indexed entries.
     live_bytes: u64,
+    /// The same sum per segment slot (what compaction compares with a segment's length).
+    slot_live: Vec<u64>,
     /// The gauges to move with every change; `None` while recovery builds the index (the
     /// totals are set once at the end instead of a million small moves).
     gauges: Option<TierMetrics>,
@@ -117,12 +119,33 @@ impl Index {
         self.live_bytes
     }
 
+    /// Bytes of indexed records in `slot`.
+    pub(super) fn slot_live_bytes(&self, slot: u32) -> u64 {
+        self.slot_live.get(slot as usize).copied().unwrap_or(0)
+    }
+
+    fn slot_add(&mut self, slot: u32, len: u32) {
+        let slot = slot as usize;
+        if slot >= self.slot_live.len() {
+            self.slot_live.resize(slot + 1, 0);
+        }
+        self.slot_live[slot] += u64::from(len);
+    }
+
+    fn slot_sub(&mut self, slot: u32, len: u32) {
+        if let Some(live) = self.slot_live.get_mut(slot as usize) {
+            *live -= u64::from(len);
+        }
+    }
+
     /// Points `key` at `spot`, replacing what it pointed at.
     pub(super) fn insert(&mut self, key: Arc<str>, spot: Spot) {
         let added = i64::from(spot.len);
         self.live_bytes += u64::from(spot.len);
+        self.slot_add(spot.slot, spot.len);
         match self.map.insert(key, Location::new(spot)) {
             Some(old) => {
+                self.slot_sub(old.slot, old.len);
                 self.live_bytes -= u64::from(old.len);
                 self.moved(0, added - i64::from(old.len));
             }
@@ -135,6 +158,7 @@ impl Index {
         match self.map.get(key) {
             Some(location) if location.spot() == spot => {
                 self.map.remove(key);
+                self.slot_sub(spot.slot, spot.len);
                 self.live_bytes -= u64::from(spot.len);
                 self.moved(-1, -i64::from(spot.len));
                 true
@@ -146,6 +170,7 @@ impl Index {
     /// Removes `key` wherever it points; where that was.
     pub(super) fn remove(&mut self, key: &str) -> Option<Spot> {
         let location = self.map.remove(key)?;
+        self.slot_sub(location.slot, location.len);
         self.live_bytes -= u64::from(location.len);
         self.moved(-1, -i64::from(location.len));
         Some(location.spot())
@@ -154,7 +179,7 @@ impl Index {
     /// Removes every key of `key`'s length that differs from it in exactly one byte; how many.
     /// One pass over the index (recovery calls it for a damaged record whose key it could not
     /// tell exactly).
-    pub(super) fn remove_one_byte_from(&mut self, key: &[u8]) -> u64 {
+    pub(super) fn remove_one_byte_from(&mut self, key: &[u8]) -> Vec<Arc<str>> {
         let near: Vec<Arc<str>> = self
             .map
             .keys()
@@ -168,13 +193,14 @@ impl Index {
         for indexed in &near {
             self.remove(indexed);
         }
-        near.len() as u64
+        near
     }
 
     /// Removes every key.
     pub(super) fn clear(&mut self) {
         self.map.clear();
         self.live_bytes = 0;
+        self.slot_live.iter_mut().for_each(|live| *live = 0);
         if let Some(gauges) = &self.gauges {
             gauges.set_resident(0, 0);
         }

@@ -59,6 +59,12 @@ struct SegmentState {
     end: u64,
     /// Keys of the puts written into it (some since overwritten or deleted).
     keys: Vec<Arc<str>>,
+    /// Keys of the deletions written into it: compaction carries those that may still hide
+    /// an older put in an older segment.
+    tombstones: Vec<Arc<str>>,
+    /// Whether it holds a clear record (such a segment is compacted only as the oldest: a
+    /// clear cannot be moved after the records written since).
+    has_clear: bool,
 }
 
 /// What only the writer changes, under its mutex: the segments' state and the log order.
@@ -82,6 +88,9 @@ pub(crate) struct Store {
     compression_min_bytes: usize,
     default_ttl: Option<Duration>,
     sync_writes: bool,
+    /// Sealed segments whose live bytes fall below this fraction of their length are
+    /// compacted (0 = never).
+    compaction_live_ratio: f64,
     segment_size: u64,
     /// The time every expiry decision reads.
     clock: Clock,
@@ -399,7 +408,14 @@ impl Store {
         let state = &mut writer.segments[slot as usize];
         state.end += record.len();
         if let Some(key) = key {
-            state.keys.push(Arc::clone(key));
+            match record.kind {
+                RecordKind::Put => state.keys.push(Arc::clone(key)),
+                RecordKind::Tombstone => state.tombstones.push(Arc::clone(key)),
+                RecordKind::Clear | RecordKind::Padding => {}
+            }
+        }
+        if record.kind == RecordKind::Clear {
+            state.has_clear = true;
         }
         Ok(Spot {
             slot,
@@ -411,7 +427,7 @@ impl Store {
     }
 
     /// Writes a tombstone for `key`; the caller removes it from the index.
-    fn write_tombstone(&self, writer: &mut Writer, key: &str) -> Result<(), CacheError> {
+    fn write_tombstone(&self, writer: &mut Writer, key: &Arc<str>) -> Result<(), CacheError> {
         let record = NewRecord {
             kind: RecordKind::Tombstone,
             key: key.as_bytes(),
@@ -420,7 +436,7 @@ impl Store {
             raw_len: 0,
             expiry_unix_ms: 0,
         };
-        self.append(writer, &record, None).map(|_| ())
+        self.append(writer, &record, Some(key)).map(|_| ())
     }
 
     /// Removes `key`; whether a live entry was there.
@@ -434,7 +450,8 @@ impl Store {
         let Some(spot) = self.index.read().get(key).map(Location::spot) else {
             return Ok(false);
         };
-        self.write_tombstone(&mut writer, key)?;
+        let shared = self.index.read().shared_key(key);
+        self.write_tombstone(&mut writer, &shared)?;
         self.index.write().remove_if_at(key, spot);
         Ok(!spot.expired_at(self.now_unix_ms()))
     }
@@ -498,7 +515,9 @@ impl Store {
                     .map_err(|error| self.io_error("empty a cleared segment", error))?;
             }
             if let Some(active) = writer.active {
-                writer.segments[active as usize].keys.clear();
+                let state = &mut writer.segments[active as usize];
+                state.keys.clear();
+                state.tombstones.clear();
             }
         }
         self.index.write().clear();
@@ -541,6 +560,11 @@ impl Store {
     /// Entries carried forward by eviction so far.
     pub(crate) fn reinserted(&self) -> u64 {
         self.counters.reinserted()
+    }
+
+    /// Segments freed by compaction, and the entries it moved, so far.
+    pub(crate) fn compacted(&self) -> (u64, u64) {
+        self.counters.compacted()
     }
 
     /// Flushes written data to the device.

@@ -206,6 +206,7 @@ impl Store {
             compression_min_bytes: config.compression_min_bytes,
             default_ttl: config.default_ttl,
             sync_writes: config.sync_writes,
+            compaction_live_ratio: config.compaction_live_ratio,
             segment_size,
             clock: config.clock.clone(),
             nonces: (0..slot_count).map(|_| AtomicU64::new(0)).collect(),
@@ -290,6 +291,8 @@ impl Store {
 
         let mut index = Index::default();
         let now_ms = self.now_unix_ms();
+        let mut padding = Vec::new();
+        let mut dropped: Vec<Arc<str>> = Vec::new();
         let writer = self.writer.get_mut();
         for header in &valid {
             let slot = header.slot;
@@ -305,22 +308,12 @@ impl Store {
                 header,
                 self.segment_size,
                 &mut index,
-                &mut state.keys,
+                state,
                 now_ms,
                 report,
             )
             .map_err(|error| DiskError::io("read a segment", &path, error))?;
             state.end = scan.end;
-            for &(start, end) in &scan.padded {
-                tracing::warn!(
-                    segment = %path.display(),
-                    offset = start,
-                    len = end - start,
-                    "disk cache: damaged record; stepped over it to the next valid record"
-                );
-                write_padding(file, header, start, end)
-                    .map_err(|error| DiskError::io("pad over a damaged record", &path, error))?;
-            }
             if !scan.clean {
                 tracing::warn!(
                     segment = %path.display(),
@@ -330,6 +323,26 @@ impl Store {
                 file.set_len(scan.end)
                     .map_err(|error| DiskError::io("cut a damaged segment", &path, error))?;
             }
+            for &(start, end) in &scan.clears {
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset = start,
+                    "disk cache: a damaged record may have been a clear; written again as one"
+                );
+                write_clear(file, header, start, end)
+                    .map_err(|error| DiskError::io("rewrite a damaged clear", &path, error))?;
+                state.end = state.end.max(end);
+            }
+            for &(start, end) in &scan.padded {
+                tracing::warn!(
+                    segment = %path.display(),
+                    offset = start,
+                    len = end - start,
+                    "disk cache: damaged record; stepped over it to the next valid record"
+                );
+                padding.push((slot, *header, start, end));
+            }
+            dropped.extend(scan.dropped);
             self.nonces[slot as usize].store(header.nonce, Ordering::Relaxed);
             writer.next_sequence = writer.next_sequence.max(header.sequence + 1);
             report.segments += 1;
@@ -351,6 +364,41 @@ impl Store {
                     std::io::Error::other(error),
                 )
             })?;
+        }
+        // Damaged records are stepped over for good only once what they may have deleted or
+        // replaced is deleted by a record that can be read: a deletion, after everything, of
+        // each dropped key not written again since.
+        let deleting = |error| {
+            DiskError::io(
+                "write a deletion",
+                &self.directory,
+                std::io::Error::other(error),
+            )
+        };
+        let mut deleted = false;
+        for key in dropped {
+            if self.index.read().get(&key).is_none() {
+                self.write_tombstone(&mut writer, &key).map_err(deleting)?;
+                deleted = true;
+            }
+        }
+        if deleted && let Some(active) = writer.active {
+            self.slot_file(active)
+                .and_then(|file| {
+                    file.sync_data()
+                        .map_err(|error| self.io_error("flush the deletions", error))
+                })
+                .map_err(deleting)?;
+        }
+        for (slot, header, start, end) in padding {
+            // A slot emptied since (by the eviction above) has nothing left to pad.
+            if writer.segments[slot as usize].header != Some(header) {
+                continue;
+            }
+            let path = self.path(slot);
+            let file = self.slot_file(slot).map_err(deleting)?;
+            write_padding(file, &header, start, end)
+                .map_err(|error| DiskError::io("pad over a damaged record", &path, error))?;
         }
         Ok(())
     }
@@ -590,29 +638,55 @@ fn repair_key(record: &[u8], key_len: usize, stored: u64, nonce: u64) -> Option<
     None
 }
 
-/// Drops what a damaged stretch may have been written for from the index.
-fn drop_suspects(index: &mut Index, suspects: &Suspects, report: &mut RecoveryReport) {
+/// Drops what a damaged stretch may have been written for from the index; the keys dropped
+/// (for a clear, none: the clear is written again in place).
+fn drop_suspects(
+    index: &mut Index,
+    suspects: &Suspects,
+    report: &mut RecoveryReport,
+) -> Vec<Arc<str>> {
     match suspects {
         Suspects::Clear => {
             report.suspect_keys_dropped += index.len();
             index.clear();
+            Vec::new()
         }
         Suspects::Keys {
             exact,
             neighbours_of,
         } => {
+            let mut dropped = Vec::new();
             for key in exact {
                 if let Ok(key) = std::str::from_utf8(key)
                     && index.remove(key).is_some()
                 {
-                    report.suspect_keys_dropped += 1;
+                    dropped.push(Arc::from(key));
                 }
             }
             for key in neighbours_of {
-                report.suspect_keys_dropped += index.remove_one_byte_from(key);
+                dropped.extend(index.remove_one_byte_from(key));
             }
+            report.suspect_keys_dropped += dropped.len() as u64;
+            dropped
         }
     }
+}
+
+/// Writes a clear record over `start..end` (at least a header long), the value's zeros
+/// filling what is left: a damaged clear written again where it was.
+fn write_clear(file: &File, segment: &SegmentHeader, start: u64, end: u64) -> std::io::Result<()> {
+    let zeros = vec![0_u8; (end - start) as usize - RECORD_HEADER_LEN];
+    let record = NewRecord {
+        kind: RecordKind::Clear,
+        key: &[],
+        value: &zeros,
+        compressed: false,
+        raw_len: zeros.len() as u32,
+        expiry_unix_ms: 0,
+    };
+    let mut encoded = Vec::with_capacity((end - start) as usize);
+    record.encode_into(segment, &mut encoded);
+    file.write_all_at(&encoded, start)
 }
 
 /// Overwrites the damaged stretch `start..end` of a segment with one padding record.
@@ -642,8 +716,14 @@ struct Scan {
     end: u64,
     /// Whether the file ends there too (`false`: damaged or torn bytes follow, to cut off).
     clean: bool,
-    /// Damaged stretches between valid records, to overwrite with padding.
+    /// Damaged stretches between valid records, to overwrite with padding once the
+    /// deletions of `dropped` are written.
     padded: Vec<(u64, u64)>,
+    /// Damaged stretches that may have been a clear, written again as one (in place; the
+    /// last may be at `end`, where the segment is cut).
+    clears: Vec<(u64, u64)>,
+    /// Keys dropped because a damaged record may have been written for them.
+    dropped: Vec<Arc<str>>,
 }
 
 /// Reads a segment's records in order into `index`, stepping over damaged stretches.
@@ -652,7 +732,7 @@ fn scan_segment(
     segment: &SegmentHeader,
     segment_size: u64,
     index: &mut Index,
-    keys: &mut Vec<Arc<str>>,
+    state: &mut SegmentState,
     now_ms: u64,
     report: &mut RecoveryReport,
 ) -> std::io::Result<Scan> {
@@ -660,22 +740,22 @@ fn scan_segment(
     let data_end = file_len.min(segment_size);
     let mut bytes = SegmentBytes::new(file, data_end);
     let mut offset = SEGMENT_HEADER_LEN;
-    let mut padded = Vec::new();
+    let mut scan = Scan {
+        end: offset,
+        clean: true,
+        padded: Vec::new(),
+        clears: Vec::new(),
+        dropped: Vec::new(),
+    };
     loop {
+        scan.end = offset;
         if offset == file_len {
-            return Ok(Scan {
-                end: offset,
-                clean: true,
-                padded,
-            });
+            return Ok(scan);
         }
         if offset >= data_end {
             // Bytes past the segment size: never written by us.
-            return Ok(Scan {
-                end: offset,
-                clean: false,
-                padded,
-            });
+            scan.clean = false;
+            return Ok(scan);
         }
         let Some(checked) = parse_at(&mut bytes, offset, segment)? else {
             // A damaged stretch: up to the next valid record, or to the end of the data. A
@@ -691,21 +771,32 @@ fn scan_segment(
                 .get(offset, end - offset)?
                 .map(<[u8]>::to_vec)
                 .unwrap_or_default();
-            drop_suspects(index, &suspects(&region, segment, next.is_some()), report);
+            let suspects = suspects(&region, segment, next.is_some());
+            scan.dropped.extend(drop_suspects(index, &suspects, report));
             report.corrupt_records += 1;
             report.damaged_bytes += end - offset;
+            let clear = suspects == Suspects::Clear;
+            if clear {
+                state.has_clear = true;
+            }
             match next {
                 Some(next) => {
-                    padded.push((offset, next));
+                    if clear {
+                        scan.clears.push((offset, next));
+                    } else {
+                        scan.padded.push((offset, next));
+                    }
                     offset = next;
                     continue;
                 }
                 None => {
-                    return Ok(Scan {
-                        end: offset,
-                        clean: false,
-                        padded,
-                    });
+                    // A clear is always written whole within the segment.
+                    if clear && offset + RECORD_HEADER_LEN as u64 <= segment_size {
+                        scan.clears
+                            .push((offset, offset + RECORD_HEADER_LEN as u64));
+                    }
+                    scan.clean = false;
+                    return Ok(scan);
                 }
             }
         };
@@ -731,14 +822,18 @@ fn scan_segment(
                     report.expired_records += 1;
                 } else {
                     let shared = index.shared_key(key);
-                    keys.push(Arc::clone(&shared));
+                    state.keys.push(Arc::clone(&shared));
                     index.insert(shared, spot);
                 }
             }
             RecordKind::Tombstone => {
                 index.remove(key);
+                state.tombstones.push(Arc::from(key));
             }
-            RecordKind::Clear => index.clear(),
+            RecordKind::Clear => {
+                index.clear();
+                state.has_clear = true;
+            }
             RecordKind::Padding => {}
         }
         offset += len;
@@ -815,7 +910,7 @@ mod tests {
             &segment,
             segment.segment_size,
             &mut index,
-            &mut Vec::new(),
+            &mut SegmentState::default(),
             0,
             &mut report,
         )
