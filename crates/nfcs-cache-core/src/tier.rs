@@ -94,6 +94,24 @@ pub trait CacheTier: Send + Sync {
     /// Removes every key that matches `pattern`; returns how many were removed.
     fn invalidate_pattern(&self, pattern: &Pattern) -> TierResult<u64>;
 
+    /// Removes each of `keys`; returns how many entries were there. Every key is checked
+    /// first: an invalid one is an error and nothing is removed. The default deletes one key
+    /// after another; a tier where a batch is cheaper (the disk tier: one lock, one flush)
+    /// overrides it. What was removed before an error stays removed.
+    fn delete_many(&self, keys: &[String]) -> TierResult<u64> {
+        if let Some(error) = keys.iter().find_map(|key| crate::check_key(key).err()) {
+            return ready(Err(error));
+        }
+        let deletions: Vec<_> = keys.iter().map(|key| self.delete(key)).collect();
+        Box::pin(async move {
+            let mut removed = 0;
+            for deletion in deletions {
+                removed += u64::from(deletion.await?);
+            }
+            Ok(removed)
+        })
+    }
+
     /// Removes every entry of this tier; returns how many were removed.
     fn clear(&self) -> TierResult<u64>;
 
@@ -124,6 +142,9 @@ macro_rules! forward_cache_tier {
             }
             fn invalidate_pattern(&self, pattern: &Pattern) -> TierResult<u64> {
                 (**self).invalidate_pattern(pattern)
+            }
+            fn delete_many(&self, keys: &[String]) -> TierResult<u64> {
+                (**self).delete_many(keys)
             }
             fn clear(&self) -> TierResult<u64> {
                 (**self).clear()

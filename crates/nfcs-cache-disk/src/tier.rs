@@ -120,6 +120,17 @@ impl DiskCache {
         self.store.delete(key)
     }
 
+    /// Removes each of `keys` under one hold of the writer and, with
+    /// [`DiskConfig::sync_writes`](crate::DiskConfig::sync_writes), one flush; returns how many
+    /// live entries were removed. Every key is checked first: an invalid one is an error and
+    /// nothing is removed.
+    ///
+    /// # Errors
+    /// An invalid key, or a failed write (the deletions written before it stay).
+    pub fn remove_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64, CacheError> {
+        self.store.delete_many(keys)
+    }
+
     /// Removes every key matching `pattern`; returns how many live entries were removed.
     ///
     /// # Errors
@@ -279,6 +290,14 @@ impl CacheTier for DiskCache {
         }
         let key = key.to_owned();
         self.blocking(move |store| store.delete(&key))
+    }
+
+    fn delete_many(&self, keys: &[String]) -> TierResult<u64> {
+        if let Some(error) = keys.iter().find_map(|key| check_key(key).err()) {
+            return ready(Err(error));
+        }
+        let keys = keys.to_vec();
+        self.blocking(move |store| store.delete_many(&keys))
     }
 
     fn invalidate_pattern(&self, pattern: &Pattern) -> TierResult<u64> {

@@ -255,3 +255,32 @@ fn a_100_000_entry_cache_reopens_whole() {
         Some(&99_999_u32.to_le_bytes()[..])
     );
 }
+
+#[test]
+fn a_batch_of_deletions_is_checked_first_and_survives_a_restart() {
+    let directory = tempfile::tempdir().unwrap();
+    let config = || small_config().sync_writes(true);
+    let cache = open(directory.path(), config());
+    for index in 0..100 {
+        cache
+            .insert(&format!("k{index}"), &noise(3_000, index), None)
+            .unwrap();
+    }
+    // An invalid key anywhere in the batch: an error, and nothing removed.
+    let bad = vec!["k1".to_owned(), String::new(), "k2".to_owned()];
+    assert!(cache.remove_many(&bad).is_err());
+    assert_eq!(cache.len(), 100);
+    // Half the keys, some twice, and some never written: each live one counts once.
+    let mut keys: Vec<String> = (0..100)
+        .step_by(2)
+        .map(|index| format!("k{index}"))
+        .collect();
+    keys.extend(["k0".to_owned(), "missing".to_owned()]);
+    assert_eq!(cache.remove_many(&keys).unwrap(), 50);
+    drop(cache);
+    let cache = open(directory.path(), config());
+    for index in 0..100 {
+        let found = cache.get(&format!("k{index}")).unwrap();
+        assert_eq!(found.is_some(), index % 2 == 1, "k{index}");
+    }
+}

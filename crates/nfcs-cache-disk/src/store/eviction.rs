@@ -40,6 +40,12 @@ impl Store {
             return Ok(active);
         }
         if let Some(active) = writer.active.take() {
+            // A batch flushes once at its end, where it writes then: what it wrote here first.
+            if self.sync_writes && writer.batching {
+                self.slot_file(active)?
+                    .sync_data()
+                    .map_err(|error| self.io_error("flush a batch", error))?;
+            }
             writer.sealed.push_back(active);
         }
         let free = match self.free_slot(writer) {

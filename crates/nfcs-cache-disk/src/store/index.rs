@@ -104,6 +104,11 @@ impl Index {
         self.map.get(key)
     }
 
+    /// The shared key and the location of `key`, if indexed.
+    pub(super) fn get_key_value(&self, key: &str) -> Option<(&Arc<str>, &Location)> {
+        self.map.get_key_value(key)
+    }
+
     /// Every key and its location.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &Location)> {
         self.map.iter()

@@ -76,6 +76,9 @@ struct Writer {
     next_sequence: u64,
     /// The encoding buffer, reused between writes.
     buffer: Vec<u8>,
+    /// While a batch of deletions is written: each record is not flushed on its own (the
+    /// batch is flushed once at its end).
+    batching: bool,
 }
 
 /// The engine behind [`DiskCache`](crate::DiskCache); every method blocks on I/O.
@@ -397,7 +400,7 @@ impl Store {
         let file = self.slot_file(slot)?;
         file.write_all_at(&writer.buffer, offset)
             .map_err(|error| self.io_error("write a record", error))?;
-        if self.sync_writes {
+        if self.sync_writes && !writer.batching {
             file.sync_data()
                 .map_err(|error| self.io_error("flush a record", error))?;
         }
@@ -454,6 +457,49 @@ impl Store {
         self.write_tombstone(&mut writer, &shared)?;
         self.index.write().remove_if_at(key, spot);
         Ok(!spot.expired_at(self.now_unix_ms()))
+    }
+
+    /// Removes each of `keys` under one hold of the writer and at most one flush; how many
+    /// live entries were removed.
+    pub(crate) fn delete_many<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64, CacheError> {
+        self.timed(Operation::Delete, || self.delete_many_untimed(keys))
+    }
+
+    fn delete_many_untimed<K: AsRef<str>>(&self, keys: &[K]) -> Result<u64, CacheError> {
+        for key in keys {
+            check_key(key.as_ref())?;
+        }
+        let mut writer = self.writer.lock();
+        let now_ms = self.now_unix_ms();
+        writer.batching = true;
+        let mut result = Ok(0);
+        for key in keys {
+            let key = key.as_ref();
+            let Some((shared, spot)) = self
+                .index
+                .read()
+                .get_key_value(key)
+                .map(|(shared, location)| (Arc::clone(shared), location.spot()))
+            else {
+                continue;
+            };
+            if let Err(error) = self.write_tombstone(&mut writer, &shared) {
+                result = Err(error);
+                break;
+            }
+            if self.index.write().remove_if_at(key, spot) && !spot.expired_at(now_ms) {
+                result = result.map(|removed| removed + 1);
+            }
+        }
+        writer.batching = false;
+        if self.sync_writes
+            && let Some(active) = writer.active
+        {
+            self.slot_file(active)?
+                .sync_data()
+                .map_err(|error| self.io_error("flush deletions", error))?;
+        }
+        result
     }
 
     /// Removes every key `pattern` matches; how many live entries were removed.

@@ -218,6 +218,7 @@ impl Store {
                 sealed: VecDeque::new(),
                 next_sequence: 1,
                 buffer: Vec::new(),
+                batching: false,
             }),
             counters: Counters::new(metrics),
             recovery: RecoveryReport::default(),

@@ -57,15 +57,23 @@ async fn apply(inner: &Inner, invalidation: Invalidation) {
         .map(|lower| Arc::clone(&lower.tier))
         .collect();
     match invalidation {
-        Invalidation::Keys(keys) => {
-            for key in &keys {
-                let _turn = inner.consistency.write(key).await;
-                for tier in &local {
-                    if let Err(error) = tier.delete(key).await {
-                        tracing::debug!(tier = tier.name(), %error, "could not drop a key another node changed");
-                    }
+        Invalidation::Keys(mut keys) => {
+            // A key this node could never have stored (a malformed message) must not make the
+            // batch fail for the others.
+            keys.retain(|key| nfcs_cache_core::check_key(key).is_ok());
+            // One batch per tier (the disk tier writes its deletions under one lock), under
+            // the turns of every key at once.
+            let _turns = inner
+                .consistency
+                .write_many(keys.iter().map(String::as_str))
+                .await;
+            for tier in &local {
+                if let Err(error) = tier.delete_many(&keys).await {
+                    tracing::debug!(tier = tier.name(), %error, "could not drop keys another node changed");
                 }
-                if let Some(memory) = &inner.memory {
+            }
+            if let Some(memory) = &inner.memory {
+                for key in &keys {
                     let _ = memory.remove(key);
                 }
             }

@@ -164,6 +164,29 @@ impl Consistency {
         }
     }
 
+    /// Starts writes or deletions of all of `keys` at once: the turns of their stripes, taken
+    /// in ascending stripe order. Every other writer holds one stripe at a time, so two
+    /// batches, or a batch and a one-key write, never wait on each other in a cycle.
+    pub(super) async fn write_many<'k>(
+        &self,
+        keys: impl IntoIterator<Item = &'k str>,
+    ) -> Vec<WriteGuard> {
+        let mut stripes: Vec<usize> = keys.into_iter().map(|key| self.stripe_of(key)).collect();
+        stripes.sort_unstable();
+        stripes.dedup();
+        let mut guards = Vec::with_capacity(stripes.len());
+        for index in stripes {
+            let stripe = &self.stripes[index];
+            let lock = Arc::clone(&stripe.lock).lock_owned().await;
+            stripe.sequence.fetch_add(1, Ordering::AcqRel);
+            guards.push(WriteGuard {
+                _lock: lock,
+                sequence: Arc::clone(&stripe.sequence),
+            });
+        }
+        guards
+    }
+
     /// Permission to promote what a read found after `mark`, or `None` when anything may have
     /// changed the key since (the read then returns its value without promoting it). Never
     /// waits: a busy stripe or a sweep in progress means "do not promote".
@@ -259,6 +282,58 @@ mod tests {
         assert!(!writer.is_finished(), "the write waits for the promotion");
         drop(guard);
         writer.await.unwrap();
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_batch_holds_every_key_and_batches_in_any_order_both_finish() {
+        let consistency = Arc::new(Consistency::new());
+        let keys: Vec<String> = (0..64).map(|index| format!("key:{index}")).collect();
+        let marks: Vec<ReadMark> = keys.iter().map(|key| consistency.mark(key)).collect();
+        let batch = consistency
+            .write_many(keys.iter().map(String::as_str))
+            .await;
+        for (key, mark) in keys.iter().zip(&marks) {
+            assert!(
+                !consistency.unchanged_since(*mark),
+                "{key} is being written"
+            );
+        }
+        let writer = {
+            let consistency = Arc::clone(&consistency);
+            tokio::spawn(async move { drop(consistency.write("key:7").await) })
+        };
+        // Two more batches over the same keys, one in reverse order: taken in stripe order,
+        // they cannot wait on each other in a cycle.
+        let batches: Vec<_> = [false, true]
+            .into_iter()
+            .map(|reverse| {
+                let consistency = Arc::clone(&consistency);
+                let mut keys = keys.clone();
+                if reverse {
+                    keys.reverse();
+                }
+                tokio::spawn(async move {
+                    drop(
+                        consistency
+                            .write_many(keys.iter().map(String::as_str))
+                            .await,
+                    );
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        assert!(
+            !writer.is_finished(),
+            "a write of one of the keys waits for the batch"
+        );
+        drop(batch);
+        writer.await.unwrap();
+        for batch in batches {
+            batch.await.unwrap();
+        }
+        for key in &keys {
+            assert!(consistency.mark(key).quiet(), "{key}: every turn ended");
+        }
     }
 
     #[tokio::test(flavor = "current_thread")]
