@@ -133,16 +133,11 @@ fn every_crate_has_a_readme_and_opens_with_a_runnable_example() {
             );
             for source in rust_sources(&directory.join("src")) {
                 let text = read(&source);
-                let lines: Vec<&str> = text.lines().collect();
-                for (index, line) in lines.iter().enumerate() {
-                    if line.contains("unsafe {") {
-                        assert!(
-                            index > 0 && lines[index - 1].trim_start().starts_with("// SAFETY:"),
-                            "{}:{}: an unsafe block without a // SAFETY: comment",
-                            source.display(),
-                            index + 1
-                        );
-                    }
+                if let Err(line) = every_unsafe_has_a_safety_comment(&text) {
+                    panic!(
+                        "{}:{line}: `unsafe` without a // SAFETY: comment before it",
+                        source.display()
+                    );
                 }
             }
         }
@@ -151,6 +146,122 @@ fn every_crate_has_a_readme_and_opens_with_a_runnable_example() {
             package["package"].get("description").is_some(),
             "{shown}: package.description is missing"
         );
+    }
+}
+
+/// The lines (1-based) where Rust code, not a comment or a string, uses the `unsafe` keyword:
+/// a block (`unsafe {`, `unsafe{`, `unsafe` then `{` on the next line), an `unsafe fn`,
+/// `unsafe impl`, `unsafe extern` or `unsafe trait`, however it is spaced.
+fn unsafe_lines(text: &str) -> Vec<usize> {
+    let bytes = text.as_bytes();
+    let mut found = Vec::new();
+    let (mut index, mut line) = (0, 1);
+    let word = |at: usize| {
+        bytes
+            .get(at)
+            .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'_')
+    };
+    while index < bytes.len() {
+        match bytes[index] {
+            b'\n' => line += 1,
+            b'/' if bytes.get(index + 1) == Some(&b'/') => {
+                while index < bytes.len() && bytes[index] != b'\n' {
+                    index += 1;
+                }
+                continue;
+            }
+            b'/' if bytes.get(index + 1) == Some(&b'*') => {
+                index += 2;
+                while index < bytes.len()
+                    && !(bytes[index] == b'*' && bytes.get(index + 1) == Some(&b'/'))
+                {
+                    line += usize::from(bytes[index] == b'\n');
+                    index += 1;
+                }
+                index += 2;
+                continue;
+            }
+            b'"' => {
+                // A string (raw strings of this code base hold no quotes).
+                index += 1;
+                while index < bytes.len() && bytes[index] != b'"' {
+                    if bytes[index] == b'\\' {
+                        index += 1;
+                    }
+                    line += usize::from(bytes.get(index) == Some(&b'\n'));
+                    index += 1;
+                }
+            }
+            b'\'' => {
+                // A char literal ('x', '\n'); a lifetime has no closing quote within 3 bytes.
+                if let Some(end) = bytes[index + 1..bytes.len().min(index + 5)]
+                    .iter()
+                    .position(|b| *b == b'\'')
+                {
+                    index += end + 1;
+                }
+            }
+            b'u' if !word(index.wrapping_sub(1))
+                && bytes[index..].starts_with(b"unsafe")
+                && !word(index + 6) =>
+            {
+                found.push(line);
+                index += 6;
+                continue;
+            }
+            _ => {}
+        }
+        index += 1;
+    }
+    found
+}
+
+/// `Err(line)` for the first `unsafe` whose line is not preceded by a `// SAFETY:` comment
+/// (directly, or above the attributes and other comments right before it).
+fn every_unsafe_has_a_safety_comment(text: &str) -> Result<(), usize> {
+    let lines: Vec<&str> = text.lines().collect();
+    for line in unsafe_lines(text) {
+        let current = lines[line - 1].trim_start();
+        let inline = current.contains("// SAFETY:");
+        let above = lines[..line - 1]
+            .iter()
+            .rev()
+            .map(|line| line.trim_start())
+            .take_while(|line| line.starts_with("//") || line.starts_with("#["))
+            .any(|line| line.starts_with("// SAFETY:") || line.starts_with("/// # Safety"));
+        if !(inline || above) {
+            return Err(line);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_unsafe_check_finds_every_form_and_skips_comments_and_strings() {
+    for (code, line) in [
+        ("fn f() {\n    unsafe { g() }\n}", 2),
+        ("fn f() {\n    unsafe{g()}\n}", 2),
+        ("fn f() {\n    unsafe\n    {\n        g()\n    }\n}", 2),
+        ("let x = 1;\nunsafe fn g() {}", 2),
+        ("unsafe impl Send for X {}", 1),
+        ("unsafe extern \"C\" {}", 1),
+        ("fn f() { let y = unsafe { *p }; }", 1),
+    ] {
+        assert_eq!(every_unsafe_has_a_safety_comment(code), Err(line), "{code}");
+    }
+    for code in [
+        "// SAFETY: p is valid.\nunsafe { *p }",
+        "let v = unsafe { *p }; // SAFETY: p is valid.",
+        "// SAFETY: Send is fine.\n#[allow(unused)]\nunsafe impl Send for X {}",
+        "/// Does it.\n///\n/// # Safety\n/// The caller checks.\n#[inline]\nunsafe fn g() {}",
+        "// unsafe { in a comment }",
+        "/* unsafe { in a block comment } */",
+        "let s = \"unsafe { in a string }\";",
+        "#![forbid(unsafe_code)]",
+        "let not_unsafe = 1; let unsafely = 2;",
+        "fn f<'a>(x: &'a str) -> char { 'u' }",
+    ] {
+        assert_eq!(every_unsafe_has_a_safety_comment(code), Ok(()), "{code}");
     }
 }
 
