@@ -10,6 +10,9 @@
 //!   instead of skipping those tests; the model is fetched first when it is missing), the
 //!   benchmark suite once on the quick profile (a failed target fails it), and the docs with
 //!   warnings denied.
+//!   `NFCS_REQUIRE_NETNS=1` as well: the network fault tests (`nfcs-performance`'s
+//!   `netfaults`: nodes and Redis in network namespaces, which needs root and `ip`) fail
+//!   where namespaces cannot be made, instead of skipping.
 //! - `features [-p PACKAGE]`: builds the library of every workspace member that has features
 //!   with no default features and with each feature alone, so that code behind
 //!   `cfg(not(feature = ...))` compiles (the other steps build with `--all-features`); a
@@ -191,6 +194,7 @@ fn test() -> Result<(), Error> {
             .env("NFCS_REQUIRE_CHROMIUM", "1")
             .env("NFCS_REQUIRE_PROMETHEUS", "1")
             .env("NFCS_REQUIRE_SCHEMATHESIS", "1")
+            .env("NFCS_REQUIRE_NETNS", "1")
             .env("NFCS_SCHEMATHESIS", &schemathesis)
             .env("NFCS_MODEL_DIR", model::model_dir()),
     )?;

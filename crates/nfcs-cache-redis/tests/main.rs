@@ -14,6 +14,7 @@ mod database;
 mod driven_clock;
 mod outage;
 mod patterns;
+mod silent_connection;
 mod telemetry;
 #[cfg(feature = "tls")]
 mod tls;

@@ -12,6 +12,8 @@ mod disk_tier;
 mod manager;
 #[cfg(all(feature = "math", feature = "disk"))]
 mod math;
+#[cfg(all(feature = "redis", feature = "disk", target_os = "linux"))]
+mod netfaults;
 #[cfg(feature = "policy")]
 mod policy;
 #[cfg(feature = "warming")]
