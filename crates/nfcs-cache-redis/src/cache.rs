@@ -32,6 +32,11 @@ const UNLINK_BATCH: usize = 500;
 const ANNOUNCE_BATCH: usize = 4096;
 /// How long the announcer waits for more keys before publishing.
 const ANNOUNCE_LINGER: Duration = Duration::from_millis(1);
+/// How often the invalidation subscription's connection is checked with a `PING`. A network
+/// partition closes nothing (no FIN, no RST): without the check, a connection that no longer
+/// delivers anything would be trusted until TCP gives up on it (minutes), and the messages it
+/// missed would arrive, if at all, only when the server's TCP retransmits after the heal.
+const SUBSCRIPTION_PING: Duration = Duration::from_secs(1);
 
 /// The tier's counters, kept twice: exact atomics for [`stats`](RedisCache::stats), and the
 /// metric handles (resolved once, at construction) that a scrape reads at any time. Every
@@ -248,7 +253,9 @@ impl RedisCache {
     /// is, every change another node announces afterwards reaches
     /// [`invalidations`](RedisCache::invalidations). `false` before the first subscription
     /// (it is made in the background after connecting), while it is being re-made after a lost
-    /// connection, and always when `cross_node_invalidation` is off.
+    /// connection (closed, or silent: a `PING` each second unanswered within `connect_timeout +
+    /// command_timeout`, as on a network partition), and always when `cross_node_invalidation`
+    /// is off.
     pub fn is_subscribed(&self) -> bool {
         self.shared.subscribed.load(Ordering::Acquire)
     }
@@ -975,9 +982,21 @@ async fn subscribe_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiv
                 }
                 drop(shared);
                 subscribed_before = true;
-                let mut messages = pubsub.into_on_message();
+                let (mut sink, mut messages) = pubsub.split();
+                // A `PING` unanswered within `limit` means the connection is lost, as a closed
+                // one does: re-subscribe, then `Resync`, since messages may have been missed.
+                let mut alive = std::pin::pin!(async move {
+                    loop {
+                        tokio::time::sleep(SUBSCRIPTION_PING).await;
+                        let pong = tokio::time::timeout(limit, sink.ping::<redis::Value>()).await;
+                        if !matches!(pong, Ok(Ok(_))) {
+                            return;
+                        }
+                    }
+                });
                 loop {
                     tokio::select! {
+                        () = &mut alive => break,
                         message = messages.next() => {
                             let Some(message) = message else { break };
                             let Some(shared) = weak.upgrade() else { return };
