@@ -451,18 +451,19 @@ impl<'f> SegmentBytes<'f> {
     }
 }
 
-/// A record that checked: its header and its length (its key is valid UTF-8).
-struct Checked {
+/// A record that checked: its header, its length and its key.
+struct Checked<'b> {
     header: RecordHeader,
     len: u64,
+    key: &'b str,
 }
 
 /// The record at `offset` if it is whole and checks against `segment`.
-fn parse_at(
-    bytes: &mut SegmentBytes<'_>,
+fn parse_at<'b>(
+    bytes: &'b mut SegmentBytes<'_>,
     offset: u64,
     segment: &SegmentHeader,
-) -> std::io::Result<Option<Checked>> {
+) -> std::io::Result<Option<Checked<'b>>> {
     let Some(head) = bytes.get(offset, RECORD_HEADER_LEN as u64)? else {
         return Ok(None);
     };
@@ -480,10 +481,10 @@ fn parse_at(
     let Ok((header, key, _)) = check_record(record, segment) else {
         return Ok(None);
     };
-    if std::str::from_utf8(key).is_err() {
+    let Ok(key) = std::str::from_utf8(key) else {
         return Ok(None);
-    }
-    Ok(Some(Checked { header, len }))
+    };
+    Ok(Some(Checked { header, len, key }))
 }
 
 /// The first position at or after `from` where a whole record checks against `segment`.
@@ -801,13 +802,8 @@ fn scan_segment(
                 }
             }
         };
-        let Checked { header, len } = checked;
+        let Checked { header, len, key } = checked;
         report.records += 1;
-        let key_bytes = bytes
-            .get(offset + RECORD_HEADER_LEN as u64, u64::from(header.key_len))?
-            .unwrap_or_default();
-        // Checked as UTF-8 by `parse_at`.
-        let key = std::str::from_utf8(key_bytes).unwrap_or_default();
         match header.kind {
             RecordKind::Put => {
                 let spot = Spot {
