@@ -13,10 +13,15 @@
 //!   [`DiskConfig::sync_writes`].)
 //! - **Integrity.** Every record carries its full key and an XXH3 checksum over everything,
 //!   seeded per segment use; a flipped bit, a torn write, stale bytes or a foreign file is a
-//!   miss, counted in `errors` (or in the [`RecoveryReport`]) and cleaned away.
+//!   miss, counted in `errors` (or in the [`RecoveryReport`]) and cleaned away. A damaged
+//!   byte at rest costs only the record it is in: opening steps over the damaged record to the
+//!   next one that checks, and deletes what the damaged record may have been for, so no older
+//!   value or deleted key comes back.
 //! - **Bounded size.** The segment files never take more than `max_bytes`; whole segments are
 //!   evicted oldest first, and entries read since they were written are carried forward, an
-//!   approximation of LRU.
+//!   approximation of LRU. When the cache is full, a segment whose live records take less than
+//!   [`DiskConfig::compaction_live_ratio`] of it is compacted (its live records rewritten,
+//!   the segment freed) before live entries are evicted.
 //! - **TTL.** Expiry is stored as absolute wall-clock time and holds across restarts. Every
 //!   expiry decision, and every expiry written, reads the [`Clock`](nfcs_cache_core::Clock) of
 //!   [`DiskConfig::clock`] (the system's by default), so tests make hours pass with a
