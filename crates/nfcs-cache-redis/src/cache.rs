@@ -14,7 +14,8 @@ use nfcs_cache_core::{
 };
 use parking_lot::Mutex;
 use redis::RedisResult;
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{Notify, broadcast, mpsc, watch};
 
 use crate::breaker::{Admission, Breaker};
 use crate::config::{RedisConfig, RedisError, redact};
@@ -37,6 +38,18 @@ const ANNOUNCE_LINGER: Duration = Duration::from_millis(1);
 /// delivers anything would be trusted until TCP gives up on it (minutes), and the messages it
 /// missed would arrive, if at all, only when the server's TCP retransmits after the heal.
 const SUBSCRIPTION_PING: Duration = Duration::from_secs(1);
+/// How long the announcer waits after a failed publication before it tries again; the wait
+/// doubles with each failure in a row, up to [`ANNOUNCE_RETRY_MAX`].
+const ANNOUNCE_RETRY_FIRST: Duration = Duration::from_millis(100);
+/// The longest wait between two failed publications.
+const ANNOUNCE_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Counter (labels `cache`, `tier`): announcements to the other nodes that were dropped,
+/// because the queue of announcements was full
+/// ([`RedisConfig::announce_capacity`](crate::RedisConfig::announce_capacity)) or the message
+/// could not be published: one per key, pattern or clear. Each drop is followed by an
+/// announced [`Invalidation::Resync`].
+pub const ANNOUNCEMENTS_DROPPED: &str = "nfcs_cache_announcements_dropped_total";
 
 /// The tier's counters, kept twice: exact atomics for [`stats`](RedisCache::stats), and the
 /// metric handles (resolved once, at construction) that a scrape reads at any time. Every
@@ -47,18 +60,29 @@ struct Counters {
     inserts: AtomicU64,
     expirations: AtomicU64,
     errors: AtomicU64,
+    announcements_dropped: AtomicU64,
     metrics: TierMetrics,
+    /// [`ANNOUNCEMENTS_DROPPED`], under the same labels as `metrics`.
+    dropped_metric: metrics::Counter,
 }
 
 impl Counters {
     fn new(metrics: TierMetrics) -> Counters {
+        metrics::describe_counter!(
+            ANNOUNCEMENTS_DROPPED,
+            metrics::Unit::Count,
+            "Announcements to the other nodes dropped (queue full or publication failed); each is followed by a resync."
+        );
+        let dropped_metric = metrics::counter!(ANNOUNCEMENTS_DROPPED, &metrics.labels().pairs());
         Counters {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             inserts: AtomicU64::new(0),
             expirations: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            announcements_dropped: AtomicU64::new(0),
             metrics,
+            dropped_metric,
         }
     }
 
@@ -92,6 +116,114 @@ impl Counters {
         self.errors.fetch_add(1, Ordering::Relaxed);
         self.metrics.errors(1);
     }
+
+    fn announcements_dropped(&self, count: u64) {
+        if count > 0 {
+            self.announcements_dropped
+                .fetch_add(count, Ordering::Relaxed);
+            self.dropped_metric.increment(count);
+        }
+    }
+}
+
+/// What the writers and the announcer share besides the queue: whether a resynchronisation is
+/// owed to the other nodes, and the announcer's wake-up for it (a writer that found the queue
+/// full has nothing to put in it).
+struct AnnounceSignals {
+    resync: AtomicBool,
+    wake: Notify,
+    /// Where a test holds the announcer ([`RedisCache::hold_announcements`]).
+    #[cfg(feature = "test-utils")]
+    hold: watch::Sender<Hold>,
+}
+
+/// The announcer's state as a test sees it.
+#[cfg(feature = "test-utils")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Running.
+    Off,
+    /// A test asked it to stop before it takes the next announcement.
+    Requested,
+    /// Stopped, holding nothing.
+    Parked,
+}
+
+impl AnnounceSignals {
+    fn new() -> AnnounceSignals {
+        AnnounceSignals {
+            resync: AtomicBool::new(false),
+            wake: Notify::new(),
+            #[cfg(feature = "test-utils")]
+            hold: watch::channel(Hold::Off).0,
+        }
+    }
+
+    /// Some announcement was lost: the other nodes must resynchronise.
+    fn request_resync(&self) {
+        self.resync.store(true, Ordering::Release);
+        self.wake.notify_one();
+    }
+
+    fn resync_pending(&self) -> bool {
+        self.resync.load(Ordering::Acquire)
+    }
+
+    /// Whether a resynchronisation was owed; it is not any more.
+    fn take_resync(&self) -> bool {
+        self.resync.swap(false, Ordering::AcqRel)
+    }
+
+    /// Parks the announcer while a test holds it.
+    async fn wait_while_held(&self) {
+        #[cfg(feature = "test-utils")]
+        {
+            self.hold.send_if_modified(|hold| {
+                let requested = *hold == Hold::Requested;
+                if requested {
+                    *hold = Hold::Parked;
+                }
+                requested
+            });
+            let mut hold = self.hold.subscribe();
+            // The sender lives in `self`: this returns only once the hold is released.
+            let _ = hold.wait_for(|hold| *hold == Hold::Off).await;
+        }
+    }
+
+    /// Completes when a test asks the announcer to stop (never without `test-utils`).
+    async fn hold_requested(&self) {
+        #[cfg(feature = "test-utils")]
+        {
+            let mut hold = self.hold.subscribe();
+            let _ = hold.wait_for(|hold| *hold == Hold::Requested).await;
+        }
+        #[cfg(not(feature = "test-utils"))]
+        std::future::pending::<()>().await;
+    }
+}
+
+/// The announcer held by a test (see [`RedisCache::hold_announcements`]); it resumes when this
+/// is dropped.
+#[cfg(feature = "test-utils")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-utils")))]
+#[must_use = "the announcer resumes when the hold is dropped"]
+pub struct AnnouncementHold {
+    signals: Arc<AnnounceSignals>,
+}
+
+#[cfg(feature = "test-utils")]
+impl Drop for AnnouncementHold {
+    fn drop(&mut self) {
+        self.signals.hold.send_replace(Hold::Off);
+    }
+}
+
+#[cfg(feature = "test-utils")]
+impl std::fmt::Debug for AnnouncementHold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnnouncementHold").finish_non_exhaustive()
+    }
 }
 
 struct Shared {
@@ -110,7 +242,9 @@ struct Shared {
     /// Whether the invalidation subscription is established now.
     subscribed: AtomicBool,
     invalidations: broadcast::Sender<Invalidation>,
-    announce: mpsc::UnboundedSender<String>,
+    /// Keys to announce, at most `announce_capacity`; writers never wait for room.
+    announce: mpsc::Sender<String>,
+    signals: Arc<AnnounceSignals>,
     /// Dropped with the last handle: tells the background tasks to stop.
     _shutdown: watch::Sender<()>,
 }
@@ -136,7 +270,12 @@ struct Shared {
 ///   touching only keys under the prefix.
 /// - **Coherence**: writes, deletions, pattern invalidations and clears are announced on a
 ///   pub/sub channel; [`invalidations`](RedisCache::invalidations) yields what the other nodes
-///   changed, so that a multi-tier cache can drop its local copies.
+///   changed, so that a multi-tier cache can drop its local copies. Announcements wait in a
+///   queue of [`RedisConfig::announce_capacity`] keys; a write never waits for room in it: a
+///   key that finds it full is dropped, counted
+///   ([`announcements_dropped`](RedisCache::announcements_dropped)), and followed by an
+///   [`Invalidation::Resync`] that tells the other nodes to drop every local copy (so does a
+///   publication that fails).
 ///
 /// Cloning is cheap; clones share the connections and the background tasks, which stop when
 /// the last clone is dropped.
@@ -192,7 +331,9 @@ impl RedisCache {
     }
 
     fn build(config: RedisConfig, backend: Option<Backend>) -> RedisCache {
-        let (announce, announcements) = mpsc::unbounded_channel();
+        // Validation keeps the capacity from 1 to MAX_ANNOUNCE_CAPACITY (`channel` panics on 0).
+        let (announce, announcements) = mpsc::channel(config.announce_capacity.max(1));
+        let signals = Arc::new(AnnounceSignals::new());
         let (shutdown, _) = watch::channel(());
         let scan_prefix = escape_glob(&config.key_prefix);
         let channel = format!("{}invalidations", config.key_prefix);
@@ -220,6 +361,7 @@ impl RedisCache {
             subscribed: AtomicBool::new(false),
             invalidations: broadcast::channel(1024).0,
             announce,
+            signals: Arc::clone(&signals),
             _shutdown: shutdown,
             config,
         });
@@ -227,6 +369,8 @@ impl RedisCache {
             tokio::spawn(announce_in_background(
                 Arc::downgrade(&shared),
                 announcements,
+                signals,
+                shared._shutdown.subscribe(),
             ));
         }
         RedisCache { shared }
@@ -280,6 +424,36 @@ impl RedisCache {
     /// Times the circuit breaker has opened.
     pub fn breaker_openings(&self) -> u64 {
         self.shared.breaker.times_opened()
+    }
+
+    /// Announcements to the other nodes dropped so far: keys that found the queue of
+    /// announcements full ([`RedisConfig::announce_capacity`]), keys, patterns and clears whose
+    /// message could not be published. Each drop is followed by an [`Invalidation::Resync`]
+    /// announced as soon as Redis takes it. Also the metric [`ANNOUNCEMENTS_DROPPED`].
+    pub fn announcements_dropped(&self) -> u64 {
+        self.shared
+            .counters
+            .announcements_dropped
+            .load(Ordering::Relaxed)
+    }
+
+    /// Stops this node's announcer before it takes its next announcement, and returns once it
+    /// has stopped, holding nothing; it resumes when the hold is dropped. Writes go on
+    /// meanwhile, so a test fills the queue deterministically: exactly
+    /// [`announce_capacity`](RedisConfig::announce_capacity) announcements wait, and every
+    /// further one is dropped. Returns at once when `cross_node_invalidation` is off (there is
+    /// no announcer).
+    #[cfg(feature = "test-utils")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-utils")))]
+    pub async fn hold_announcements(&self) -> AnnouncementHold {
+        let signals = Arc::clone(&self.shared.signals);
+        if self.shared.config.cross_node_invalidation {
+            signals.hold.send_replace(Hold::Requested);
+            let mut hold = signals.hold.subscribe();
+            // The sender lives in `signals`, which this function holds.
+            let _ = hold.wait_for(|hold| *hold == Hold::Parked).await;
+        }
+        AnnouncementHold { signals }
     }
 
     /// Reads `key`: `Ok(None)` on a miss.
@@ -660,10 +834,21 @@ fn set_command(
     command
 }
 
+/// Queues `key`'s announcement, never waiting: waiting for room would hold this write behind
+/// the announcer, and behind Redis if that is what stalls it. A key that finds the queue full
+/// is counted as dropped, and the other nodes are told to resynchronise instead.
 fn announce(shared: &Shared, key: &str) {
-    if shared.config.cross_node_invalidation {
-        // The receiving task lives as long as `shared`; a failed send means it is shutting down.
-        let _ = shared.announce.send(key.to_owned());
+    if !shared.config.cross_node_invalidation {
+        return;
+    }
+    match shared.announce.try_send(key.to_owned()) {
+        Ok(()) => {}
+        Err(TrySendError::Full(_)) => {
+            shared.counters.announcements_dropped(1);
+            shared.signals.request_resync();
+        }
+        // The announcer lives as long as `shared`: a closed queue means it is shutting down.
+        Err(TrySendError::Closed(_)) => {}
     }
 }
 
@@ -874,13 +1059,16 @@ async fn invalidate_untimed(shared: &Shared, pattern: Option<Pattern>) -> Result
         Some(pattern) => Invalidation::Pattern(pattern.as_str().to_owned()),
         None => Invalidation::Clear,
     };
-    if shared.config.cross_node_invalidation {
-        publish(shared, &message).await;
+    if shared.config.cross_node_invalidation && !publish(shared, &message).await {
+        // The other nodes did not hear of it: the announcer tells them to resynchronise.
+        shared.counters.announcements_dropped(1);
+        shared.signals.request_resync();
     }
     Ok(removed)
 }
 
-async fn publish(shared: &Shared, message: &Invalidation) {
+/// Publishes `message` on the invalidation channel; whether Redis took it.
+async fn publish(shared: &Shared, message: &Invalidation) -> bool {
     let payload = invalidation::encode(shared.node_id, message);
     let channel = shared.channel.clone();
     let published = run(
@@ -895,8 +1083,12 @@ async fn publish(shared: &Shared, message: &Invalidation) {
         },
     )
     .await;
-    if let Err(error) = published {
-        tracing::debug!(%error, "redis tier: an invalidation could not be published");
+    match published {
+        Ok(_) => true,
+        Err(error) => {
+            tracing::debug!(%error, "redis tier: an invalidation could not be published");
+            false
+        }
     }
 }
 
@@ -1033,14 +1225,40 @@ async fn subscribe_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiv
     }
 }
 
-/// Publishes announced keys, batching those written while the previous message was in flight.
-async fn announce_in_background(weak: Weak<Shared>, mut keys: mpsc::UnboundedReceiver<String>) {
-    while let Some(first) = keys.recv().await {
-        let mut batch = vec![first];
-        // Let the writes of the next moment join: under load this turns hundreds of writes
-        // into one message (each message costs the server and every subscriber a wake-up), at
-        // the cost of about a millisecond of delay for the other nodes.
-        tokio::time::sleep(ANNOUNCE_LINGER).await;
+/// Publishes announced keys, batching those written while the previous message was in flight,
+/// and the resynchronisations owed since announcements were lost.
+///
+/// A resynchronisation is published after the writes whose announcements were lost (their
+/// writers asked for it once their command had completed), so a node that applies it drops
+/// any copy older than those writes. It also covers the keys of the batch it replaces, which
+/// were written before it too. A failed publication is retried as a resynchronisation, after
+/// a back-off (100 ms doubling to 5 s) so that a Redis that refuses it is not hammered.
+async fn announce_in_background(
+    weak: Weak<Shared>,
+    mut keys: mpsc::Receiver<String>,
+    signals: Arc<AnnounceSignals>,
+    mut shutdown: watch::Receiver<()>,
+) {
+    let mut retry = ANNOUNCE_RETRY_FIRST;
+    loop {
+        signals.wait_while_held().await;
+        let mut batch = Vec::new();
+        if !signals.resync_pending() {
+            tokio::select! {
+                biased;
+                key = keys.recv() => match key {
+                    Some(key) => batch.push(key),
+                    // Every sender is gone with the cache.
+                    None => return,
+                },
+                () = signals.wake.notified() => {}
+                () = signals.hold_requested() => continue,
+            }
+            // Let the writes of the next moment join: under load this turns hundreds of writes
+            // into one message (each message costs the server and every subscriber a wake-up),
+            // at the cost of about a millisecond of delay for the other nodes.
+            tokio::time::sleep(ANNOUNCE_LINGER).await;
+        }
         while batch.len() < ANNOUNCE_BATCH {
             match keys.try_recv() {
                 Ok(key) => batch.push(key),
@@ -1050,7 +1268,30 @@ async fn announce_in_background(weak: Weak<Shared>, mut keys: mpsc::UnboundedRec
         let Some(shared) = weak.upgrade() else {
             return;
         };
-        publish(&shared, &Invalidation::Keys(batch)).await;
+        let published = if signals.take_resync() {
+            publish(&shared, &Invalidation::Resync).await
+        } else if batch.is_empty() {
+            // Woken for a resynchronisation that an earlier round already published.
+            true
+        } else {
+            let count = batch.len() as u64;
+            let published = publish(&shared, &Invalidation::Keys(batch)).await;
+            if !published {
+                shared.counters.announcements_dropped(count);
+            }
+            published
+        };
+        drop(shared);
+        if published {
+            retry = ANNOUNCE_RETRY_FIRST;
+        } else {
+            signals.request_resync();
+            tokio::select! {
+                () = tokio::time::sleep(retry) => {}
+                _ = shutdown.changed() => return,
+            }
+            retry = (retry * 2).min(ANNOUNCE_RETRY_MAX);
+        }
     }
 }
 

@@ -5,6 +5,13 @@ use std::time::Duration;
 use nfcs_cache_core::Clock;
 use nfcs_cache_core::telemetry::DEFAULT_INSTANCE;
 
+/// The default of [`RedisConfig::announce_capacity`]: 65,536 keys, sixteen full announcement
+/// messages.
+pub const DEFAULT_ANNOUNCE_CAPACITY: usize = 65_536;
+
+/// The largest [`RedisConfig::announce_capacity`] accepted: 16,777,216 keys.
+pub const MAX_ANNOUNCE_CAPACITY: usize = 1 << 24;
+
 /// How to reach Redis and how the tier behaves.
 ///
 /// ```
@@ -58,6 +65,14 @@ pub struct RedisConfig {
     /// and invalidations, and listening to the other nodes'. Off, it is a plain shared cache
     /// (one node, or nodes without local tiers).
     pub cross_node_invalidation: bool,
+    /// The most written or deleted keys waiting to be announced to the other nodes (default
+    /// [`DEFAULT_ANNOUNCE_CAPACITY`], 1 to [`MAX_ANNOUNCE_CAPACITY`]). A write never waits for
+    /// room: when the queue is full (the announcer cannot publish as fast as the node writes, or
+    /// Redis stalls), the key's announcement is dropped and counted
+    /// ([`RedisCache::announcements_dropped`](crate::RedisCache::announcements_dropped)), and
+    /// the node announces [`Invalidation::Resync`](crate::Invalidation::Resync) as soon as it
+    /// can, so that every other node drops its local copies instead of keeping a stale one.
+    pub announce_capacity: usize,
     /// A root certificate (PEM) to trust for `rediss://` instead of the webpki roots, for a
     /// server with a private certificate authority (feature `tls`; standalone servers).
     pub tls_root_certificate: Option<Vec<u8>>,
@@ -86,6 +101,7 @@ impl std::fmt::Debug for RedisConfig {
             .field("default_ttl", &self.default_ttl)
             .field("command_timeout", &self.command_timeout)
             .field("cross_node_invalidation", &self.cross_node_invalidation)
+            .field("announce_capacity", &self.announce_capacity)
             .field("tls_root_certificate", &self.tls_root_certificate.is_some())
             .field("name", &self.name)
             .field("instance", &self.instance)
@@ -97,7 +113,8 @@ impl std::fmt::Debug for RedisConfig {
 impl RedisConfig {
     /// A standalone server at `url`, with the spec's defaults: 10 connections, a 7200 s default
     /// TTL, prefix `nfcs:`, 250 ms command timeout, breaker after 5 failures for 1 s, the
-    /// system clock, metric labels `cache="default"`, `tier="redis"`.
+    /// system clock, metric labels `cache="default"`, `tier="redis"`, up to 65,536 keys waiting
+    /// to be announced.
     pub fn new(url: impl Into<String>) -> RedisConfig {
         RedisConfig {
             urls: vec![url.into()],
@@ -111,6 +128,7 @@ impl RedisConfig {
             breaker_threshold: 5,
             breaker_cooldown: Duration::from_secs(1),
             cross_node_invalidation: true,
+            announce_capacity: DEFAULT_ANNOUNCE_CAPACITY,
             tls_root_certificate: None,
             name: "redis".to_owned(),
             instance: DEFAULT_INSTANCE.to_owned(),
@@ -182,6 +200,14 @@ impl RedisConfig {
     #[must_use]
     pub fn cross_node_invalidation(mut self, on: bool) -> RedisConfig {
         self.cross_node_invalidation = on;
+        self
+    }
+
+    /// Sets how many keys may wait to be announced to the other nodes (see
+    /// [`announce_capacity`](RedisConfig#structfield.announce_capacity)).
+    #[must_use]
+    pub fn announce_capacity(mut self, keys: usize) -> RedisConfig {
+        self.announce_capacity = keys;
         self
     }
 
@@ -290,6 +316,15 @@ impl RedisConfig {
         }
         if self.breaker_threshold == 0 {
             return Err(invalid("breaker_threshold", "must be at least 1".into()));
+        }
+        if !(1..=MAX_ANNOUNCE_CAPACITY).contains(&self.announce_capacity) {
+            return Err(invalid(
+                "announce_capacity",
+                format!(
+                    "is {}: must be from 1 to {MAX_ANNOUNCE_CAPACITY} keys",
+                    self.announce_capacity
+                ),
+            ));
         }
         if let Some(ttl) = self.default_ttl {
             nfcs_cache_core::validate_ttl(ttl)
@@ -465,6 +500,22 @@ mod tests {
             field(RedisConfig::new("redis://h").breaker(0, Duration::from_secs(1))),
             "breaker_threshold"
         );
+        assert_eq!(
+            field(RedisConfig::new("redis://h").announce_capacity(0)),
+            "announce_capacity"
+        );
+        assert_eq!(
+            field(RedisConfig::new("redis://h").announce_capacity(MAX_ANNOUNCE_CAPACITY + 1)),
+            "announce_capacity"
+        );
+        RedisConfig::new("redis://h")
+            .announce_capacity(1)
+            .validate()
+            .unwrap();
+        RedisConfig::new("redis://h")
+            .announce_capacity(MAX_ANNOUNCE_CAPACITY)
+            .validate()
+            .unwrap();
         RedisConfig::new("redis://h").validate().unwrap();
     }
 

@@ -3,7 +3,9 @@
 //! Every write, deletion, pattern invalidation and clear made through a [`RedisCache`] is
 //! announced on the pub/sub channel `<prefix>invalidations`, tagged with the writing node's id,
 //! so that the other nodes can drop their local (memory, disk) copies. Keys written in quick
-//! succession are announced together in one message.
+//! succession are announced together in one message. A node that could not announce some of
+//! its changes (its queue of announcements was full, or publishing failed) announces a
+//! resynchronisation instead, after which the other nodes drop every local copy.
 //!
 //! [`RedisCache`]: crate::RedisCache
 
@@ -19,14 +21,22 @@ pub enum Invalidation {
     Pattern(String),
     /// Every key was removed.
     Clear,
-    /// Messages may have been missed (the subscription was lost and re-established, or the
-    /// receiver fell behind): local copies of shared keys cannot be trusted any more.
+    /// Messages may have been missed: local copies of shared keys cannot be trusted any more.
+    /// Raised by this node when its subscription was lost and re-established (or a receiver fell
+    /// behind), and sent by another node that could not announce some of its changes (its
+    /// queue of announcements was full, or a publication failed; see
+    /// [`RedisConfig::announce_capacity`](crate::RedisConfig::announce_capacity)).
     Resync,
 }
 
 const KEYS: u8 = b'K';
 const PATTERN: u8 = b'P';
 const CLEAR: u8 = b'C';
+/// A node missed announcing some changes. Distinct from [`CLEAR`] so that a receiver can tell
+/// "the cache was cleared" from "announcements were lost" (in logs, and should it ever
+/// revalidate instead of dropping). A node older than this byte ignores the message as
+/// malformed, so nodes of one deployment should run the same version.
+const RESYNC: u8 = b'R';
 
 /// `node(8) kind(1) then, for keys, (len u32, bytes)*, for a pattern its bytes`.
 pub(crate) fn encode(node: u64, invalidation: &Invalidation) -> Vec<u8> {
@@ -43,7 +53,8 @@ pub(crate) fn encode(node: u64, invalidation: &Invalidation) -> Vec<u8> {
             message.push(PATTERN);
             message.extend_from_slice(pattern.as_bytes());
         }
-        Invalidation::Clear | Invalidation::Resync => message.push(CLEAR),
+        Invalidation::Clear => message.push(CLEAR),
+        Invalidation::Resync => message.push(RESYNC),
     }
     message
 }
@@ -71,6 +82,7 @@ pub(crate) fn decode(message: &[u8]) -> Option<(u64, Invalidation)> {
         }
         PATTERN => Invalidation::Pattern(std::str::from_utf8(body).ok()?.to_owned()),
         CLEAR => Invalidation::Clear,
+        RESYNC => Invalidation::Resync,
         _ => return None,
     };
     Some((node, invalidation))
@@ -91,6 +103,7 @@ mod tests {
             ]),
             Invalidation::Pattern("policy_*".into()),
             Invalidation::Clear,
+            Invalidation::Resync,
         ] {
             assert_eq!(decode(&encode(7, &invalidation)), Some((7, invalidation)));
         }

@@ -30,7 +30,10 @@
 //!   starts while Redis is down.
 //! - Cross-node coherence: writes and deletions are announced on a pub/sub channel, and
 //!   [`RedisCache::invalidations`] yields what the other nodes changed
-//!   ([`RedisCache::is_subscribed`] says whether the subscription is up).
+//!   ([`RedisCache::is_subscribed`] says whether the subscription is up). The queue of
+//!   announcements is bounded ([`RedisConfig::announce_capacity`]) and a write never waits
+//!   for it: what does not fit is counted ([`RedisCache::announcements_dropped`], the metric
+//!   [`ANNOUNCEMENTS_DROPPED`]) and the other nodes are sent [`Invalidation::Resync`].
 //! - Batch calls ([`RedisCache::get_many`], [`RedisCache::set_many`]): one round trip.
 //! - `test_server` (feature `test-utils`): real `redis-server` processes, with extra arguments
 //!   where a test needs them (`--databases 4`), and a three-master cluster, for tests, on free
@@ -68,7 +71,8 @@
 //!
 //! - `tls`: `rediss://` URLs (rustls, with the webpki root certificates).
 //! - `cluster`: Redis Cluster ([`RedisConfig::cluster`]).
-//! - `test-utils`: the [`test_server`] module.
+//! - `test-utils`: the [`test_server`] module, and `RedisCache::hold_announcements`, which
+//!   stops a node's announcer so that a test can fill its queue.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -83,8 +87,13 @@ mod invalidation;
 #[cfg_attr(docsrs, doc(cfg(feature = "test-utils")))]
 pub mod test_server;
 
-pub use cache::RedisCache;
-pub use config::{RedisConfig, RedisError, redact};
+#[cfg(feature = "test-utils")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-utils")))]
+pub use cache::AnnouncementHold;
+pub use cache::{ANNOUNCEMENTS_DROPPED, RedisCache};
+pub use config::{
+    DEFAULT_ANNOUNCE_CAPACITY, MAX_ANNOUNCE_CAPACITY, RedisConfig, RedisError, redact,
+};
 pub use invalidation::Invalidation;
 
 impl From<RedisError> for nfcs_cache_core::CacheError {

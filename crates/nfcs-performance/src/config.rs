@@ -226,6 +226,11 @@ pub struct RedisTierConfig {
     /// Redis Cluster nodes (feature `redis-cluster`); when not empty, `url` and `db` are not
     /// used.
     pub cluster_nodes: Vec<String>,
+    /// The most written or deleted keys waiting to be announced to the other nodes, 1 to
+    /// 16,777,216 (default 65,536). A write never waits for room: an announcement that does
+    /// not fit is dropped and counted (`nfcs_cache_announcements_dropped_total`), and the
+    /// other nodes are told to drop their local copies.
+    pub announce_capacity: u64,
 }
 
 impl Default for RedisTierConfig {
@@ -239,6 +244,7 @@ impl Default for RedisTierConfig {
             key_prefix: "nfcs:".to_owned(),
             command_timeout_ms: 250,
             cluster_nodes: Vec::new(),
+            announce_capacity: 65_536,
         }
     }
 }
@@ -562,6 +568,15 @@ impl CacheConfig {
                 ),
             ));
         }
+        if self.redis.announce_capacity == 0 || self.redis.announce_capacity > 16_777_216 {
+            return Err(ConfigError::invalid(
+                "redis.announce_capacity",
+                format!(
+                    "{} keys: must be between 1 and 16777216",
+                    self.redis.announce_capacity
+                ),
+            ));
+        }
         if self.redis.key_prefix.len() > 256 {
             return Err(ConfigError::invalid(
                 "redis.key_prefix",
@@ -796,6 +811,7 @@ mod tests {
         assert!(config.disk.compression);
         assert_eq!(config.redis.url, "redis://localhost:6379");
         assert_eq!((config.redis.db, config.redis.max_connections), (None, 10));
+        assert_eq!(config.redis.announce_capacity, 65_536);
         assert_eq!(config.name, "nfcs");
         assert_eq!(
             config.redis.ttl_default.as_duration(),
@@ -977,6 +993,16 @@ mod tests {
                 "[redis]\nmax_connections = 0",
                 "redis.max_connections",
                 "at least 1",
+            ),
+            (
+                "[redis]\nannounce_capacity = 0",
+                "redis.announce_capacity",
+                "between 1 and 16777216",
+            ),
+            (
+                "[redis]\nannounce_capacity = 16777217",
+                "redis.announce_capacity",
+                "between 1 and 16777216",
             ),
             (
                 "[semantic]\nsimilarity_threshold = 1.5",

@@ -9,6 +9,11 @@ use nfcs_performance::cache_redis::test_server::{RedisServer, free_port, redis_o
 use nfcs_performance::prelude::*;
 
 async fn manager(redis_url: &str, disk: Option<&Path>) -> NFCSCacheManager {
+    manager_with(redis_url, disk, "").await
+}
+
+/// [`manager`] with more `[redis]` settings (TOML lines).
+async fn manager_with(redis_url: &str, disk: Option<&Path>, redis: &str) -> NFCSCacheManager {
     let disk = match disk {
         Some(directory) => format!(
             "[disk]\ndirectory = \"{}\"\nmax_size = \"64MiB\"",
@@ -18,7 +23,7 @@ async fn manager(redis_url: &str, disk: Option<&Path>) -> NFCSCacheManager {
     };
     let config = CacheConfig::from_toml_str(&format!(
         "[memory]\nmax_size = \"16MiB\"\n{disk}\n[redis]\nurl = \"{redis_url}\"\nmax_connections = 4\n\
-         command_timeout_ms = 200\n[semantic]\nenabled = false\n[cache_warming]\nenabled = false"
+         command_timeout_ms = 200\n{redis}\n[semantic]\nenabled = false\n[cache_warming]\nenabled = false"
     ))
     .unwrap();
     NFCSCacheManager::from_config(config).await.unwrap()
@@ -228,6 +233,70 @@ async fn another_nodes_write_drops_the_local_copy_within_milliseconds() {
         delays[50], delays[98], delays[99]
     );
     assert!(b.stats().remote_invalidations >= 100);
+}
+
+/// A node whose queue of announcements overflows drops nothing silently: the write whose
+/// announcement did not fit is followed by a resync, and the other node drops its local copies
+/// (memory and disk), so it reads the new value from Redis rather than its stale copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overflowing_announcement_queue_makes_the_other_node_drop_its_copies() {
+    let Some(server) = RedisServer::start_or_skip("announcement overflow") else {
+        return;
+    };
+    let (disk_a, disk_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = manager_with(&server.url(), Some(disk_a.path()), "announce_capacity = 2").await;
+    let b = manager(&server.url(), Some(disk_b.path())).await;
+    until("both to subscribe to announcements", async || {
+        redis_state(&a) == TierState::Running
+            && redis_state(&b) == TierState::Running
+            && a.redis().unwrap().is_subscribed()
+            && b.redis().unwrap().is_subscribed()
+    })
+    .await;
+    let heard = b.stats().remote_invalidations;
+    a.set("policy_7", &1_u32, None).await.unwrap();
+    until("B to hear of the first write", async || {
+        b.stats().remote_invalidations > heard
+    })
+    .await;
+    assert_eq!(b.get::<u32>("policy_7").await.unwrap(), Some(1));
+    assert!(
+        b.memory().unwrap().contains_key("policy_7"),
+        "B keeps a copy"
+    );
+    assert_eq!(
+        b.get_in::<u32>("policy_7", CacheType::Disk).await.unwrap(),
+        Some(1),
+        "on its disk too"
+    );
+
+    // A's announcer stops: two writes fill its queue, and the third, the one that matters,
+    // finds it full.
+    let hold = a.redis().unwrap().hold_announcements().await;
+    a.set("filler_0", &0_u32, None).await.unwrap();
+    a.set("filler_1", &0_u32, None).await.unwrap();
+    a.set("policy_7", &2_u32, None).await.unwrap();
+    assert_eq!(a.redis().unwrap().announcements_dropped(), 1);
+    assert_eq!(
+        b.get::<u32>("policy_7").await.unwrap(),
+        Some(1),
+        "B has heard nothing yet: its copy is stale"
+    );
+    drop(hold);
+    until("B to drop its copy", async || {
+        !b.memory().unwrap().contains_key("policy_7")
+    })
+    .await;
+    assert_eq!(
+        b.get_in::<u32>("policy_7", CacheType::Disk).await.unwrap(),
+        None,
+        "the disk copy went too"
+    );
+    assert_eq!(
+        b.get::<u32>("policy_7").await.unwrap(),
+        Some(2),
+        "B reads the new value"
+    );
 }
 
 /// Redis killed under a mixed load: every call returns in time, memory and disk keep serving,

@@ -638,6 +638,8 @@ impl NFCSCacheManager {
             .default_ttl(redis.ttl_default.as_duration())
             .key_prefix(redis.key_prefix.clone())
             .command_timeout(Duration::from_millis(redis.command_timeout_ms))
+            // Validation keeps it from 1 to 16,777,216, which fits every usize we build for.
+            .announce_capacity(usize::try_from(redis.announce_capacity).unwrap_or(usize::MAX))
             .instance(context.instance.clone())
             .clock(context.clock.clone());
             match nfcs_cache_redis::RedisCache::connect_lazy(settings) {
