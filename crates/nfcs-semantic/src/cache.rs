@@ -1,11 +1,11 @@
 //! The semantic cache: values found by the meaning of the text they were stored under.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 use nfcs_cache_core::Clock;
 use nfcs_cache_core::telemetry::DEFAULT_INSTANCE;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::batch::Coalescing;
 use crate::guard::contradicts;
@@ -24,7 +24,10 @@ pub enum IndexKind {
     /// Approximate search ([`HnswIndex`]), one graph per context: for caches of 100,000
     /// entries and more, at a recall below 1 (0.98 and above on near-duplicates in the
     /// benchmarks). Removed entries stay in the graph as deleted nodes until they outnumber
-    /// the live ones; then the context's graph is rebuilt.
+    /// the live ones; then the context's graph is rebuilt beside the live one, outside the
+    /// cache's lock, by the call whose removal crossed that line (a store that evicted, a
+    /// lookup that found an entry expired, a remove), before it returns: lookups and stores
+    /// from other threads go on meanwhile, and what they change is carried into the new graph.
     Hnsw(HnswConfig),
 }
 
@@ -49,7 +52,8 @@ pub struct SemanticConfig {
     /// The threshold [`SemanticCache::find`] uses: a cosine similarity from -1 to 1. Default
     /// 0.95.
     pub threshold: f32,
-    /// Entries kept; beyond it the least recently used goes. Default 10,000.
+    /// Entries kept. A store of a new text into a full cache first drops every expired entry,
+    /// then the least recently used until there is room. Default 10,000.
     pub max_entries: usize,
     /// How long an entry lives, `None` for ever, measured on
     /// [`clock`](SemanticConfig::clock). Default `None`.
@@ -161,7 +165,11 @@ struct Entry<V> {
     /// The monotonic reading of the cache's clock at which the entry expires.
     expires: Option<Duration>,
     /// The use counter's value at the last use: the least recently used has the smallest.
+    /// Unique, so it is the entry's key in [`State::recency`].
     used: u64,
+    /// The use counter's value when the entry was last stored: with `expires`, its key in
+    /// [`State::expiry`] (unique, unlike `expires` alone).
+    stored: u64,
     /// Its node in its context's graph ([`Vectors::Hnsw`] and `semantic` only).
     node: u32,
 }
@@ -169,11 +177,29 @@ struct Entry<V> {
 /// A node of a graph that no longer has an entry.
 const NO_ROW: u32 = u32::MAX;
 
+/// Nodes a rebuild copies out of the live graph per turn of the lock: 1,024 vectors of 384
+/// components are 1.5 MiB, copied in well under a millisecond.
+const REBUILD_CHUNK: usize = if cfg!(test) { 64 } else { 1024 };
+
+/// Turns of copying nodes added to the live graph while the new one was being built, after the
+/// first pass over its nodes, before the rest is copied under the lock regardless (so that a
+/// steady stream of stores cannot keep a rebuild from finishing).
+const REBUILD_CATCH_UP_TURNS: usize = 4;
+
+/// Nodes added meanwhile that a rebuild inserts under the lock, while swapping the new graph
+/// in, rather than in another turn outside it.
+const REBUILD_FINISH_UNDER_LOCK: usize = 16;
+
 /// One context's approximate index.
 struct Graph {
     index: HnswIndex,
     /// Node to row of `State::entries` (`NO_ROW` once removed).
     rows: Vec<u32>,
+    /// Unique among the graphs of this cache: a rebuild swaps its result in only if the graph
+    /// it copied is still the context's (not cleared, or dropped when emptied, meanwhile).
+    id: u64,
+    /// Whether a rebuild of this graph is under way (there is one at a time).
+    rebuilding: bool,
 }
 
 enum Vectors {
@@ -206,17 +232,30 @@ struct State<V> {
     entries: Vec<Entry<V>>,
     /// `(context, text)` to row.
     exact: HashMap<(String, String), usize>,
+    /// Rows by last use (`Entry::used`): the first is the least recently used. Eviction takes
+    /// it in `log n` instead of scanning every entry.
+    recency: BTreeMap<u64, usize>,
+    /// Rows of the entries that expire, by `(Entry::expires, Entry::stored)`: the first
+    /// expires first, so reclaiming the expired ones reads only those.
+    expiry: BTreeMap<(Duration, u64), usize>,
     /// Counts uses, to order entries by recency: a counter rather than a time, so that two
     /// uses never tie and the order does not depend on how fast the machine is.
     uses: u64,
+    /// The next [`Graph::id`].
+    graphs_made: u64,
+    /// Graphs whose removed nodes came to outnumber the live ones, by context and id: the
+    /// caller that made them so rebuilds them once it has let go of the lock
+    /// ([`SemanticCache::release`]).
+    to_rebuild: Vec<(String, u64)>,
 }
 
 impl<V: Clone> State<V> {
     /// Marks `row` used now and returns it as a hit.
     fn hit(&mut self, row: usize, similarity: f32) -> SemanticHit<V> {
         self.uses += 1;
-        let entry = &mut self.entries[row];
-        entry.used = self.uses;
+        let used = self.uses;
+        self.touch(row, used);
+        let entry = &self.entries[row];
         SemanticHit {
             value: entry.value.clone(),
             similarity,
@@ -226,6 +265,42 @@ impl<V: Clone> State<V> {
 }
 
 impl<V> State<V> {
+    fn new(kind: IndexKind, dimension: usize) -> State<V> {
+        State {
+            vectors: Vectors::new(kind, dimension),
+            entries: Vec::new(),
+            exact: HashMap::new(),
+            recency: BTreeMap::new(),
+            expiry: BTreeMap::new(),
+            uses: 0,
+            graphs_made: 0,
+            to_rebuild: Vec::new(),
+        }
+    }
+
+    /// Sets `row`'s last use to `used`, moving it in the recency order.
+    fn touch(&mut self, row: usize, used: u64) {
+        let entry = &mut self.entries[row];
+        self.recency.remove(&entry.used);
+        entry.used = used;
+        self.recency.insert(used, row);
+    }
+
+    /// Stores `row` again at use `used` (its value already replaced): most recently used, and
+    /// expiring at `expires`.
+    fn restore(&mut self, row: usize, used: u64, expires: Option<Duration>) {
+        self.touch(row, used);
+        let entry = &mut self.entries[row];
+        if let Some(old) = entry.expires {
+            self.expiry.remove(&(old, entry.stored));
+        }
+        entry.expires = expires;
+        entry.stored = used;
+        if let Some(expires) = expires {
+            self.expiry.insert((expires, used), row);
+        }
+    }
+
     /// Appends an entry and its vector.
     fn push(&mut self, mut entry: Entry<V>, vector: &[f32]) {
         let row = self.entries.len();
@@ -239,12 +314,15 @@ impl<V> State<V> {
                 graphs,
             } => {
                 if entry.semantic {
-                    let graph = graphs
-                        .entry(entry.context.clone())
-                        .or_insert_with(|| Graph {
+                    let graph = graphs.entry(entry.context.clone()).or_insert_with(|| {
+                        self.graphs_made += 1;
+                        Graph {
                             index: HnswIndex::new(*dimension, *config),
                             rows: Vec::new(),
-                        });
+                            id: self.graphs_made,
+                            rebuilding: false,
+                        }
+                    });
                     entry.node = graph.index.insert(vector);
                     graph.rows.push(row as u32);
                 }
@@ -252,6 +330,10 @@ impl<V> State<V> {
         }
         self.exact
             .insert((entry.context.clone(), entry.text.clone()), row);
+        self.recency.insert(entry.used, row);
+        if let Some(expires) = entry.expires {
+            self.expiry.insert((expires, entry.stored), row);
+        }
         self.entries.push(entry);
     }
 
@@ -270,6 +352,9 @@ impl<V> State<V> {
                     graph.rows[entry.node as usize] = NO_ROW;
                     if graph.index.is_empty() {
                         graphs.remove(&entry.context);
+                    } else if !graph.rebuilding && needs_rebuild(&graph.index) {
+                        graph.rebuilding = true;
+                        self.to_rebuild.push((entry.context.clone(), graph.id));
                     }
                 }
                 if moved {
@@ -282,45 +367,55 @@ impl<V> State<V> {
                 }
             }
         }
+        self.recency.remove(&entry.used);
+        if let Some(expires) = entry.expires {
+            self.expiry.remove(&(expires, entry.stored));
+        }
         self.exact.remove(&(entry.context, entry.text));
         if moved {
             let moved = &self.entries[row];
             let key = (moved.context.clone(), moved.text.clone());
             self.exact.insert(key, row);
+            self.recency.insert(moved.used, row);
+            if let Some(expires) = moved.expires {
+                self.expiry.insert((expires, moved.stored), row);
+            }
         }
     }
 
-    /// Rebuilds the graphs in which removed nodes outnumber the live ones, so that searches do
-    /// not wade through the dead.
-    fn compact(&mut self) {
-        let Vectors::Hnsw {
-            dimension,
-            config,
-            graphs,
-        } = &mut self.vectors
-        else {
+    /// The graph of `context` if it is still the one numbered `id`.
+    fn graph(&self, context: &str, id: u64) -> Option<&Graph> {
+        match &self.vectors {
+            Vectors::Hnsw { graphs, .. } => graphs.get(context).filter(|graph| graph.id == id),
+            Vectors::Flat(_) => None,
+        }
+    }
+
+    /// Swaps `fresh` in as the graph of `context` numbered `id`, if that is still there.
+    /// `origin` gives each of `fresh`'s nodes the node of the live graph it was copied from:
+    /// a node whose entry was removed since it was copied is marked removed in `fresh`, and
+    /// every other entry moves to its new node. Every node the live graph gained since the
+    /// copy began must already be in `fresh` (see [`SemanticCache::rebuild`]).
+    fn swap_in(&mut self, context: &str, id: u64, mut fresh: HnswIndex, origin: &[u32]) {
+        let Vectors::Hnsw { graphs, .. } = &mut self.vectors else {
             return;
         };
-        for graph in graphs.values_mut() {
-            if graph.index.nodes() < 2 * graph.index.len() + 64 {
-                continue;
+        let Some(graph) = graphs.get_mut(context).filter(|graph| graph.id == id) else {
+            return;
+        };
+        let mut rows = Vec::with_capacity(origin.len());
+        for (node, &copied_from) in origin.iter().enumerate() {
+            let row = graph.rows[copied_from as usize];
+            rows.push(row);
+            if row == NO_ROW {
+                fresh.remove(node as u32);
+            } else {
+                self.entries[row as usize].node = node as u32;
             }
-            let mut fresh = Graph {
-                index: HnswIndex::new(*dimension, *config),
-                rows: Vec::with_capacity(graph.index.len()),
-            };
-            for (node, &row) in graph.rows.iter().enumerate() {
-                if row == NO_ROW {
-                    continue;
-                }
-                let Some(vector) = graph.index.get(node as u32) else {
-                    continue;
-                };
-                self.entries[row as usize].node = fresh.index.insert(vector);
-                fresh.rows.push(row);
-            }
-            *graph = fresh;
         }
+        graph.index = fresh;
+        graph.rows = rows;
+        graph.rebuilding = false;
     }
 
     fn expired(&self, row: usize, now: Duration) -> bool {
@@ -329,33 +424,36 @@ impl<V> State<V> {
             .is_some_and(|expires| expires <= now)
     }
 
-    /// Makes room for one entry: expired ones first, else the least recently used. Returns
-    /// how many entries expired and how many were evicted.
+    /// Makes room for one entry: every expired one first, then the least recently used until
+    /// there is room. Returns how many entries expired and how many were evicted. Each removal
+    /// costs `log n` (the orders are kept in [`State::expiry`] and [`State::recency`]).
     fn make_room(&mut self, max_entries: usize, now: Duration) -> (u64, u64) {
         if self.entries.len() < max_entries {
             return (0, 0);
         }
         let (mut expired, mut evicted) = (0, 0);
-        let mut row = 0;
-        while row < self.entries.len() {
-            if self.expired(row, now) {
-                self.remove_row(row);
-                expired += 1;
-            } else {
-                row += 1;
+        while let Some((&(expires, _), &row)) = self.expiry.first_key_value() {
+            if expires > now {
+                break;
             }
+            self.remove_row(row);
+            expired += 1;
         }
         while self.entries.len() >= max_entries {
-            let Some(oldest) = (0..self.entries.len()).min_by_key(|&row| self.entries[row].used)
-            else {
+            let Some((_, &oldest)) = self.recency.first_key_value() else {
                 break;
             };
             self.remove_row(oldest);
             evicted += 1;
         }
-        self.compact();
         (expired, evicted)
     }
+}
+
+/// Whether the removed nodes of `index` outnumber its live ones (plus 64): then searches wade
+/// through the dead, and the graph is rebuilt.
+fn needs_rebuild(index: &HnswIndex) -> bool {
+    index.nodes() >= 2 * index.len() + 64
 }
 
 impl<V: Sync> State<V> {
@@ -404,7 +502,9 @@ impl<V: Sync> State<V> {
 /// caller that finds the model idle runs it at once (a lone caller waits for nothing), and the
 /// texts of callers that arrive meanwhile are embedded together in the next pass, up to
 /// [`max_batch`](SemanticConfig::max_batch) texts. The index is searched under a short lock,
-/// never while the model runs.
+/// never while the model runs, and an HNSW graph is rebuilt outside it (see
+/// [`IndexKind::Hnsw`]). A store into a full cache evicts in `log n` steps: the expired entries
+/// first (all of them), then the least recently used until there is room.
 ///
 /// TTLs run on [`SemanticConfig::clock`]. What the cache does is counted in
 /// [`stats`](SemanticCache::stats) and published through the `metrics` facade under the
@@ -429,7 +529,15 @@ pub struct SemanticCache<V, E> {
     config: SemanticConfig,
     state: Mutex<State<V>>,
     metrics: CacheMetrics,
+    /// Called by a rebuild, outside the lock, after each chunk of nodes it copied and inserted
+    /// (with the chunk's number, from 1), so that a test can hold it there.
+    #[cfg(test)]
+    rebuild_pause: Mutex<Option<RebuildPause>>,
 }
+
+/// What a test runs between two chunks of a rebuild (see `SemanticCache::rebuild_pause`).
+#[cfg(test)]
+type RebuildPause = std::sync::Arc<dyn Fn(usize) + Send + Sync>;
 
 impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
     /// An empty cache. Its metric handles are resolved here, with the recorder in effect.
@@ -472,14 +580,11 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                 config.max_batch,
                 EmbedMetrics::new(&config.instance),
             ),
-            state: Mutex::new(State {
-                vectors: Vectors::new(config.index, dimension),
-                entries: Vec::new(),
-                exact: HashMap::new(),
-                uses: 0,
-            }),
+            state: Mutex::new(State::new(config.index, dimension)),
             config,
             metrics,
+            #[cfg(test)]
+            rebuild_pause: Mutex::new(None),
         })
     }
 
@@ -549,10 +654,8 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
             let used = state.uses;
             let key = (context.to_owned(), (*text).to_owned());
             if let Some(&row) = state.exact.get(&key) {
-                let entry = &mut state.entries[row];
-                entry.value = value.clone();
-                entry.expires = expires;
-                entry.used = used;
+                state.entries[row].value = value.clone();
+                state.restore(row, used, expires);
                 continue;
             }
             let (newly_expired, newly_evicted) = state.make_room(self.config.max_entries, now);
@@ -566,12 +669,13 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                 semantic,
                 expires,
                 used,
+                stored: used,
                 node: 0,
             };
             state.push(entry, vector);
         }
         self.metrics.entries(state.entries.len());
-        drop(state);
+        self.release(state);
         self.metrics.stores(entries.len() as u64);
         self.metrics.expirations(expired);
         self.metrics.evictions(evicted);
@@ -653,9 +757,9 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
                 }
             }
             if expired > 0 {
-                state.compact();
                 self.metrics.entries(state.entries.len());
             }
+            self.release(state);
         }
         self.metrics.expirations(expired);
         self.metrics
@@ -707,8 +811,8 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
         {
             Some(row) => {
                 state.remove_row(row);
-                state.compact();
                 self.metrics.entries(state.entries.len());
+                self.release(state);
                 true
             }
             None => false,
@@ -718,10 +822,122 @@ impl<V: Clone + Send + Sync, E: Embedder> SemanticCache<V, E> {
     /// Removes every entry.
     pub fn clear(&self) {
         let mut state = self.state.lock();
-        state.vectors = Vectors::new(self.config.index, self.embedder.inner().dimension());
-        state.entries.clear();
-        state.exact.clear();
+        // A rebuild under way finds its graph gone and drops what it built.
+        let graphs_made = state.graphs_made;
+        *state = State::new(self.config.index, self.embedder.inner().dimension());
+        state.graphs_made = graphs_made;
         self.metrics.entries(0);
+    }
+
+    /// Lets go of the lock, then rebuilds the graphs that the locked work left with more
+    /// removed nodes than live ones.
+    fn release(&self, mut state: MutexGuard<'_, State<V>>) {
+        let to_rebuild = std::mem::take(&mut state.to_rebuild);
+        drop(state);
+        for (context, id) in to_rebuild {
+            self.rebuild(&context, id);
+        }
+    }
+
+    /// Rebuilds the graph of `context` numbered `id` beside the live one, which searches and
+    /// stores keep using meanwhile, and swaps it in.
+    ///
+    /// The live graph only grows (a removal marks a node; vectors never change), so its nodes
+    /// are copied out in chunks of [`REBUILD_CHUNK`], each under a short turn of the lock, and
+    /// inserted into the new graph outside it. The nodes added meanwhile are copied the same
+    /// way, for up to [`REBUILD_CATCH_UP_TURNS`] more turns, until at most
+    /// [`REBUILD_FINISH_UNDER_LOCK`] are left (or the turns run out); those are inserted under
+    /// the lock, and the swap (one pass over the nodes) marks removed in the new graph every
+    /// node whose entry was removed after it was copied. If the graph was cleared or dropped
+    /// meanwhile, the new one is dropped.
+    fn rebuild(&self, context: &str, id: u64) {
+        let Some((dimension, config)) = (match &self.state.lock().vectors {
+            Vectors::Hnsw {
+                dimension, config, ..
+            } => Some((*dimension, *config)),
+            Vectors::Flat(_) => None,
+        }) else {
+            return;
+        };
+        // Clears `rebuilding` if the build panics, so that a later removal can try again.
+        struct Unfinished<'a, V> {
+            state: &'a Mutex<State<V>>,
+            context: &'a str,
+            id: u64,
+            finished: bool,
+        }
+        impl<V> Drop for Unfinished<'_, V> {
+            fn drop(&mut self) {
+                if !self.finished
+                    && let Vectors::Hnsw { graphs, .. } = &mut self.state.lock().vectors
+                    && let Some(graph) = graphs.get_mut(self.context)
+                    && graph.id == self.id
+                {
+                    graph.rebuilding = false;
+                }
+            }
+        }
+        // Declared before the guards of the lock, so dropped after them.
+        let mut unfinished = Unfinished {
+            state: &self.state,
+            context,
+            id,
+            finished: false,
+        };
+        let mut fresh = HnswIndex::new(dimension, config);
+        // Per node of `fresh`, the node of the live graph it was copied from.
+        let mut origin: Vec<u32> = Vec::new();
+        let mut copied = 0_usize;
+        let mut turns_left = None;
+        let mut chunk: Vec<f32> = Vec::with_capacity(REBUILD_CHUNK * dimension);
+        let mut chunk_nodes: Vec<u32> = Vec::with_capacity(REBUILD_CHUNK);
+        for chunk_number in 1.. {
+            {
+                let mut state = self.state.lock();
+                let Some(graph) = state.graph(context, id) else {
+                    return;
+                };
+                let nodes = graph.index.nodes();
+                let turns = *turns_left
+                    .get_or_insert(nodes.div_ceil(REBUILD_CHUNK) + REBUILD_CATCH_UP_TURNS);
+                if nodes - copied <= REBUILD_FINISH_UNDER_LOCK || chunk_number > turns {
+                    for node in copied..nodes {
+                        if graph.rows[node] != NO_ROW
+                            && let Some(vector) = graph.index.get(node as u32)
+                        {
+                            fresh.insert(vector);
+                            origin.push(node as u32);
+                        }
+                    }
+                    state.swap_in(context, id, fresh, &origin);
+                    unfinished.finished = true;
+                    return;
+                }
+                let end = nodes.min(copied + REBUILD_CHUNK);
+                for node in copied..end {
+                    if graph.rows[node] != NO_ROW
+                        && let Some(vector) = graph.index.get(node as u32)
+                    {
+                        chunk.extend_from_slice(vector);
+                        chunk_nodes.push(node as u32);
+                    }
+                }
+                copied = end;
+            }
+            for (vector, &node) in chunk.chunks_exact(dimension).zip(&chunk_nodes) {
+                fresh.insert(vector);
+                origin.push(node);
+            }
+            chunk.clear();
+            chunk_nodes.clear();
+            #[cfg(test)]
+            {
+                let pause = self.rebuild_pause.lock().clone();
+                if let Some(pause) = pause {
+                    pause(chunk_number);
+                }
+            }
+        }
     }
 }
 
@@ -735,6 +951,8 @@ fn check_threshold(threshold: f32) -> Result<(), SemanticError> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Barrier};
+
     use super::*;
 
     /// Texts `"<n>"` and `"<n>?"` embed to the same pseudo-random unit vector `n` (`"?"`
@@ -859,6 +1077,325 @@ mod tests {
             cache.store("6", 3, "a").unwrap();
             assert_eq!(cache.find("6?", "a").unwrap().map(|hit| hit.value), Some(3));
         }
+    }
+
+    /// The texts held now, sorted.
+    fn held(cache: &SemanticCache<u64, Numbered>) -> Vec<String> {
+        let state = cache.state.lock();
+        let mut texts: Vec<String> = state
+            .entries
+            .iter()
+            .map(|entry| format!("{}/{}", entry.context, entry.text))
+            .collect();
+        texts.sort();
+        texts
+    }
+
+    #[test]
+    fn eviction_takes_every_expired_entry_then_the_least_recently_used() {
+        for index in [IndexKind::Flat, hnsw()] {
+            let manual = nfcs_cache_core::ManualClock::new();
+            let config = SemanticConfig::default()
+                .with_threshold(0.99)
+                .with_max_entries(4)
+                .with_ttl(Duration::from_secs(10))
+                .with_clock(manual.clock())
+                .with_index(index);
+            let cache = SemanticCache::new(Numbered, config).unwrap();
+            cache.store("1", 1, "a").unwrap();
+            cache.store("2", 2, "b").unwrap();
+            manual.advance(Duration::from_secs(5));
+            cache.store("3", 3, "a").unwrap();
+            cache.store("4", 4, "a").unwrap();
+            // A hit by meaning and a hit by exact text make "1" and "2" the most recent.
+            assert_eq!(cache.find("1?", "a").unwrap().map(|hit| hit.value), Some(1));
+            assert_eq!(cache.find("2", "b").unwrap().map(|hit| hit.value), Some(2));
+            // Full: the least recently used, "3", goes.
+            cache.store("5", 5, "a").unwrap();
+            assert_eq!(held(&cache), ["a/1", "a/4", "a/5", "b/2"]);
+            assert_eq!((cache.stats().evictions, cache.stats().expirations), (1, 0));
+            // Storing a held text again takes no room and makes it the most recent, with a
+            // fresh TTL: now "4" is the least recently used.
+            cache.store("1", 10, "a").unwrap();
+            cache.store("6", 6, "a").unwrap();
+            assert_eq!(held(&cache), ["a/1", "a/5", "a/6", "b/2"]);
+            // At 10 s "2" (stored at 0 s) has expired; "1" was stored again at 5 s. The next
+            // store takes the expired entry only, although a hit renewed its recency.
+            manual.advance(Duration::from_secs(5));
+            cache.store("7", 7, "a").unwrap();
+            assert_eq!(held(&cache), ["a/1", "a/5", "a/6", "a/7"]);
+            assert_eq!((cache.stats().evictions, cache.stats().expirations), (2, 1));
+            // At 15 s "1", "5" and "6" have expired: all three go, though one would make room.
+            manual.advance(Duration::from_secs(5));
+            cache.store("8", 8, "a").unwrap();
+            assert_eq!(held(&cache), ["a/7", "a/8"]);
+            assert_eq!((cache.stats().evictions, cache.stats().expirations), (2, 4));
+            // Below the limit nothing is reclaimed, even expired.
+            manual.advance(Duration::from_secs(20));
+            cache.store("9", 9, "a").unwrap();
+            assert_eq!(held(&cache), ["a/7", "a/8", "a/9"]);
+        }
+    }
+
+    /// The eviction rule as a plain list: the order the cache keeps (and has kept since its
+    /// first version), against which it is compared on a long pseudo-random run.
+    #[derive(Default)]
+    struct Reference {
+        /// `(context/text, last use, expiry)`.
+        entries: Vec<(String, u64, Option<Duration>)>,
+        uses: u64,
+    }
+
+    impl Reference {
+        fn store(&mut self, key: String, now: Duration, ttl: Duration, max_entries: usize) {
+            self.uses += 1;
+            let expires = Some(now + ttl);
+            if let Some(entry) = self.entries.iter_mut().find(|entry| entry.0 == key) {
+                entry.1 = self.uses;
+                entry.2 = expires;
+                return;
+            }
+            if self.entries.len() >= max_entries {
+                self.entries
+                    .retain(|entry| entry.2.is_none_or(|expires| expires > now));
+                while self.entries.len() >= max_entries {
+                    let oldest = (0..self.entries.len())
+                        .min_by_key(|&index| self.entries[index].1)
+                        .unwrap();
+                    self.entries.remove(oldest);
+                }
+            }
+            self.entries.push((key, self.uses, expires));
+        }
+
+        /// An exact-text lookup: a hit renews the entry's recency; an expired entry goes.
+        fn find(&mut self, key: &str, now: Duration) -> bool {
+            let Some(index) = self.entries.iter().position(|entry| entry.0 == key) else {
+                return false;
+            };
+            if self.entries[index].2.is_some_and(|expires| expires <= now) {
+                self.entries.remove(index);
+                return false;
+            }
+            self.uses += 1;
+            self.entries[index].1 = self.uses;
+            true
+        }
+
+        fn held(&self) -> Vec<String> {
+            let mut keys: Vec<String> = self.entries.iter().map(|entry| entry.0.clone()).collect();
+            keys.sort();
+            keys
+        }
+    }
+
+    #[test]
+    fn eviction_follows_the_reference_order_over_a_long_run() {
+        let (max_entries, ttl) = (40, Duration::from_secs(50));
+        for index in [IndexKind::Flat, hnsw()] {
+            let manual = nfcs_cache_core::ManualClock::new();
+            let config = SemanticConfig::default()
+                .with_max_entries(max_entries)
+                .with_ttl(ttl)
+                .with_clock(manual.clock())
+                .with_index(index);
+            let cache = SemanticCache::new(Numbered, config).unwrap();
+            let mut reference = Reference::default();
+            let mut random = 0x2545_f491_4f6c_dd1d_u64;
+            let mut next = move |below: u64| {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                random % below
+            };
+            for step in 0..6_000 {
+                let n = next(120);
+                let context = if n % 3 == 0 { "b" } else { "a" };
+                let key = format!("{context}/{n}");
+                match next(10) {
+                    0..=4 => {
+                        cache.store(&n.to_string(), n, context).unwrap();
+                        reference.store(key, manual.clock().monotonic(), ttl, max_entries);
+                    }
+                    5..=7 => {
+                        let hit = cache.find(&n.to_string(), context).unwrap().is_some();
+                        assert_eq!(
+                            hit,
+                            reference.find(&key, manual.clock().monotonic()),
+                            "step {step}"
+                        );
+                    }
+                    8 => {
+                        let removed = cache.remove(&n.to_string(), context);
+                        let position = reference.entries.iter().position(|entry| entry.0 == key);
+                        assert_eq!(removed, position.is_some(), "step {step}");
+                        if let Some(position) = position {
+                            reference.entries.remove(position);
+                        }
+                    }
+                    _ => manual.advance(Duration::from_secs(next(4))),
+                }
+                assert_eq!(held(&cache), reference.held(), "step {step}");
+            }
+        }
+    }
+
+    /// An HNSW cache of entries `0..300` in context "tenant", with removals up to the one that
+    /// makes the graph's removed nodes outnumber its live ones: the removal of "227" will start
+    /// a rebuild of 118 live entries (the multiples of 5, and the others from 228 to 299).
+    fn cache_one_removal_before_a_rebuild() -> SemanticCache<u64, Numbered> {
+        let config = SemanticConfig::default()
+            .with_threshold(0.99)
+            .with_index(hnsw());
+        let cache = SemanticCache::new(Numbered, config).unwrap();
+        for n in 0..300_u64 {
+            cache.store(&n.to_string(), n, "tenant").unwrap();
+        }
+        for n in (0..227_u64).filter(|n| n % 5 != 0) {
+            assert!(cache.remove(&n.to_string(), "tenant"));
+        }
+        assert_eq!(
+            graph_nodes(&cache, "tenant"),
+            (300, 119),
+            "one removal short"
+        );
+        cache
+    }
+
+    /// Holds a rebuild after each of `chunks` until the test lets it go: the test's first wait
+    /// on the barrier returns once the rebuild is held, its second lets it go on.
+    fn pause_after_chunks(
+        cache: &SemanticCache<u64, Numbered>,
+        chunks: &'static [usize],
+    ) -> Arc<Barrier> {
+        let barrier = Arc::new(Barrier::new(2));
+        let held = Arc::clone(&barrier);
+        *cache.rebuild_pause.lock() = Some(Arc::new(move |chunk| {
+            if chunks.contains(&chunk) {
+                held.wait(); // paused
+                held.wait(); // resumed
+            }
+        }));
+        barrier
+    }
+
+    #[test]
+    fn lookups_stores_and_removals_go_on_while_a_graph_is_rebuilt() {
+        let cache = cache_one_removal_before_a_rebuild();
+        // Chunks of 64 nodes: the fifth is the last of the nodes there are by then.
+        let barrier = pause_after_chunks(&cache, &[1, 5]);
+        std::thread::scope(|scope| {
+            let rebuilding = scope.spawn(|| assert!(cache.remove("227", "tenant")));
+            barrier.wait();
+            // The rebuild has copied nodes 0 to 63 (13 live: "0", "5", ... "60") and stands
+            // between two chunks, without the lock.
+            assert!(
+                !cache
+                    .state
+                    .lock()
+                    .to_rebuild
+                    .iter()
+                    .any(|(context, _)| context == "tenant")
+            );
+            assert!(
+                !cache.state.is_locked(),
+                "the rebuild does not hold the lock"
+            );
+            assert_eq!(
+                cache.find("250?", "tenant").unwrap().map(|hit| hit.value),
+                Some(250)
+            );
+            cache.store("1000", 1000, "tenant").unwrap();
+            assert_eq!(
+                cache.find("1000?", "tenant").unwrap().map(|hit| hit.value),
+                Some(1000)
+            );
+            assert!(
+                cache.remove("5", "tenant"),
+                "copied already, removed meanwhile"
+            );
+            assert!(
+                cache.remove("295", "tenant"),
+                "not copied yet, removed meanwhile"
+            );
+            assert_eq!(
+                graph_nodes(&cache, "tenant"),
+                (301, 117),
+                "still the old graph"
+            );
+            barrier.wait();
+            // Every node there is has been copied ("1000" too); what comes now is inserted
+            // under the lock when the new graph is swapped in.
+            barrier.wait();
+            assert!(!cache.state.is_locked());
+            cache.store("1001", 1001, "tenant").unwrap();
+            assert!(
+                cache.remove("250", "tenant"),
+                "copied already, removed meanwhile"
+            );
+            barrier.wait();
+            rebuilding.join().unwrap();
+        });
+        // The new graph holds the 118 entries live when the rebuild started, less "295" (gone
+        // before it was copied), plus "1000" and "1001", with "5" and "250" marked removed.
+        assert_eq!(graph_nodes(&cache, "tenant"), (119, 117));
+        let live: Vec<u64> = (0..300_u64)
+            .filter(|&n| (n % 5 == 0 || n > 227) && ![5, 250, 295].contains(&n))
+            .chain([1000, 1001])
+            .collect();
+        assert_eq!(live.len(), 117);
+        for n in live {
+            let hit = cache.find(&format!("{n}?"), "tenant").unwrap();
+            assert_eq!(hit.map(|hit| hit.value), Some(n), "entry {n}");
+        }
+        for n in [5_u64, 227, 250, 295, 1, 226] {
+            assert!(
+                cache.find(&format!("{n}?"), "tenant").unwrap().is_none(),
+                "entry {n}"
+            );
+        }
+        // Every entry points at its node of the new graph.
+        let state = cache.state.lock();
+        let Vectors::Hnsw { graphs, .. } = &state.vectors else {
+            unreachable!()
+        };
+        let graph = &graphs["tenant"];
+        assert!(!graph.rebuilding);
+        for (row, entry) in state.entries.iter().enumerate() {
+            assert_eq!(
+                graph.rows[entry.node as usize] as usize, row,
+                "{}",
+                entry.text
+            );
+            assert_eq!(
+                graph.index.get(entry.node),
+                Some(&Numbered::vector(entry.text.parse().unwrap())[..])
+            );
+        }
+    }
+
+    #[test]
+    fn a_rebuild_whose_graph_was_cleared_meanwhile_is_dropped() {
+        let cache = cache_one_removal_before_a_rebuild();
+        let barrier = pause_after_chunks(&cache, &[1]);
+        std::thread::scope(|scope| {
+            let rebuilding = scope.spawn(|| assert!(cache.remove("227", "tenant")));
+            barrier.wait();
+            cache.clear();
+            cache.store("7", 7, "tenant").unwrap();
+            barrier.wait();
+            rebuilding.join().unwrap();
+        });
+        assert_eq!(
+            graph_nodes(&cache, "tenant"),
+            (1, 1),
+            "the new graph, not the rebuilt one"
+        );
+        assert_eq!(
+            cache.find("7?", "tenant").unwrap().map(|hit| hit.value),
+            Some(7)
+        );
+        assert!(cache.find("250?", "tenant").unwrap().is_none());
     }
 
     #[test]
