@@ -210,9 +210,45 @@ async fn another_nodes_write_drops_the_local_copy_within_milliseconds() {
         }
         delays.push(written.elapsed());
         assert_eq!(
+            b.get_in::<u32>(&key, CacheType::Disk).await.unwrap(),
+            None,
+            "dropped from B's disk before its memory"
+        );
+        assert_eq!(
             b.get::<u32>(&key).await.unwrap(),
             Some(round + 1000),
             "B sees the new value"
+        );
+    }
+    // Writes in quick succession are announced together, and B drops them from its disk
+    // tier as one batch.
+    for index in 0..200_u32 {
+        a.set(&format!("batch_{index}"), &index, None)
+            .await
+            .unwrap();
+    }
+    for index in 0..200_u32 {
+        assert_eq!(
+            b.get::<u32>(&format!("batch_{index}")).await.unwrap(),
+            Some(index)
+        );
+    }
+    for index in 0..200_u32 {
+        a.set(&format!("batch_{index}"), &(index + 1), None)
+            .await
+            .unwrap();
+    }
+    until("B to drop the 200 keys from memory", async || {
+        (0..200_u32).all(|index| !b.memory().unwrap().contains_key(&format!("batch_{index}")))
+    })
+    .await;
+    for index in 0..200_u32 {
+        assert_eq!(
+            b.get_in::<u32>(&format!("batch_{index}"), CacheType::Disk)
+                .await
+                .unwrap(),
+            None,
+            "batch_{index} dropped from B's disk"
         );
     }
     // Deletions and pattern invalidations travel too, to memory and disk.
