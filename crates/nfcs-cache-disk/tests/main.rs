@@ -11,6 +11,7 @@ mod corruption;
 mod crash;
 mod faults;
 mod fuzz_corpus;
+mod fuzz_regressions;
 mod recovery;
 mod support;
 mod symlinks;

@@ -68,6 +68,19 @@ pub struct RecoveryReport {
     pub duration: Duration,
 }
 
+/// The most segments a directory's life can use: sequences at or past it are damage (at a
+/// segment a microsecond it would take 146,000 years), so the next sequence never overflows.
+const MAX_SEQUENCE: u64 = 1 << 62;
+
+/// Whether a header that checks could have been written by a cache: a slot in use, a sequence
+/// below [`MAX_SEQUENCE`], a segment size a configuration may ask for.
+fn plausible(header: &SegmentHeader) -> bool {
+    header.sequence != 0
+        && header.sequence < MAX_SEQUENCE
+        && (DiskConfig::MIN_SEGMENT_BYTES..=DiskConfig::MAX_SEGMENT_BYTES)
+            .contains(&header.segment_size)
+}
+
 /// Logs and counts a segment name that holds a non-file.
 fn skip(report: &mut RecoveryReport, error: &DiskError) {
     tracing::warn!(%error, "disk cache: skipping a segment slot that is not a regular file");
@@ -130,13 +143,14 @@ impl Store {
             }
         }
 
-        // The segment size is fixed when a directory is first used: a valid header tells it.
+        // The segment size is fixed when a directory is first used: a valid header tells it
+        // (a size no configuration may ask for, or a sequence no cache reaches, is damage).
         let mut segment_size = config.planned_segment_bytes();
         for file in found.values() {
             let mut header = [0_u8; SEGMENT_HEADER_LEN as usize];
             if file.read_exact_at(&mut header, 0).is_ok()
                 && let Ok(decoded) = SegmentHeader::decode(&header)
-                && decoded.sequence != 0
+                && plausible(&decoded)
             {
                 segment_size = decoded.segment_size;
                 break;
@@ -256,7 +270,9 @@ impl Store {
                 header,
                 Err(HeaderProblem::Corrupt | HeaderProblem::NotASegment)
             ) && let Some(repaired) = SegmentHeader::repair(&bytes, |candidate| {
-                candidate.slot == slot && candidate.segment_size == self.segment_size
+                candidate.slot == slot
+                    && candidate.segment_size == self.segment_size
+                    && plausible(candidate)
             }) {
                 file.write_all_at(&repaired.encode(), 0).map_err(|error| {
                     DiskError::io("repair a segment header", self.path(slot), error)
@@ -272,7 +288,7 @@ impl Store {
                 Ok(header)
                     if header.slot == slot
                         && header.segment_size == self.segment_size
-                        && header.sequence != 0 =>
+                        && plausible(&header) =>
                 {
                     valid.push(header);
                 }
