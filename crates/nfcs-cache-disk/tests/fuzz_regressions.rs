@@ -92,6 +92,6 @@ fn a_header_claiming_tiny_segments_does_not_multiply_the_segment_files() {
     assert!(
         segments <= 4 * SEGMENT / DiskConfig::MIN_SEGMENT_BYTES,
         "{segments} segment files for a {} KiB cache",
-        4 * SEGMENT >> 10
+        (4 * SEGMENT) >> 10
     );
 }
