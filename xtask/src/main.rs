@@ -34,6 +34,11 @@
 //!   replaces the tables in `docs/benchmarks.md`. xtask runs the benches and the reference
 //!   scripts; the tables are `nfcs-bench peer-table` (release) reading what they wrote
 //!   (`nfcs_bench::peers`), run as a process: xtask does not link our crates.
+//! - `fuzz [--seconds N] [TARGET...] [-- LIBFUZZER_ARGS...]`: each `cargo fuzz` target of
+//!   `fuzz/` (its own workspace, nightly: `cargo +nightly fuzz run TARGET fuzz/corpus/TARGET`)
+//!   for N seconds (default 60) on its checked-in corpus, then a table of executions, exec/s,
+//!   new corpus entries and crashes; a crash fails it, naming the saved input. Not part of
+//!   `test`. See `fuzz.rs`.
 //!
 //! Plain Rust rather than shell scripts, so it runs the same everywhere cargo does.
 
@@ -44,6 +49,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 mod features;
+mod fuzz;
 mod fuzz_api;
 mod math;
 mod model;
@@ -74,6 +80,10 @@ commands:
                         memory-hit path, disk and Redis tiers, math kernels, semantic and policy
                         caches); --write-docs updates docs/benchmarks.md;
                         --only runs one section
+  fuzz [--seconds N] [TARGET...] [-- LIBFUZZER_ARGS...]
+                        the cargo-fuzz targets of fuzz/ (nightly, cargo-fuzz), N seconds each
+                        (default 60) on fuzz/corpus/TARGET; a table of executions, exec/s, new
+                        corpus entries and crashes; fails on a crash (`fuzz --help`); not in test
 ";
 
 fn main() -> ExitCode {
@@ -105,6 +115,7 @@ fn main() -> ExitCode {
                 only.map(String::as_str),
             )
         }
+        Some("fuzz") => fuzz::fuzz(&args[1..]),
         Some("help" | "--help" | "-h") | None => {
             print!("{USAGE}");
             Ok(())

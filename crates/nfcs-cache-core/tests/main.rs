@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod budget;
+mod fuzz_corpus;
 mod mrc;
 mod support {
     pub(crate) mod traces;
