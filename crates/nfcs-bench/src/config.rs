@@ -524,16 +524,9 @@ impl BenchmarkConfig {
         })?;
         let config: BenchmarkConfig =
             serde_path_to_error::deserialize(deserializer).map_err(|error| {
-                let field = error.path().to_string();
+                let field = field_path(error.path());
                 let message = error.into_inner().message().trim_end().to_owned();
-                BenchError::config(
-                    if field == "." {
-                        "(top level)".to_owned()
-                    } else {
-                        field
-                    },
-                    message,
-                )
+                BenchError::config(field, message)
             })?;
         config.validate()?;
         Ok(config)
@@ -841,6 +834,35 @@ impl BenchmarkConfig {
             + self.load_testing.test_duration
             + 60.0;
         Duration::from_secs_f64(seconds)
+    }
+}
+
+/// The dotted path of the field a deserialisation error is about (`load_testing.test_duration`,
+/// `mathematical_benchmarks.cgl_solver.grid_sizes[1]`, "(top level)" for the document itself),
+/// as `nfcs_performance`'s configuration names its fields. An empty key, which TOML allows
+/// (`"" = 1`), is written `""` so that the path still names it.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut dotted = String::new();
+    for segment in path {
+        let name = match segment {
+            Segment::Seq { index } => {
+                dotted.push_str(&format!("[{index}]"));
+                continue;
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } if key.is_empty() => "\"\"",
+            Segment::Map { key } | Segment::Enum { variant: key } => key,
+            Segment::Unknown => "?",
+        };
+        if !dotted.is_empty() {
+            dotted.push('.');
+        }
+        dotted.push_str(name);
+    }
+    if dotted.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        dotted
     }
 }
 

@@ -431,16 +431,9 @@ impl CacheConfig {
             })?;
         let config: CacheConfig =
             serde_path_to_error::deserialize(deserializer).map_err(|error| {
-                let field = error.path().to_string();
+                let field = field_path(error.path());
                 let message = error.into_inner().message().trim_end().to_owned();
-                ConfigError::Invalid {
-                    field: if field == "." {
-                        "(top level)".to_owned()
-                    } else {
-                        field
-                    },
-                    message,
-                }
+                ConfigError::Invalid { field, message }
             })?;
         config.validate()?;
         Ok(config)
@@ -712,6 +705,34 @@ impl CacheConfig {
             ));
         }
         Ok(())
+    }
+}
+
+/// The dotted path of the field a deserialisation error is about (`memory.max_size`,
+/// `redis.cluster_nodes[1]`, "(top level)" for the document itself). An empty key, which TOML
+/// allows (`"" = 1`), is written `""` so that the path still names it.
+fn field_path(path: &serde_path_to_error::Path) -> String {
+    use serde_path_to_error::Segment;
+    let mut dotted = String::new();
+    for segment in path {
+        let name = match segment {
+            Segment::Seq { index } => {
+                dotted.push_str(&format!("[{index}]"));
+                continue;
+            }
+            Segment::Map { key } | Segment::Enum { variant: key } if key.is_empty() => "\"\"",
+            Segment::Map { key } | Segment::Enum { variant: key } => key,
+            Segment::Unknown => "?",
+        };
+        if !dotted.is_empty() {
+            dotted.push('.');
+        }
+        dotted.push_str(name);
+    }
+    if dotted.is_empty() {
+        "(top level)".to_owned()
+    } else {
+        dotted
     }
 }
 

@@ -99,3 +99,31 @@ async fn with_every_tier_disabled_reads_miss_and_writes_say_why() {
     let error = cache.set("k", &1_u32, None).await.unwrap_err();
     assert!(error.to_string().contains("no tier is running"), "{error}");
 }
+
+/// Found by the `cache_config` fuzz target (`fuzz/`, `cargo xtask fuzz`; input `''=1`): TOML
+/// allows an empty key, and the error for it as an unknown field named the field `""` at the
+/// top level and `memory.` in a table, a path that names nothing.
+#[test]
+fn an_unknown_empty_key_is_named_in_the_error() {
+    for (text, field) in [
+        ("''=1", "\"\""),
+        ("[memory]\n\"\" = true", "memory.\"\""),
+        (
+            "[redis]\ncluster_nodes = [\"redis://h:7000\"]\n[''.x]\ny = 1",
+            "\"\"",
+        ),
+    ] {
+        let error = CacheConfig::from_toml_str(text).unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::Invalid { .. }),
+            "{text:?}: {error}"
+        );
+        assert_eq!(error.field(), Some(field), "{text:?}: {error}");
+    }
+    // Paths with sequence indexes and ordinary keys read as before.
+    let error =
+        CacheConfig::from_toml_str("[redis]\ncluster_nodes = [\"redis://h:7000\", 3]").unwrap_err();
+    assert_eq!(error.field(), Some("redis.cluster_nodes[1]"), "{error}");
+    let error = CacheConfig::from_toml_str("[memory]\nmax_sise = \"1GB\"").unwrap_err();
+    assert_eq!(error.field(), Some("memory.max_sise"), "{error}");
+}
