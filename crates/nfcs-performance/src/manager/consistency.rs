@@ -167,6 +167,7 @@ impl Consistency {
     /// Starts writes or deletions of all of `keys` at once: the turns of their stripes, taken
     /// in ascending stripe order. Every other writer holds one stripe at a time, so two
     /// batches, or a batch and a one-key write, never wait on each other in a cycle.
+    #[cfg(feature = "redis")]
     pub(super) async fn write_many<'k>(
         &self,
         keys: impl IntoIterator<Item = &'k str>,
@@ -284,6 +285,7 @@ mod tests {
         writer.await.unwrap();
     }
 
+    #[cfg(feature = "redis")]
     #[tokio::test(flavor = "current_thread")]
     async fn a_batch_holds_every_key_and_batches_in_any_order_both_finish() {
         let consistency = Arc::new(Consistency::new());
