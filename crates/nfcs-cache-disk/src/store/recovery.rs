@@ -346,7 +346,7 @@ impl Store {
                     offset = start,
                     "disk cache: a damaged record may have been a clear; written again as one"
                 );
-                write_clear(file, header, start, end)
+                write_filler(file, header, RecordKind::Clear, start, end)
                     .map_err(|error| DiskError::io("rewrite a damaged clear", &path, error))?;
                 state.end = state.end.max(end);
             }
@@ -414,7 +414,7 @@ impl Store {
             }
             let path = self.path(slot);
             let file = self.slot_file(slot).map_err(deleting)?;
-            write_padding(file, &header, start, end)
+            write_filler(file, &header, RecordKind::Padding, start, end)
                 .map_err(|error| DiskError::io("pad over a damaged record", &path, error))?;
         }
         Ok(())
@@ -690,33 +690,19 @@ fn drop_suspects(
     }
 }
 
-/// Writes a clear record over `start..end` (at least a header long), the value's zeros
-/// filling what is left: a damaged clear written again where it was.
-fn write_clear(file: &File, segment: &SegmentHeader, start: u64, end: u64) -> std::io::Result<()> {
-    let zeros = vec![0_u8; (end - start) as usize - RECORD_HEADER_LEN];
-    let record = NewRecord {
-        kind: RecordKind::Clear,
-        key: &[],
-        value: &zeros,
-        compressed: false,
-        raw_len: zeros.len() as u32,
-        expiry_unix_ms: 0,
-    };
-    let mut encoded = Vec::with_capacity((end - start) as usize);
-    record.encode_into(segment, &mut encoded);
-    file.write_all_at(&encoded, start)
-}
-
-/// Overwrites the damaged stretch `start..end` of a segment with one padding record.
-fn write_padding(
+/// Overwrites the stretch `start..end` of a segment (at least a header long) with one record
+/// of `kind` and no key, zeros filling its value: padding over a damaged stretch, or a damaged
+/// clear written again where it was.
+fn write_filler(
     file: &File,
     segment: &SegmentHeader,
+    kind: RecordKind,
     start: u64,
     end: u64,
 ) -> std::io::Result<()> {
     let zeros = vec![0_u8; (end - start) as usize - RECORD_HEADER_LEN];
     let record = NewRecord {
-        kind: RecordKind::Padding,
+        kind,
         key: &[],
         value: &zeros,
         compressed: false,
