@@ -7,6 +7,10 @@
 //! cargo run --release -p nfcs-math-kernels --example step_rate -- mean-field 1000000
 //! cargo run --release -p nfcs-math-kernels --example step_rate -- dense 5000
 //! ```
+//!
+//! `cgl-steps SIZE STEPS` takes exactly `STEPS` steps after the warm-up and prints no rate: run
+//! it under `valgrind --tool=callgrind` at two step counts and take the difference of the
+//! instruction totals to get instructions per step without the setup.
 
 use std::time::{Duration, Instant};
 
@@ -37,21 +41,38 @@ fn best_rate(mut step: impl FnMut()) -> f64 {
         .fold(0.0, f64::max)
 }
 
+/// The benchmark's solver: `L = 50`, `dt = 0.05`, `b = 0.5`, `c = -0.5`, from small noise,
+/// after 20 warm-up steps.
+fn cgl_solver(size: usize) -> Result<CglSolver, Box<dyn std::error::Error>> {
+    let params = CglParams::new(size, 50.0, 0.05, 0.5, -0.5);
+    let mut solver = CglSolver::new(
+        params,
+        InitialCondition::Noise {
+            amplitude: 0.01,
+            seed: 1,
+        },
+    )?;
+    solver.advance(20)?;
+    Ok(solver)
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let kernel = args.get(1).map_or("cgl", String::as_str);
     let size: usize = args.get(2).map_or(Ok(128), |text| text.parse())?;
     let rate = match kernel {
+        "cgl-steps" => {
+            let steps: u64 = args.get(3).map_or(Ok(10), |text| text.parse())?;
+            let mut solver = cgl_solver(size)?;
+            solver.advance(steps)?;
+            println!(
+                "cgl {size}: {steps} steps, mean |A|^2 {:e}",
+                solver.mean_intensity()
+            );
+            return Ok(());
+        }
         "cgl" => {
-            let params = CglParams::new(size, 50.0, 0.05, 0.5, -0.5);
-            let mut solver = CglSolver::new(
-                params,
-                InitialCondition::Noise {
-                    amplitude: 0.01,
-                    seed: 1,
-                },
-            )?;
-            solver.advance(20)?;
+            let mut solver = cgl_solver(size)?;
             best_rate(|| solver.step().unwrap_or_default())
         }
         "mean-field" | "dense" => {

@@ -23,12 +23,12 @@ use rustfft::{Fft, FftPlanner};
 /// rayon's hand-offs cost more than they save; measured on the 2-core machine, see
 /// `docs/benchmarks.md`).
 pub(crate) const PARALLEL_POINTS: usize = 128 * 128;
-/// The edge of the tiles the transpose works in.
-const TILE: usize = 16;
 /// Points per block of rows.
 const BLOCK_POINTS: usize = 4096;
 
 /// Row FFTs with their own scratch space: one per block, so blocks can run on any thread.
+/// Cloning shares the plans (and their twiddles) and copies the scratch space.
+#[derive(Clone)]
 pub(crate) struct RowFft {
     forward: Arc<dyn Fft<f64>>,
     inverse: Arc<dyn Fft<f64>>,
@@ -50,6 +50,8 @@ impl RowFft {
 /// A block of rows of two arrays and the block's FFTs.
 type BlockPair<'a> = ((&'a mut [Complex64], &'a mut [Complex64]), &'a mut RowFft);
 
+/// Cloning shares the plans and gives the clone its own scratch space.
+#[derive(Clone)]
 pub(crate) struct Fft2 {
     n: usize,
     /// Points per block (a whole number of rows).
@@ -59,11 +61,17 @@ pub(crate) struct Fft2 {
 }
 
 impl Fft2 {
+    /// Plans for `n x n` fields; sweeps run across threads from [`PARALLEL_POINTS`] on.
     pub(crate) fn new(n: usize) -> Fft2 {
+        Fft2::with_threads(n, n * n >= PARALLEL_POINTS)
+    }
+
+    /// Plans for `n x n` fields whose sweeps run across threads if `parallel` (and there is
+    /// more than one block).
+    pub(crate) fn with_threads(n: usize, parallel: bool) -> Fft2 {
         let mut planner = FftPlanner::new();
         let forward = planner.plan_fft_forward(n);
         let inverse = planner.plan_fft_inverse(n);
-        let parallel = n * n >= PARALLEL_POINTS;
         let mut rows_per_block = (BLOCK_POINTS / n).clamp(1, n);
         if parallel {
             // At least two blocks per thread, so the threads can balance.
@@ -189,19 +197,30 @@ fn max_keeping_nan(a: f64, b: f64) -> f64 {
 }
 
 crate::simd::dispatch! {
-    /// Rows `first_row..` of the transpose of `input` into `rows` (whole rows), in tiles of
-    /// `TILE` columns: each output row's run of a tile is written contiguously from `TILE`
-    /// rows of `input`, which stay in cache while the band's rows pass over them.
+    /// Rows `first_row..` of the transpose of `input` into `rows` (whole rows). Four rows of
+    /// `input` at a time are read in step, each from column `first_row` on, and each output
+    /// row receives their four values as one contiguous run: the reads are four sequential
+    /// streams, every write is a whole 64-byte group, and slicing the four input runs to the
+    /// band's height up front leaves the inner loop free of bounds checks.
     fn transpose_band(input: &[Complex64], rows: &mut [Complex64], n: usize, first_row: usize) -> () {
         let height = rows.len() / n;
-        for i0 in (0..n).step_by(TILE) {
-            let i1 = (i0 + TILE).min(n);
-            for dj in 0..height {
-                let column = first_row + dj;
-                let out_row = &mut rows[dj * n + i0..dj * n + i1];
-                for (offset, out) in out_row.iter_mut().enumerate() {
-                    *out = input[(i0 + offset) * n + column];
-                }
+        let run = |i: usize| &input[i * n + first_row..i * n + first_row + height];
+        let mut i = 0;
+        while i + 4 <= n {
+            let (s0, s1, s2, s3) = (run(i), run(i + 1), run(i + 2), run(i + 3));
+            for (dj, out_row) in rows.chunks_exact_mut(n).enumerate() {
+                let out = &mut out_row[i..i + 4];
+                out[0] = s0[dj];
+                out[1] = s1[dj];
+                out[2] = s2[dj];
+                out[3] = s3[dj];
+            }
+            i += 4;
+        }
+        for i in i..n {
+            let source = run(i);
+            for (out_row, value) in rows.chunks_exact_mut(n).zip(source) {
+                out_row[i] = *value;
             }
         }
     }

@@ -4,5 +4,6 @@
 
 mod bad_input;
 mod cgl;
+mod cgl_batch;
 mod kuramoto;
 mod simd;

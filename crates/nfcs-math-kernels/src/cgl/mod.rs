@@ -20,9 +20,11 @@ mod phi;
 pub mod reference;
 
 use std::f64::consts::PI;
+use std::sync::Arc;
 
 use num_complex::Complex64;
 use rand::{RngExt, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{KernelError, finite, positive};
@@ -191,8 +193,8 @@ pub struct CglSolver {
     params: CglParams,
     n: usize,
     fft: Fft2,
-    /// Per-mode coefficients, in the transposed spectral layout.
-    coefficients: Coefficients,
+    /// Per-mode coefficients, in the transposed spectral layout (shared by a batch).
+    coefficients: Arc<Coefficients>,
     /// The state (spectrum, transposed layout).
     v: Vec<Complex64>,
     /// The nonlinear terms of the first three stages (spectra).
@@ -270,14 +272,26 @@ impl CglSolver {
     pub fn new(params: CglParams, initial: InitialCondition) -> Result<CglSolver, KernelError> {
         params.validate()?;
         let n = params.grid_size;
+        let coefficients = Arc::new(build_coefficients(&params));
+        CglSolver::with_parts(params, initial, Fft2::new(n), coefficients)
+    }
+
+    /// Builds a solver from validated `params`, its plans and its coefficients.
+    fn with_parts(
+        params: CglParams,
+        initial: InitialCondition,
+        fft: Fft2,
+        coefficients: Arc<Coefficients>,
+    ) -> Result<CglSolver, KernelError> {
+        let n = params.grid_size;
         let mut field = initial_field(&params, initial)?;
         let zeros = || vec![Complex64::default(); n * n];
         let scale = 1.0 / (n * n) as f64;
         let mut solver = CglSolver {
             params,
             n,
-            fft: Fft2::new(n),
-            coefficients: build_coefficients(&params),
+            fft,
+            coefficients,
             v: zeros(),
             nv: zeros(),
             na: zeros(),
@@ -454,6 +468,93 @@ impl CglSolver {
             mean_intensity: self.mean_intensity(),
             field: self.field(),
         }
+    }
+}
+
+/// Independent runs with the same parameters, stepped together: what a service that solves
+/// many small grids wants. The runs share the FFT plans (and their twiddles) and the ETDRK4
+/// coefficients, and [`advance`](CglBatch::advance) spreads whole runs across threads (each
+/// run takes all its steps on one thread, so no thread waits for another within a step).
+/// Every run computes bit for bit what a [`CglSolver`] with the same initial condition
+/// computes.
+///
+/// ```
+/// use nfcs_math_kernels::cgl::{CglBatch, CglParams, InitialCondition};
+///
+/// let params = CglParams::new(32, 30.0, 0.05, 1.0, -0.5);
+/// let initials = (0..4).map(|seed| InitialCondition::Noise { amplitude: 0.01, seed });
+/// let mut batch = CglBatch::new(params, initials)?;
+/// for outcome in batch.advance(100) {
+///     outcome?;
+/// }
+/// assert!(batch.solvers().iter().all(|solver| solver.steps() == 100));
+/// # Ok::<(), nfcs_math_kernels::KernelError>(())
+/// ```
+pub struct CglBatch {
+    solvers: Vec<CglSolver>,
+}
+
+impl CglBatch {
+    /// One run per initial condition, all at `t = 0`. The sweeps of one run are split across
+    /// threads (as in [`CglSolver`]) only when the batch has fewer runs than rayon has
+    /// threads; otherwise each run is serial and the runs are what is spread.
+    ///
+    /// # Errors
+    /// As [`CglSolver::new`], for the parameters or the first bad initial condition.
+    pub fn new(
+        params: CglParams,
+        initials: impl IntoIterator<Item = InitialCondition>,
+    ) -> Result<CglBatch, KernelError> {
+        params.validate()?;
+        let initials: Vec<InitialCondition> = initials.into_iter().collect();
+        let n = params.grid_size;
+        let threads = rayon::current_num_threads().max(1);
+        let parallel = initials.len() < threads && n * n >= crate::fft2::PARALLEL_POINTS;
+        let fft = Fft2::with_threads(n, parallel);
+        let coefficients = Arc::new(build_coefficients(&params));
+        let solvers = initials
+            .into_iter()
+            .map(|initial| {
+                CglSolver::with_parts(params, initial, fft.clone(), Arc::clone(&coefficients))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(CglBatch { solvers })
+    }
+
+    /// The number of runs.
+    pub fn len(&self) -> usize {
+        self.solvers.len()
+    }
+
+    /// Whether the batch has no runs.
+    pub fn is_empty(&self) -> bool {
+        self.solvers.is_empty()
+    }
+
+    /// The runs, in the order of their initial conditions.
+    pub fn solvers(&self) -> &[CglSolver] {
+        &self.solvers
+    }
+
+    /// The runs, mutable (for [`CglSolver::field`] and [`CglSolver::result`], or to step one).
+    pub fn solvers_mut(&mut self) -> &mut [CglSolver] {
+        &mut self.solvers
+    }
+
+    /// The runs, taken out of the batch.
+    pub fn into_solvers(self) -> Vec<CglSolver> {
+        self.solvers
+    }
+
+    /// Takes `steps` steps of every run, runs spread across rayon's threads, and returns each
+    /// run's outcome in order: a run that blows up stops there (as
+    /// [`CglSolver::advance`] does) without affecting the others.
+    pub fn advance(&mut self, steps: u64) -> Vec<Result<(), KernelError>> {
+        self.solvers
+            .par_iter_mut()
+            .with_max_len(1)
+            .map(|solver| solver.advance(steps))
+            .collect()
     }
 }
 
