@@ -200,26 +200,23 @@ crate::simd::dispatch! {
     /// Rows `first_row..` of the transpose of `input` into `rows` (whole rows). Four rows of
     /// `input` at a time are read in step, each from column `first_row` on, and each output
     /// row receives their four values as one contiguous run: the reads are four sequential
-    /// streams, every write is a whole 64-byte group, and slicing the four input runs to the
-    /// band's height up front leaves the inner loop free of bounds checks.
+    /// streams and every write is a whole 64-byte group. The loops run over zipped slices, so
+    /// they carry no bounds checks.
     fn transpose_band(input: &[Complex64], rows: &mut [Complex64], n: usize, first_row: usize) -> () {
         let height = rows.len() / n;
         let run = |i: usize| &input[i * n + first_row..i * n + first_row + height];
         let mut i = 0;
         while i + 4 <= n {
-            let (s0, s1, s2, s3) = (run(i), run(i + 1), run(i + 2), run(i + 3));
-            for (dj, out_row) in rows.chunks_exact_mut(n).enumerate() {
-                let out = &mut out_row[i..i + 4];
-                out[0] = s0[dj];
-                out[1] = s1[dj];
-                out[2] = s2[dj];
-                out[3] = s3[dj];
+            let sources = run(i).iter().zip(run(i + 1)).zip(run(i + 2)).zip(run(i + 3));
+            for (out_row, (((a, b), c), d)) in rows.chunks_exact_mut(n).zip(sources) {
+                if let Some(out) = out_row.get_mut(i..i + 4) {
+                    out.copy_from_slice(&[*a, *b, *c, *d]);
+                }
             }
             i += 4;
         }
         for i in i..n {
-            let source = run(i);
-            for (out_row, value) in rows.chunks_exact_mut(n).zip(source) {
+            for (out_row, value) in rows.chunks_exact_mut(n).zip(run(i)) {
                 out_row[i] = *value;
             }
         }

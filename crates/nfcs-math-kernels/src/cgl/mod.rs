@@ -214,17 +214,65 @@ pub struct CglSolver {
     failure: Option<KernelError>,
 }
 
+/// One coefficient per mode, real and imaginary parts in separate arrays: the stage loops
+/// then load them straight into vector registers, where interleaved complex numbers would
+/// need shuffling apart first.
+struct SplitVec {
+    re: Vec<f64>,
+    im: Vec<f64>,
+}
+
+impl SplitVec {
+    fn new(values: impl Iterator<Item = Complex64>) -> SplitVec {
+        let (re, im) = values.map(|value| (value.re, value.im)).unzip();
+        SplitVec { re, im }
+    }
+
+    /// The modes `range`.
+    fn at(&self, range: std::ops::Range<usize>) -> Split<'_> {
+        Split {
+            re: &self.re[range.clone()],
+            im: &self.im[range],
+        }
+    }
+}
+
+/// A run of [`SplitVec`].
+#[derive(Clone, Copy)]
+struct Split<'a> {
+    re: &'a [f64],
+    im: &'a [f64],
+}
+
+impl Split<'_> {
+    /// `self[i] * x`, with the same operations as `Complex64`'s product.
+    #[inline(always)]
+    fn mul(&self, i: usize, x: Complex64) -> Complex64 {
+        let (re, im) = (self.re[i], self.im[i]);
+        Complex64::new(re * x.re - im * x.im, re * x.im + im * x.re)
+    }
+
+    /// The first `len` modes, so that indexing below `len` needs no bounds check.
+    #[inline(always)]
+    fn first(self, len: usize) -> Self {
+        Split {
+            re: &self.re[..len],
+            im: &self.im[..len],
+        }
+    }
+}
+
 /// The ETDRK4 coefficients of every mode, in the transposed spectral layout.
 struct Coefficients {
-    e: Vec<Complex64>,
-    e2: Vec<Complex64>,
-    q: Vec<Complex64>,
+    e: SplitVec,
+    e2: SplitVec,
+    q: SplitVec,
     /// `E2 Q - Q`: the third stage's input is `E v + P Nv + 2 Q Nb`, which equals Cox and
     /// Matthews' `E2 a + Q (2 Nb - Nv)` and spares storing `a`.
-    p: Vec<Complex64>,
-    f1: Vec<Complex64>,
-    f2: Vec<Complex64>,
-    f3: Vec<Complex64>,
+    p: SplitVec,
+    f1: SplitVec,
+    f2: SplitVec,
+    f3: SplitVec,
 }
 
 /// Computes the coefficient arrays. They depend on `|k|^2` only, so each distinct
@@ -253,13 +301,13 @@ fn build_coefficients(params: &CglParams) -> Coefficients {
         }
     }
     Coefficients {
-        e: all.iter().map(|c| c.e).collect(),
-        e2: all.iter().map(|c| c.e2).collect(),
-        q: all.iter().map(|c| c.q).collect(),
-        p: all.iter().map(|c| c.e2 * c.q - c.q).collect(),
-        f1: all.iter().map(|c| c.f1).collect(),
-        f2: all.iter().map(|c| c.f2).collect(),
-        f3: all.iter().map(|c| c.f3).collect(),
+        e: SplitVec::new(all.iter().map(|c| c.e)),
+        e2: SplitVec::new(all.iter().map(|c| c.e2)),
+        q: SplitVec::new(all.iter().map(|c| c.q)),
+        p: SplitVec::new(all.iter().map(|c| c.e2 * c.q - c.q)),
+        f1: SplitVec::new(all.iter().map(|c| c.f1)),
+        f2: SplitVec::new(all.iter().map(|c| c.f2)),
+        f3: SplitVec::new(all.iter().map(|c| c.f3)),
     }
 }
 
@@ -395,12 +443,12 @@ impl CglSolver {
             match stage {
                 0 => fft.sweep2(source, rows, nv, |r, rows, nv, fft| {
                     fft.forward(rows);
-                    stage_a(rows, nv, &c.e2[r.clone()], &c.q[r.clone()], &v[r]);
+                    stage_a(rows, nv, c.e2.at(r.clone()), c.q.at(r.clone()), &v[r]);
                     fft.inverse(rows);
                 }),
                 1 => fft.sweep2(source, rows, na, |r, rows, na, fft| {
                     fft.forward(rows);
-                    stage_a(rows, na, &c.e2[r.clone()], &c.q[r.clone()], &v[r]);
+                    stage_a(rows, na, c.e2.at(r.clone()), c.q.at(r.clone()), &v[r]);
                     fft.inverse(rows);
                 }),
                 2 => fft.sweep2(source, rows, nb, |r, rows, nb, fft| {
@@ -408,7 +456,7 @@ impl CglSolver {
                     stage_c(
                         rows,
                         nb,
-                        [&c.e[r.clone()], &c.p[r.clone()], &c.q[r.clone()]],
+                        [c.e.at(r.clone()), c.p.at(r.clone()), c.q.at(r.clone())],
                         &v[r.clone()],
                         &nv[r],
                     );
@@ -417,10 +465,10 @@ impl CglSolver {
                 _ => fft.sweep2(source, rows, v, |r, rows, v, fft| {
                     fft.forward(rows);
                     let coefficients = [
-                        &c.e[r.clone()],
-                        &c.f1[r.clone()],
-                        &c.f2[r.clone()],
-                        &c.f3[r.clone()],
+                        c.e.at(r.clone()),
+                        c.f1.at(r.clone()),
+                        c.f2.at(r.clone()),
+                        c.f3.at(r.clone()),
                     ];
                     stage_final(
                         rows,
@@ -568,14 +616,20 @@ crate::simd::dispatch! {
         for block in &mut blocks {
             for lane in 0..LANES {
                 let intensity = block[lane].norm_sqr();
-                largest[lane] = largest[lane].max(intensity);
+                // A plain comparison (one `max` instruction) rather than `f64::max`, whose
+                // NaN rule costs two more per value: a NaN is caught by the sum instead.
+                if intensity > largest[lane] {
+                    largest[lane] = intensity;
+                }
                 total[lane] += intensity;
                 block[lane] = factor * (block[lane] * intensity);
             }
         }
         for value in blocks.into_remainder() {
             let intensity = value.norm_sqr();
-            largest[0] = largest[0].max(intensity);
+            if intensity > largest[0] {
+                largest[0] = intensity;
+            }
             total[0] += intensity;
             *value = factor * (*value * intensity);
         }
@@ -585,25 +639,27 @@ crate::simd::dispatch! {
 
 crate::simd::dispatch! {
     /// The first and second stages: `n_out = N`, `rows = E2 v + Q N` (`rows` holds `N`).
-    fn stage_a(rows: &mut [Complex64], n_out: &mut [Complex64], e2: &[Complex64], q: &[Complex64], v: &[Complex64]) -> () {
-        for ((((row, n_out), e2), q), v) in rows.iter_mut().zip(n_out).zip(e2).zip(q).zip(v) {
+    fn stage_a(rows: &mut [Complex64], n_out: &mut [Complex64], e2: Split<'_>, q: Split<'_>, v: &[Complex64]) -> () {
+        let len = rows.len();
+        let (e2, q, v, n_out) = (e2.first(len), q.first(len), &v[..len], &mut n_out[..len]);
+        for (i, (row, n_out)) in rows.iter_mut().zip(n_out.iter_mut()).enumerate() {
             let n = *row;
             *n_out = n;
-            *row = e2 * v + q * n;
+            *row = e2.mul(i, v[i]) + q.mul(i, n);
         }
     }
 }
 
 crate::simd::dispatch! {
     /// The third stage: `nb = N`, `rows = E v + P Nv + 2 Q Nb` (`rows` holds `N`).
-    fn stage_c(rows: &mut [Complex64], nb: &mut [Complex64], epq: [&[Complex64]; 3], v: &[Complex64], nv: &[Complex64]) -> () {
+    fn stage_c(rows: &mut [Complex64], nb: &mut [Complex64], epq: [Split<'_>; 3], v: &[Complex64], nv: &[Complex64]) -> () {
         let len = rows.len();
-        let [e, p, q] = epq.map(|array| &array[..len]);
-        let (v, nv) = (&v[..len], &nv[..len]);
+        let [e, p, q] = epq.map(|array| array.first(len));
+        let (v, nv, nb) = (&v[..len], &nv[..len], &mut nb[..len]);
         for (i, (row, nb)) in rows.iter_mut().zip(nb.iter_mut()).enumerate() {
             let n = *row;
             *nb = n;
-            *row = e[i] * v[i] + p[i] * nv[i] + 2.0 * (q[i] * n);
+            *row = e.mul(i, v[i]) + p.mul(i, nv[i]) + 2.0 * q.mul(i, n);
         }
     }
 }
@@ -611,12 +667,13 @@ crate::simd::dispatch! {
 crate::simd::dispatch! {
     /// The update: `v = E v + f1 Nv + 2 f2 (Na + Nb) + f3 Nc`, and `rows = v` (`rows` holds
     /// `Nc`).
-    fn stage_final(rows: &mut [Complex64], v: &mut [Complex64], coefficients: [&[Complex64]; 4], terms: [&[Complex64]; 3]) -> () {
+    fn stage_final(rows: &mut [Complex64], v: &mut [Complex64], coefficients: [Split<'_>; 4], terms: [&[Complex64]; 3]) -> () {
         let len = rows.len();
-        let [e, f1, f2, f3] = coefficients.map(|array| &array[..len]);
+        let [e, f1, f2, f3] = coefficients.map(|array| array.first(len));
         let [nv, na, nb] = terms.map(|array| &array[..len]);
+        let v = &mut v[..len];
         for (i, (row, v)) in rows.iter_mut().zip(v.iter_mut()).enumerate() {
-            let next = e[i] * *v + f1[i] * nv[i] + 2.0 * (f2[i] * (na[i] + nb[i])) + f3[i] * *row;
+            let next = e.mul(i, *v) + f1.mul(i, nv[i]) + 2.0 * f2.mul(i, na[i] + nb[i]) + f3.mul(i, *row);
             *v = next;
             *row = next;
         }
