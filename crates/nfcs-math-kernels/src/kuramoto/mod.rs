@@ -58,8 +58,8 @@ pub enum Coupling {
         weights: Vec<f64>,
     },
     /// A dense `N x N` matrix stored in `f32`, row-major: `weights[i * N + j] = K_ij`. Half
-    /// the bytes of [`Coupling::Dense`], so at large `N`, where a step streams the matrix from
-    /// memory four times, close to twice the speed. The weights are exactly those `f32`
+    /// the bytes of [`Coupling::Dense`]: at large `N` a step streams the matrix from memory
+    /// four times, and this halves those bytes. The weights are exactly those `f32`
     /// values (converted to `f64` exactly); the products and sums are `f64` as for
     /// [`Coupling::Dense`]. The only error against an `f64` matrix is the rounding of each
     /// weight to `f32` (relative `2^-24`); `tests/dense_f32.rs` measures what it does to
@@ -160,6 +160,9 @@ pub struct Kuramoto {
 
 impl Kuramoto {
     /// A network with natural frequencies `frequencies`, starting at `phases`, stepped by `dt`.
+    ///
+    /// A dense matrix is copied once into the layout the steps read (groups of four rows,
+    /// interleaved column by column), so for that moment it is held twice.
     ///
     /// # Errors
     /// [`KernelError`] for an empty network, lengths that differ, non-finite values, a time
