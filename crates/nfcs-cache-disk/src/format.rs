@@ -20,7 +20,8 @@
 //!   0  magic            4  b"NREC"
 //!   4  version          1  1
 //!   5  kind             1  1 = put, 2 = tombstone, 3 = clear, 4 = padding
-//!   6  flags            1  bit 0 = value compressed with zstd
+//!   6  flags            1  bit 0 = value compressed with zstd, bit 1 = with LZ4 (a block,
+//!                          lz4_flex's); at most one of them
 //!   7  reserved         1  0
 //!   8  key length       4
 //!  12  stored length    4  the value as stored
@@ -34,6 +35,13 @@
 //! The checksum covers every byte of a record, and its seed (the segment's random nonce) changes
 //! whenever a slot is reused, so neither stale bytes from an earlier use of the slot nor bytes
 //! that a value happens to contain can ever pass for a record.
+//!
+//! Bit 1 of the flags was added after the format's first release, without a version change:
+//! a cache written with [`CompressionCodec::Zstd`](crate::CompressionCodec) (the default) is
+//! byte for byte what earlier builds wrote and read, both ways. A record with bit 1 set is
+//! refused by earlier builds as not a record, so an earlier build opening a cache that holds
+//! LZ4 records treats them as damaged (recovery steps over them and pads them): those entries
+//! read as misses there, never as wrong values.
 //!
 //! A padding record (empty key, a value of zeros) stands where recovery found damaged bytes
 //! between valid records: it keeps the records after it reachable and is skipped on reading.
@@ -52,6 +60,37 @@ pub(crate) const RECORD_VERSION: u8 = 1;
 const SEGMENT_MAGIC: &[u8; 8] = b"NFCSSEG\0";
 const RECORD_MAGIC: &[u8; 4] = b"NREC";
 const FLAG_ZSTD: u8 = 1;
+const FLAG_LZ4: u8 = 2;
+
+/// How a record's value is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encoding {
+    /// As it is.
+    Raw,
+    /// A zstd frame.
+    Zstd,
+    /// An LZ4 block (no frame, no size prefix: the raw length is in the header).
+    Lz4,
+}
+
+impl Encoding {
+    fn flags(self) -> u8 {
+        match self {
+            Encoding::Raw => 0,
+            Encoding::Zstd => FLAG_ZSTD,
+            Encoding::Lz4 => FLAG_LZ4,
+        }
+    }
+
+    fn from_flags(flags: u8) -> Option<Encoding> {
+        match flags {
+            0 => Some(Encoding::Raw),
+            FLAG_ZSTD => Some(Encoding::Zstd),
+            FLAG_LZ4 => Some(Encoding::Lz4),
+            _ => None,
+        }
+    }
+}
 
 /// A segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,7 +222,7 @@ impl RecordKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct RecordHeader {
     pub(crate) kind: RecordKind,
-    pub(crate) compressed: bool,
+    pub(crate) encoding: Encoding,
     pub(crate) key_len: u32,
     pub(crate) stored_len: u32,
     pub(crate) raw_len: u32,
@@ -227,13 +266,10 @@ impl RecordHeader {
             });
         }
         let kind = RecordKind::from_code(bytes[5]).ok_or(RecordProblem::NotARecord)?;
-        let flags = bytes[6];
-        if flags & !FLAG_ZSTD != 0 {
-            return Err(RecordProblem::NotARecord);
-        }
+        let encoding = Encoding::from_flags(bytes[6]).ok_or(RecordProblem::NotARecord)?;
         Ok(RecordHeader {
             kind,
-            compressed: flags & FLAG_ZSTD != 0,
+            encoding,
             key_len: le_u32(&bytes[8..12]),
             stored_len: le_u32(&bytes[12..16]),
             raw_len: le_u32(&bytes[16..20]),
@@ -283,7 +319,7 @@ pub(crate) fn clear_header(segment: &SegmentHeader) -> Vec<u8> {
         kind: RecordKind::Clear,
         key: &[],
         value: &[],
-        compressed: false,
+        encoding: Encoding::Raw,
         raw_len: 0,
         expiry_unix_ms: 0,
     }
@@ -296,7 +332,7 @@ pub(crate) struct NewRecord<'a> {
     pub(crate) kind: RecordKind,
     pub(crate) key: &'a [u8],
     pub(crate) value: &'a [u8],
-    pub(crate) compressed: bool,
+    pub(crate) encoding: Encoding,
     pub(crate) raw_len: u32,
     pub(crate) expiry_unix_ms: u64,
 }
@@ -313,7 +349,7 @@ impl NewRecord<'_> {
         header[0..4].copy_from_slice(RECORD_MAGIC);
         header[4] = RECORD_VERSION;
         header[5] = self.kind.code();
-        header[6] = if self.compressed { FLAG_ZSTD } else { 0 };
+        header[6] = self.encoding.flags();
         // Keys are at most 4096 bytes and values at most a segment, so these fit.
         header[8..12].copy_from_slice(&(self.key.len() as u32).to_le_bytes());
         header[12..16].copy_from_slice(&(self.value.len() as u32).to_le_bytes());
@@ -403,7 +439,7 @@ mod tests {
             kind: RecordKind::Put,
             key: b"policy_read",
             value: b"allow, because the actor is trusted",
-            compressed: false,
+            encoding: Encoding::Raw,
             raw_len: 35,
             expiry_unix_ms: 1_800_000_000_000,
         };
@@ -444,6 +480,22 @@ mod tests {
         assert_eq!(
             check_record(&bytes, &reused).unwrap_err(),
             RecordProblem::Corrupt
+        );
+        // An LZ4 record round trips; both codec flags at once are not a record.
+        let lz4 = NewRecord {
+            encoding: Encoding::Lz4,
+            ..record
+        };
+        let mut lz4_bytes = Vec::new();
+        lz4.encode_into(&segment, &mut lz4_bytes);
+        assert_eq!(lz4_bytes[6], FLAG_LZ4);
+        let (header, _, _) = check_record(&lz4_bytes, &segment).unwrap();
+        assert_eq!(header.encoding, Encoding::Lz4);
+        let mut both = lz4_bytes.clone();
+        both[6] = FLAG_ZSTD | FLAG_LZ4;
+        assert_eq!(
+            check_record(&both, &segment).unwrap_err(),
+            RecordProblem::NotARecord
         );
         let mut newer = bytes.clone();
         newer[4] = 2;

@@ -97,7 +97,7 @@ mod format;
 mod store;
 mod tier;
 
-pub use config::{DiskConfig, DiskError};
+pub use config::{CompressionCodec, DiskConfig, DiskError};
 pub use store::RecoveryReport;
 pub use tier::DiskCache;
 

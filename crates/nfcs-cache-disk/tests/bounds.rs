@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use nfcs_cache_core::{CacheError, ManualClock};
-use nfcs_cache_disk::DiskConfig;
+use nfcs_cache_disk::{CompressionCodec, DiskConfig};
 
 use crate::support::{bytes_on_disk, noise, open, segment_files, small_config};
 
@@ -161,4 +161,41 @@ fn compression_only_when_it_pays() {
     );
     plain.insert("text", text.as_bytes(), None).unwrap();
     assert!(plain.stats().bytes > text.len() as u64);
+}
+
+#[test]
+fn lz4_compresses_and_both_codecs_read_back_in_one_directory() {
+    let directory = tempfile::tempdir().unwrap();
+    let text = "the field amplitude phase of the oscillator converged ".repeat(80);
+    {
+        let zstd = open(directory.path(), DiskConfig::new(16 << 20));
+        zstd.insert("zstd", text.as_bytes(), None).unwrap();
+    }
+    let lz4_config = || DiskConfig::new(16 << 20).compression_codec(CompressionCodec::Lz4);
+    {
+        let lz4 = open(directory.path(), lz4_config());
+        lz4.insert("lz4", text.as_bytes(), None).unwrap();
+        lz4.insert("noise", &noise(4400, 5), None).unwrap();
+        let stored = lz4.stats().bytes;
+        assert!(
+            stored < text.len() as u64 * 2 + 4400 + 4400,
+            "the LZ4 value was compressed: {stored} bytes stored"
+        );
+        assert_eq!(lz4.get("zstd").unwrap().as_deref(), Some(text.as_bytes()));
+        assert_eq!(lz4.get("lz4").unwrap().as_deref(), Some(text.as_bytes()));
+    }
+    // Recovery rebuilds the index from records of both codecs; either setting reads both.
+    for config in [lz4_config(), DiskConfig::new(16 << 20)] {
+        let reopened = open(directory.path(), config);
+        assert_eq!(reopened.len(), 3);
+        assert_eq!(
+            reopened.get("zstd").unwrap().as_deref(),
+            Some(text.as_bytes())
+        );
+        assert_eq!(
+            reopened.get("lz4").unwrap().as_deref(),
+            Some(text.as_bytes())
+        );
+        assert_eq!(reopened.get("noise").unwrap().unwrap().len(), 4400);
+    }
 }

@@ -11,7 +11,9 @@ use nfcs_cache_core::CacheError;
 
 use super::index::Spot;
 use super::{SegmentState, Store, Writer};
-use crate::format::{NewRecord, RECORD_HEADER_LEN, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader};
+use crate::format::{
+    Encoding, NewRecord, RECORD_HEADER_LEN, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader,
+};
 
 /// A random nonce for a new use of a slot. std's `RandomState` is seeded from the OS per
 /// process and per instance; the sequence and the `Instant` only add entropy (this is no time
@@ -174,7 +176,7 @@ impl Store {
                     kind: RecordKind::Tombstone,
                     key: key.as_bytes(),
                     value: &[],
-                    compressed: false,
+                    encoding: Encoding::Raw,
                     raw_len: 0,
                     expiry_unix_ms: 0,
                 };
@@ -321,7 +323,7 @@ impl Store {
                     kind: RecordKind::Put,
                     key: key.as_bytes(),
                     value: &bytes[value_start..],
-                    compressed: header.compressed,
+                    encoding: header.encoding,
                     raw_len: header.raw_len,
                     expiry_unix_ms: header.expiry_unix_ms,
                 };

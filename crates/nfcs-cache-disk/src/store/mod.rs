@@ -9,7 +9,7 @@
 //!   entries read since they were written;
 //! - `files`: file names, the lock, and opening files without following links;
 //! - `counters`: stats and metrics, counted together;
-//! - `compression`: zstd with reusable per-thread contexts.
+//! - `compression`: zstd with reusable per-thread contexts, and LZ4.
 //!
 //! Time: every expiry decision and every absolute expiry written reads the store's
 //! [`Clock`], never the system clock directly, so tests drive it with a `ManualClock`.
@@ -29,9 +29,10 @@ use nfcs_cache_core::{
 };
 use parking_lot::{Mutex, RwLock};
 
+use crate::CompressionCodec;
 use crate::format::{
-    NewRecord, RECORD_HEADER_LEN, RecordHeader, RecordKind, SEGMENT_HEADER_LEN, SegmentHeader,
-    check_record,
+    Encoding, NewRecord, RECORD_HEADER_LEN, RecordHeader, RecordKind, SEGMENT_HEADER_LEN,
+    SegmentHeader, check_record,
 };
 
 mod compression;
@@ -41,7 +42,7 @@ mod files;
 mod index;
 mod recovery;
 
-use compression::{MAX_RAW_LEN, compress, decompress};
+use compression::{MAX_RAW_LEN, compress, decompress, lz4_compress, lz4_decompress};
 use counters::Counters;
 use index::{Index, Location, Spot};
 pub use recovery::RecoveryReport;
@@ -87,6 +88,7 @@ pub(crate) struct Store {
     /// The tier's name (its `tier` metric label).
     pub(crate) name: String,
     compression: bool,
+    compression_codec: CompressionCodec,
     compression_level: i32,
     compression_min_bytes: usize,
     default_ttl: Option<Duration>,
@@ -273,16 +275,18 @@ impl Store {
         if header.kind != RecordKind::Put || &bytes[key_range] != key.as_bytes() {
             return Err(ReadFailure::Invalid);
         }
-        if header.compressed {
-            let raw_len = header.raw_len as usize;
-            if raw_len > MAX_RAW_LEN {
-                return Err(ReadFailure::Invalid);
-            }
-            decompress(&bytes[value_start..], raw_len)
+        let raw_len = header.raw_len as usize;
+        if header.encoding != Encoding::Raw && raw_len > MAX_RAW_LEN {
+            return Err(ReadFailure::Invalid);
+        }
+        match header.encoding {
+            Encoding::Raw => Ok(Bytes::from(bytes).slice(value_start..)),
+            Encoding::Zstd => decompress(&bytes[value_start..], raw_len)
                 .map(Bytes::from)
-                .map_err(|_| ReadFailure::Invalid)
-        } else {
-            Ok(Bytes::from(bytes).slice(value_start..))
+                .map_err(|_| ReadFailure::Invalid),
+            Encoding::Lz4 => lz4_decompress(&bytes[value_start..], raw_len)
+                .map(Bytes::from)
+                .ok_or(ReadFailure::Invalid),
         }
     }
 
@@ -336,18 +340,26 @@ impl Store {
             ));
         }
         let compressed = if self.compression && value.len() >= self.compression_min_bytes {
-            let packed = compress(self.compression_level, value)
-                .map_err(|error| self.io_error("compress a value", error))?;
+            let (packed, encoding) = match self.compression_codec {
+                CompressionCodec::Zstd => (
+                    compress(self.compression_level, value)
+                        .map_err(|error| self.io_error("compress a value", error))?,
+                    Encoding::Zstd,
+                ),
+                CompressionCodec::Lz4 => (lz4_compress(value), Encoding::Lz4),
+            };
             // Kept only when it saves at least a sixteenth: decompressing costs time too.
-            (packed.len() + value.len() / 16 < value.len()).then_some(packed)
+            (packed.len() + value.len() / 16 < value.len()).then_some((packed, encoding))
         } else {
             None
         };
         let record = NewRecord {
             kind: RecordKind::Put,
             key: key.as_bytes(),
-            value: compressed.as_deref().unwrap_or(value),
-            compressed: compressed.is_some(),
+            value: compressed.as_ref().map_or(value, |(packed, _)| packed),
+            encoding: compressed
+                .as_ref()
+                .map_or(Encoding::Raw, |(_, encoding)| *encoding),
             raw_len: value.len() as u32,
             expiry_unix_ms: expiry,
         };
@@ -435,7 +447,7 @@ impl Store {
             kind: RecordKind::Tombstone,
             key: key.as_bytes(),
             value: &[],
-            compressed: false,
+            encoding: Encoding::Raw,
             raw_len: 0,
             expiry_unix_ms: 0,
         };
@@ -548,7 +560,7 @@ impl Store {
                 kind: RecordKind::Clear,
                 key: &[],
                 value: &[],
-                compressed: false,
+                encoding: Encoding::Raw,
                 raw_len: 0,
                 expiry_unix_ms: 0,
             };

@@ -19,8 +19,9 @@ use super::index::{Index, Spot};
 use super::{SegmentState, Store, Writer};
 use crate::config::{DiskConfig, DiskError};
 use crate::format::{
-    HeaderProblem, NewRecord, RECORD_HEADER_LEN, RecordHeader, RecordKind, SEGMENT_HEADER_LEN,
-    SegmentHeader, check_record, checksum, clear_header, raw_lengths, stored_checksum,
+    Encoding, HeaderProblem, NewRecord, RECORD_HEADER_LEN, RecordHeader, RecordKind,
+    SEGMENT_HEADER_LEN, SegmentHeader, check_record, checksum, clear_header, raw_lengths,
+    stored_checksum,
 };
 
 /// What opening a directory found and did.
@@ -216,6 +217,7 @@ impl Store {
             directory: directory.to_owned(),
             name: config.name.clone(),
             compression: config.compression,
+            compression_codec: config.compression_codec,
             compression_level: config.compression_level,
             compression_min_bytes: config.compression_min_bytes,
             default_ttl: config.default_ttl,
@@ -705,7 +707,7 @@ fn write_filler(
         kind,
         key: &[],
         value: &zeros,
-        compressed: false,
+        encoding: Encoding::Raw,
         raw_len: zeros.len() as u32,
         expiry_unix_ms: 0,
     };
@@ -895,7 +897,7 @@ mod tests {
             kind: RecordKind::Put,
             key: b"real",
             value: b"value",
-            compressed: false,
+            encoding: Encoding::Raw,
             raw_len: 5,
             expiry_unix_ms: 0,
         }
@@ -931,7 +933,7 @@ mod tests {
             kind: RecordKind::Put,
             key: b"policy:7",
             value: b"allow",
-            compressed: false,
+            encoding: Encoding::Raw,
             raw_len: 5,
             expiry_unix_ms: 0,
         }
