@@ -1,5 +1,6 @@
 //! `RedisCache`: the tier, its background tasks, and its `CacheTier` implementation.
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -14,8 +15,7 @@ use nfcs_cache_core::{
 };
 use parking_lot::Mutex;
 use redis::RedisResult;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{Notify, broadcast, mpsc, watch};
+use tokio::sync::{Notify, broadcast, watch};
 
 use crate::breaker::{Admission, Breaker};
 use crate::config::{RedisConfig, RedisError, redact};
@@ -126,10 +126,16 @@ impl Counters {
     }
 }
 
-/// What the writers and the announcer share besides the queue: whether a resynchronisation is
-/// owed to the other nodes, and the announcer's wake-up for it (a writer that found the queue
-/// full has nothing to put in it).
+/// What the writers and the announcer share: the queue of announcements, whether a
+/// resynchronisation is owed to the other nodes, and the announcer's wake-up (for a queue that
+/// was empty, or for a resynchronisation: a writer that found the queue full has nothing to
+/// put in it).
 struct AnnounceSignals {
+    /// This node's id, the first field of every message.
+    node_id: u64,
+    /// At most this many keys wait in `pending`.
+    capacity: usize,
+    pending: Mutex<Pending>,
     resync: AtomicBool,
     wake: Notify,
     /// Where a test holds the announcer ([`RedisCache::hold_announcements`]).
@@ -149,14 +155,88 @@ enum Hold {
     Parked,
 }
 
+/// Keys waiting to be announced, already in the wire form of their messages
+/// ([`invalidation::keys_message`] and [`invalidation::push_key`]), at most [`ANNOUNCE_BATCH`]
+/// keys a message: a writer appends its key's bytes to the last message, and the announcer
+/// publishes each message as it is, without a copy per key or an allocation per write.
+struct Pending {
+    /// Each message with the number of keys in it.
+    messages: VecDeque<(Vec<u8>, usize)>,
+    /// Keys in all of `messages`.
+    keys: usize,
+}
+
 impl AnnounceSignals {
-    fn new() -> AnnounceSignals {
+    fn new(node_id: u64, capacity: usize) -> AnnounceSignals {
         AnnounceSignals {
+            node_id,
+            capacity,
+            pending: Mutex::new(Pending {
+                messages: VecDeque::new(),
+                keys: 0,
+            }),
             resync: AtomicBool::new(false),
             wake: Notify::new(),
             #[cfg(feature = "test-utils")]
             hold: watch::channel(Hold::Off).0,
         }
+    }
+
+    /// Queues `keys` for announcement, never waiting, in one lock for all of them; returns how
+    /// many found the queue full (they are not queued). Wakes the announcer when the queue
+    /// was empty (otherwise it has been woken already, and takes everything queued).
+    fn push<'a>(&self, keys: impl IntoIterator<Item = &'a str>) -> u64 {
+        let mut dropped = 0_u64;
+        let was_empty = {
+            let mut guard = self.pending.lock();
+            let pending = &mut *guard;
+            let was_empty = pending.keys == 0;
+            for key in keys {
+                if pending.keys >= self.capacity {
+                    dropped += 1;
+                    continue;
+                }
+                if pending
+                    .messages
+                    .back()
+                    .is_none_or(|(_, count)| *count >= ANNOUNCE_BATCH)
+                {
+                    pending
+                        .messages
+                        .push_back((invalidation::keys_message(self.node_id), 0));
+                }
+                if let Some((message, count)) = pending.messages.back_mut() {
+                    invalidation::push_key(message, key);
+                    *count += 1;
+                    pending.keys += 1;
+                }
+            }
+            was_empty && pending.keys > 0
+        };
+        if was_empty {
+            self.wake.notify_one();
+        }
+        dropped
+    }
+
+    fn queue_is_empty(&self) -> bool {
+        self.pending.lock().keys == 0
+    }
+
+    /// The oldest queued message and the number of keys in it.
+    fn take_message(&self) -> Option<(Vec<u8>, usize)> {
+        let mut pending = self.pending.lock();
+        let (message, count) = pending.messages.pop_front()?;
+        pending.keys -= count;
+        Some((message, count))
+    }
+
+    /// Empties the queue (a resynchronisation about to be published covers every key in it:
+    /// each was queued after its write had completed).
+    fn discard_queued(&self) {
+        let mut pending = self.pending.lock();
+        pending.messages.clear();
+        pending.keys = 0;
     }
 
     /// Some announcement was lost: the other nodes must resynchronise.
@@ -242,8 +322,6 @@ struct Shared {
     /// Whether the invalidation subscription is established now.
     subscribed: AtomicBool,
     invalidations: broadcast::Sender<Invalidation>,
-    /// Keys to announce, at most `announce_capacity`; writers never wait for room.
-    announce: mpsc::Sender<String>,
     signals: Arc<AnnounceSignals>,
     /// Dropped with the last handle: tells the background tasks to stop.
     _shutdown: watch::Sender<()>,
@@ -331,9 +409,12 @@ impl RedisCache {
     }
 
     fn build(config: RedisConfig, backend: Option<Backend>) -> RedisCache {
-        // Validation keeps the capacity from 1 to MAX_ANNOUNCE_CAPACITY (`channel` panics on 0).
-        let (announce, announcements) = mpsc::channel(config.announce_capacity.max(1));
-        let signals = Arc::new(AnnounceSignals::new());
+        let node_id = random_node_id();
+        // Validation keeps the capacity from 1 to MAX_ANNOUNCE_CAPACITY.
+        let signals = Arc::new(AnnounceSignals::new(
+            node_id,
+            config.announce_capacity.max(1),
+        ));
         let (shutdown, _) = watch::channel(());
         let scan_prefix = escape_glob(&config.key_prefix);
         let channel = format!("{}invalidations", config.key_prefix);
@@ -353,14 +434,13 @@ impl RedisCache {
         let shared = Arc::new(Shared {
             scan_prefix,
             channel,
-            node_id: random_node_id(),
+            node_id,
             backend: connected,
             last_error: Mutex::new(None),
             breaker,
             counters: Counters::new(metrics),
             subscribed: AtomicBool::new(false),
             invalidations: broadcast::channel(1024).0,
-            announce,
             signals: Arc::clone(&signals),
             _shutdown: shutdown,
             config,
@@ -368,7 +448,6 @@ impl RedisCache {
         if shared.config.cross_node_invalidation {
             tokio::spawn(announce_in_background(
                 Arc::downgrade(&shared),
-                announcements,
                 signals,
                 shared._shutdown.subscribe(),
             ));
@@ -602,16 +681,21 @@ fn not_connected(shared: &Shared) -> String {
 }
 
 async fn get_many(shared: &Shared, keys: &[&str]) -> Result<Vec<Option<Bytes>>, CacheError> {
-    let full: Vec<String> = keys
+    let prefix = &shared.config.key_prefix;
+    // The command's buffer sized once: "MGET", then each key with the prefix (no string per
+    // key, no growth while writing).
+    let size = 4 + keys
         .iter()
-        .map(|key| format!("{}{key}", shared.config.key_prefix))
-        .collect();
+        .map(|key| prefix.len() + key.len())
+        .sum::<usize>();
+    let mut command = redis::Cmd::with_capacity(keys.len() + 1, size);
+    command.arg("MGET");
+    for key in keys {
+        command.arg(Prefixed { prefix, key });
+    }
     let replies: Vec<Option<Vec<u8>>> =
         run(shared, "read entries", move |mut connection| async move {
-            redis::cmd("MGET")
-                .arg(&full)
-                .query_async(&mut connection)
-                .await
+            command.query_async(&mut connection).await
         })
         .await?;
     // One reading of the clock for the whole batch: every key is judged at the same instant.
@@ -661,9 +745,7 @@ async fn set_many(
         .await?;
     }
     shared.counters.inserts(entries.len() as u64);
-    for (key, _) in entries {
-        announce(shared, key);
-    }
+    announce(shared, entries.iter().map(|(key, _)| *key));
     Ok(())
 }
 
@@ -754,10 +836,11 @@ fn unframe(shared: &Shared, stored: Vec<u8>, now: SystemTime) -> Option<CacheEnt
             }
         }
     };
-    Some(CacheEntry::new(
-        Bytes::from(stored).slice(FRAME_HEADER..),
-        ttl,
-    ))
+    // `advance` moves the start past the header in place; `slice` would make the buffer
+    // shared (an allocation and a reference count per value).
+    let mut value = Bytes::from(stored);
+    bytes::Buf::advance(&mut value, FRAME_HEADER);
+    Some(CacheEntry::new(value, ttl))
 }
 
 /// A stored value: the frame header and the value, written into the command as one argument
@@ -818,12 +901,14 @@ fn set_command(
     now: SystemTime,
 ) -> redis::Cmd {
     let expiry = ttl.map_or(0, |ttl| Expiry::after_at(ttl, now).as_unix_millis());
-    let mut command = redis::cmd("SET");
+    let prefix = &shared.config.key_prefix;
+    // The command's buffer sized once for its arguments ("SET", the key, the frame, "PX" and
+    // up to 20 digits): growing it while the value is written would copy the value again.
+    let size = 3 + prefix.len() + key.len() + FRAME_HEADER + value.len() + 2 + 20;
+    let mut command = redis::Cmd::with_capacity(5, size);
     command
-        .arg(Prefixed {
-            prefix: &shared.config.key_prefix,
-            key,
-        })
+        .arg("SET")
+        .arg(Prefixed { prefix, key })
         .arg(Framed { expiry, value });
     if let Some(ttl) = ttl {
         let millis = u64::try_from(ttl.as_nanos().div_ceil(1_000_000))
@@ -834,21 +919,18 @@ fn set_command(
     command
 }
 
-/// Queues `key`'s announcement, never waiting: waiting for room would hold this write behind
-/// the announcer, and behind Redis if that is what stalls it. A key that finds the queue full
-/// is counted as dropped, and the other nodes are told to resynchronise instead.
-fn announce(shared: &Shared, key: &str) {
+/// Queues the announcement of `keys` (one lock for all of them), never waiting: waiting for
+/// room would hold this write behind the announcer, and behind Redis if that is what stalls
+/// it. A key that finds the queue full is counted as dropped, and the other nodes are told to
+/// resynchronise instead.
+fn announce<'a>(shared: &Shared, keys: impl IntoIterator<Item = &'a str>) {
     if !shared.config.cross_node_invalidation {
         return;
     }
-    match shared.announce.try_send(key.to_owned()) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) => {
-            shared.counters.announcements_dropped(1);
-            shared.signals.request_resync();
-        }
-        // The announcer lives as long as `shared`: a closed queue means it is shutting down.
-        Err(TrySendError::Closed(_)) => {}
+    let dropped = shared.signals.push(keys);
+    if dropped > 0 {
+        shared.counters.announcements_dropped(dropped);
+        shared.signals.request_resync();
     }
 }
 
@@ -861,12 +943,11 @@ async fn get_entry(shared: Arc<Shared>, key: &str) -> Result<Option<CacheEntry>,
 }
 
 async fn get_entry_untimed(shared: &Shared, key: &str) -> Result<Option<CacheEntry>, CacheError> {
-    let full = format!("{}{key}", shared.config.key_prefix);
+    let prefix = &shared.config.key_prefix;
+    let mut command = redis::Cmd::with_capacity(2, 3 + prefix.len() + key.len());
+    command.arg("GET").arg(Prefixed { prefix, key });
     let reply: Option<Vec<u8>> = run(shared, "read an entry", move |mut connection| async move {
-        redis::cmd("GET")
-            .arg(full)
-            .query_async(&mut connection)
-            .await
+        command.query_async(&mut connection).await
     })
     .await?;
     let entry = reply.and_then(|stored| unframe(shared, stored, shared.config.clock.now()));
@@ -892,7 +973,7 @@ async fn set(shared: Arc<Shared>, key: &str, value: &[u8], ttl: Ttl) -> Result<(
     telemetry::finish(timer);
     result?;
     shared.counters.inserts(1);
-    announce(&shared, key);
+    announce(&shared, [key]);
     Ok(())
 }
 
@@ -903,7 +984,7 @@ async fn delete(shared: Arc<Shared>, key: &str) -> Result<bool, CacheError> {
     let result = unlink_live(&shared, vec![full]).await;
     telemetry::finish(timer);
     let removed = result?;
-    announce(&shared, key);
+    announce(&shared, [key]);
     Ok(removed > 0)
 }
 
@@ -1069,7 +1150,11 @@ async fn invalidate_untimed(shared: &Shared, pattern: Option<Pattern>) -> Result
 
 /// Publishes `message` on the invalidation channel; whether Redis took it.
 async fn publish(shared: &Shared, message: &Invalidation) -> bool {
-    let payload = invalidation::encode(shared.node_id, message);
+    publish_message(shared, invalidation::encode(shared.node_id, message)).await
+}
+
+/// Publishes an encoded message on the invalidation channel; whether Redis took it.
+async fn publish_message(shared: &Shared, payload: Vec<u8>) -> bool {
     let channel = shared.channel.clone();
     let published = run(
         shared,
@@ -1235,51 +1320,49 @@ async fn subscribe_in_background(weak: Weak<Shared>, mut shutdown: watch::Receiv
 /// a back-off (100 ms doubling to 5 s) so that a Redis that refuses it is not hammered.
 async fn announce_in_background(
     weak: Weak<Shared>,
-    mut keys: mpsc::Receiver<String>,
     signals: Arc<AnnounceSignals>,
     mut shutdown: watch::Receiver<()>,
 ) {
     let mut retry = ANNOUNCE_RETRY_FIRST;
     loop {
         signals.wait_while_held().await;
-        let mut batch = Vec::new();
         if !signals.resync_pending() {
-            tokio::select! {
-                biased;
-                key = keys.recv() => match key {
-                    Some(key) => batch.push(key),
-                    // Every sender is gone with the cache.
-                    None => return,
-                },
-                () = signals.wake.notified() => {}
-                () = signals.hold_requested() => continue,
+            if signals.queue_is_empty() {
+                // A writer that finds the queue empty wakes us (a wake-up that comes before
+                // this wait is kept by `Notify`, so none is lost).
+                tokio::select! {
+                    biased;
+                    () = signals.wake.notified() => {}
+                    () = signals.hold_requested() => continue,
+                    // The cache is gone.
+                    _ = shutdown.changed() => return,
+                }
+                if signals.queue_is_empty() && !signals.resync_pending() {
+                    // A wake-up for keys an earlier round already took.
+                    continue;
+                }
             }
             // Let the writes of the next moment join: under load this turns hundreds of writes
             // into one message (each message costs the server and every subscriber a wake-up),
             // at the cost of about a millisecond of delay for the other nodes.
             tokio::time::sleep(ANNOUNCE_LINGER).await;
         }
-        while batch.len() < ANNOUNCE_BATCH {
-            match keys.try_recv() {
-                Ok(key) => batch.push(key),
-                Err(_) => break,
-            }
-        }
         let Some(shared) = weak.upgrade() else {
             return;
         };
         let published = if signals.take_resync() {
+            // Every queued key was written before this resynchronisation, which covers it.
+            signals.discard_queued();
             publish(&shared, &Invalidation::Resync).await
-        } else if batch.is_empty() {
-            // Woken for a resynchronisation that an earlier round already published.
-            true
-        } else {
-            let count = batch.len() as u64;
-            let published = publish(&shared, &Invalidation::Keys(batch)).await;
+        } else if let Some((message, count)) = signals.take_message() {
+            let published = publish_message(&shared, message).await;
             if !published {
-                shared.counters.announcements_dropped(count);
+                shared.counters.announcements_dropped(count as u64);
             }
             published
+        } else {
+            // Woken for a resynchronisation that an earlier round already published.
+            true
         };
         drop(shared);
         if published {

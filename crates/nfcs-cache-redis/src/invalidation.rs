@@ -38,6 +38,21 @@ const CLEAR: u8 = b'C';
 /// malformed, so nodes of one deployment should run the same version.
 const RESYNC: u8 = b'R';
 
+/// The start of a keys message from `node` (its node id and kind), to which [`push_key`]
+/// appends the keys: the announcer's queue holds its messages in this form, ready to publish.
+pub(crate) fn keys_message(node: u64) -> Vec<u8> {
+    let mut message = Vec::with_capacity(256);
+    message.extend_from_slice(&node.to_le_bytes());
+    message.push(KEYS);
+    message
+}
+
+/// Appends `key` to a message begun by [`keys_message`].
+pub(crate) fn push_key(message: &mut Vec<u8>, key: &str) {
+    message.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    message.extend_from_slice(key.as_bytes());
+}
+
 /// `node(8) kind(1) then, for keys, (len u32, bytes)*, for a pattern its bytes`.
 pub(crate) fn encode(node: u64, invalidation: &Invalidation) -> Vec<u8> {
     let mut message = node.to_le_bytes().to_vec();
@@ -45,8 +60,7 @@ pub(crate) fn encode(node: u64, invalidation: &Invalidation) -> Vec<u8> {
         Invalidation::Keys(keys) => {
             message.push(KEYS);
             for key in keys {
-                message.extend_from_slice(&(key.len() as u32).to_le_bytes());
-                message.extend_from_slice(key.as_bytes());
+                push_key(&mut message, key);
             }
         }
         Invalidation::Pattern(pattern) => {
@@ -107,6 +121,14 @@ mod tests {
         ] {
             assert_eq!(decode(&encode(7, &invalidation)), Some((7, invalidation)));
         }
+        let mut built = keys_message(7);
+        push_key(&mut built, "a");
+        push_key(&mut built, "b c");
+        assert_eq!(
+            built,
+            encode(7, &Invalidation::Keys(vec!["a".into(), "b c".into()])),
+            "the queue's messages are the encoded form"
+        );
         assert_eq!(decode(b"short"), None);
         assert_eq!(decode(b"12345678Xjunk"), None);
         let mut truncated = encode(1, &Invalidation::Keys(vec!["abcdef".into()]));
