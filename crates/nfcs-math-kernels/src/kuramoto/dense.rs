@@ -1,10 +1,10 @@
-//! The coupling field `F_i = sum_j K_ij y_j` of a dense matrix, four rows at a time.
+//! The coupling field `F_i = sum_j K_ij y_j` of a dense matrix, eight rows at a time.
 //!
 //! The product streams the matrix once per RK4 stage, so at large `N` its speed is the memory
 //! bandwidth. The matrix is stored packed in groups of [`ROWS`] rows, column by column: entry
 //! `(r, j)` of group `g` (matrix row `ROWS g + r`) lies at `g ROWS N + ROWS j + r`, and the last
-//! group is padded with zero rows. One load then gives four rows' weights of a column, each
-//! multiplied by the one broadcast `y_j`: every load of `y` serves four rows, and the column
+//! group is padded with zero rows. One load then gives eight rows' weights of a column, each
+//! multiplied by the one broadcast `y_j`: every load of `y` serves eight rows, and the column
 //! sums run in [`LANES`] independent lanes so the adds' latency does not limit the loop. The
 //! real and imaginary sums are taken in two passes over each chunk of [`CHUNK`] columns, the
 //! second finding the chunk in L1 (one pass computing both is paired up by the compiler into
@@ -19,12 +19,12 @@
 use num_complex::Complex64;
 
 /// Rows per group.
-pub(super) const ROWS: usize = 4;
+pub(super) const ROWS: usize = 8;
 
 /// Columns in independent partial sums.
 const LANES: usize = 4;
 
-/// Columns per chunk (a multiple of [`LANES`]): four rows of them, 2 KiB in `f64`, stay in L1
+/// Columns per chunk (a multiple of [`LANES`]): eight rows of them, 4 KiB in `f64`, stay in L1
 /// between the real and the imaginary pass.
 const CHUNK: usize = 64;
 
@@ -75,28 +75,31 @@ pub(super) fn fields_f32(
     y_im: &[f64],
     fields: &mut [Complex64],
 ) {
+    let mut buffer = [[[0.0; ROWS]; LANES]; CHUNK / LANES];
     for (g, out) in fields.chunks_mut(ROWS).enumerate() {
         let group = first / ROWS + g;
         let sums = group_f32(
             &packed[group * ROWS * n..(group + 1) * ROWS * n],
             y_re,
             y_im,
+            &mut buffer,
         );
         out.copy_from_slice(&sums[..out.len()]);
     }
 }
 
 crate::simd::dispatch! {
-    /// The four fields of one packed `f64` group.
+    /// The eight fields of one packed `f64` group.
     fn group_f64(group: &[f64], y_re: &[f64], y_im: &[f64]) -> [Complex64; ROWS] {
-        group_fields(group, y_re, y_im)
+        group_fields(group, y_re, y_im, &mut [])
     }
 }
 
 crate::simd::dispatch! {
-    /// The four fields of one packed `f32` group, in `f64`.
-    fn group_f32(group: &[f32], y_re: &[f64], y_im: &[f64]) -> [Complex64; ROWS] {
-        group_fields(group, y_re, y_im)
+    /// The eight fields of one packed `f32` group, in `f64`, converting each chunk into
+    /// `buffer` (`CHUNK / LANES` blocks).
+    fn group_f32(group: &[f32], y_re: &[f64], y_im: &[f64], buffer: &mut [Block<f64>]) -> [Complex64; ROWS] {
+        group_fields(group, y_re, y_im, buffer)
     }
 }
 
@@ -109,18 +112,12 @@ type Block<T> = [[T; ROWS]; LANES];
 /// A stored weight type.
 trait Weight: Copy + Into<f64> {
     /// `blocks` in `f64`: themselves, or converted into `buffer`.
-    fn as_f64<'a>(
-        blocks: &'a [Block<Self>],
-        buffer: &'a mut [Block<f64>; CHUNK / LANES],
-    ) -> &'a [Block<f64>];
+    fn as_f64<'a>(blocks: &'a [Block<Self>], buffer: &'a mut [Block<f64>]) -> &'a [Block<f64>];
 }
 
 impl Weight for f64 {
     #[inline(always)]
-    fn as_f64<'a>(
-        blocks: &'a [Block<f64>],
-        _buffer: &'a mut [Block<f64>; CHUNK / LANES],
-    ) -> &'a [Block<f64>] {
+    fn as_f64<'a>(blocks: &'a [Block<f64>], _buffer: &'a mut [Block<f64>]) -> &'a [Block<f64>] {
         blocks
     }
 }
@@ -129,10 +126,8 @@ impl Weight for f32 {
     /// Converted once per chunk, so the two passes read `f64` (converting inside each pass
     /// gets vectorised badly).
     #[inline(always)]
-    fn as_f64<'a>(
-        blocks: &'a [Block<f32>],
-        buffer: &'a mut [Block<f64>; CHUNK / LANES],
-    ) -> &'a [Block<f64>] {
+    fn as_f64<'a>(blocks: &'a [Block<f32>], buffer: &'a mut [Block<f64>]) -> &'a [Block<f64>] {
+        let buffer = &mut buffer[..blocks.len()];
         for (to, from) in buffer
             .as_flattened_mut()
             .as_flattened_mut()
@@ -141,7 +136,7 @@ impl Weight for f32 {
         {
             *to = f64::from(*from);
         }
-        &buffer[..blocks.len()]
+        buffer
     }
 }
 
@@ -159,7 +154,12 @@ fn pass(sums: &mut Sums, weights: &[Block<f64>], y: &[[f64; LANES]]) {
 
 /// The group product, inlined into each instruction-set version.
 #[inline(always)]
-fn group_fields<T: Weight>(group: &[T], y_re: &[f64], y_im: &[f64]) -> [Complex64; ROWS] {
+fn group_fields<T: Weight>(
+    group: &[T],
+    y_re: &[f64],
+    y_im: &[f64],
+    buffer: &mut [Block<f64>],
+) -> [Complex64; ROWS] {
     let n = y_re.len();
     let group = &group[..ROWS * n];
     let y_im = &y_im[..n];
@@ -169,13 +169,12 @@ fn group_fields<T: Weight>(group: &[T], y_re: &[f64], y_im: &[f64]) -> [Complex6
     let (im_blocks, im_tail) = y_im.as_chunks::<LANES>();
     let (mut re, mut im) = ([[0.0_f64; ROWS]; LANES], [[0.0_f64; ROWS]; LANES]);
     let per_chunk = CHUNK / LANES;
-    let mut buffer = [[[0.0; ROWS]; LANES]; CHUNK / LANES];
     for ((w, y_re), y_im) in blocks
         .chunks(per_chunk)
         .zip(re_blocks.chunks(per_chunk))
         .zip(im_blocks.chunks(per_chunk))
     {
-        let w = T::as_f64(w, &mut buffer);
+        let w = T::as_f64(w, buffer);
         pass(&mut re, w, y_re);
         pass(&mut im, w, y_im);
     }

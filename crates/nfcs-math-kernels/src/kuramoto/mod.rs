@@ -161,7 +161,7 @@ pub struct Kuramoto {
 impl Kuramoto {
     /// A network with natural frequencies `frequencies`, starting at `phases`, stepped by `dt`.
     ///
-    /// A dense matrix is copied once into the layout the steps read (groups of four rows,
+    /// A dense matrix is copied once into the layout the steps read (groups of eight rows,
     /// interleaved column by column), so for that moment it is held twice.
     ///
     /// # Errors
