@@ -20,10 +20,10 @@
 //!
 //! `ours` is `RedisCache` as shipped (cross-node invalidation on), `quiet` the same with it
 //! off, `bare` one multiplexed connection of the bare crate issuing the same commands
-//! (`SET key value PX ttl`, `GET`, `MGET`, a pipeline of `SET`s) with the prefix already in
-//! its keys. The second form times every subject and operation in turn on a two-worker
-//! runtime, `rounds` rounds (default 5), and prints the median rate of each beside
-//! `/proc/loadavg`.
+//! (`SET key value PX ttl`, `GET`, `MGET`, a pipeline of `SET`s) on keys of their own
+//! (`bare:key:…`, as long as the tier's prefixed keys). The second form times every subject
+//! and operation in turn on a two-worker runtime, `rounds` rounds (default 5), and prints the
+//! median rate of each beside `/proc/loadavg`.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -180,7 +180,9 @@ async fn drive(subject: &Subject, keys: &Arc<Keys>, op: Op, calls: usize, tasks:
 async fn connect(url: &str) -> (Keys, Vec<(&'static str, Subject)>) {
     let keys = Keys {
         plain: (0..KEYS).map(|n| format!("key:{n:06}")).collect(),
-        prefixed: (0..KEYS).map(|n| format!("nfcs:key:{n:06}")).collect(),
+        // Keys of their own: the bare crate's values have no frame, which the tier would read
+        // as misses.
+        prefixed: (0..KEYS).map(|n| format!("bare:key:{n:06}")).collect(),
     };
     // A long timeout on both (the same timer per request, a later deadline): under valgrind a
     // command takes many times longer.
@@ -189,7 +191,7 @@ async fn connect(url: &str) -> (Keys, Vec<(&'static str, Subject)>) {
     let quiet = RedisCache::connect(config().cross_node_invalidation(false))
         .await
         .expect("connect");
-    let bare = redis::Client::open(url)
+    let mut bare = redis::Client::open(url)
         .expect("client")
         .get_multiplexed_async_connection_with_config(
             &redis::AsyncConnectionConfig::new().set_response_timeout(Some(TIMEOUT)),
@@ -200,6 +202,16 @@ async fn connect(url: &str) -> (Keys, Vec<(&'static str, Subject)>) {
     for chunk in keys.plain.chunks(100) {
         let entries: Vec<(&str, &[u8])> = chunk.iter().map(|k| (k.as_str(), &VALUE[..])).collect();
         quiet.set_many(&entries, TTL).await.expect("prefill");
+    }
+    for chunk in keys.prefixed.chunks(100) {
+        let mut pipeline = redis::pipe();
+        for key in chunk {
+            pipeline.cmd("SET").arg(key).arg(&VALUE[..]).ignore();
+        }
+        pipeline
+            .query_async::<()>(&mut bare)
+            .await
+            .expect("prefill");
     }
     let subjects = vec![
         ("ours", Subject::Ours(ours)),
