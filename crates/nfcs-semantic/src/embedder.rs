@@ -150,10 +150,21 @@ impl Embedder for MiniLmEmbedder {
             .is_ok_and(|ids| ids.iter().any(|id| !SPECIAL.contains(id)))
     }
 
+    /// Runs on a thread of rayon's current pool (the caller's, or the global one): every
+    /// parallel step of the forward pass is then a fork within the pool, where called from
+    /// outside it each step (about a hundred per pass) would be handed to the pool and waited
+    /// for, and the calling thread would take no part.
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
+        rayon::scope(|_| self.embed_in_pool(texts))
+    }
+}
+
+impl MiniLmEmbedder {
+    /// [`Embedder::embed`] on the current thread.
+    fn embed_in_pool(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
