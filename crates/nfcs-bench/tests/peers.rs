@@ -408,14 +408,17 @@ fn redis_tier_skipped_is_the_notice_alone() {
     );
 }
 
-fn math_fixture(fixture: &Fixture, numpy: bool) {
-    for (size, rate) in [(64, 5531.0), (128, 1492.0), (256, 389.0), (512, 73.4)] {
-        fixture.estimate("cgl", &size.to_string(), 1e9 / rate);
-    }
-    for (size, rate) in [(50, 1_020_900.0), (1_000_000, 142.0)] {
-        fixture.estimate("kuramoto_mean_field", &size.to_string(), 1e9 / rate);
-    }
-    fixture.estimate("kuramoto_dense", "5000", 1e9 / 14.6);
+/// One round of `math_compare.json`: the load at its start and the rates by subject.
+fn math_round(load1: f64, running: u64, rates: serde_json::Value) -> serde_json::Value {
+    json!({
+        "load": { "load1": load1, "load5": load1, "load15": load1, "running": running },
+        "rates": rates,
+    })
+}
+
+/// `math_floor.json` and `math_compare.json`; with `peers`, the Python peers ran (NumPy and
+/// FFTW + numba), without, ours alone.
+fn math_fixture(fixture: &Fixture, peers: bool) {
     fixture.report(
         "math_floor.json",
         json!({
@@ -427,25 +430,62 @@ fn math_fixture(fixture: &Fixture, numpy: bool) {
             "threads": 2,
         }),
     );
-    if numpy {
-        fixture.report(
-            "numpy_math.json",
-            json!({
-                "numpy_version": "2.4.6",
-                "python_version": "3.11.7",
-                "threads_note": "OMP_NUM_THREADS unset",
-                "blas": { "name": "scipy-openblas", "version": "0.3.30", "threads": 2 },
-                "cpu_count": 2,
-                "seconds_per_size": 1.0,
-                "results": [
-                    { "kernel": "cgl", "size": 64, "steps_per_second": 1067.0, "batches": 40 },
-                    { "kernel": "cgl", "size": 256, "steps_per_second": 62.9, "batches": 40 },
-                    { "kernel": "kuramoto_dense", "size": 5000, "steps_per_second": 13.6, "batches": 9 },
-                ],
-                "dgemv_gb_per_s": 22.24,
-            }),
-        );
-    }
+    // Ours only, when the peers did not run.
+    let only_ours = |rates: serde_json::Value| {
+        if peers {
+            rates
+        } else {
+            json!({ "ours": rates["ours"] })
+        }
+    };
+    let rows = json!([
+        { "kernel": "cgl", "size": 64, "errors": {}, "rounds": [
+            math_round(2.0, 3, only_ours(json!({ "ours": 5500.0, "numpy": 1000.0, "fftw_1t": 4010.0, "fftw_all": 5000.0 }))),
+            math_round(2.5, 2, only_ours(json!({ "ours": 5600.0, "numpy": 1100.0, "fftw_1t": 4200.0, "fftw_all": 4900.0 }))),
+            math_round(2.2, 4, only_ours(json!({ "ours": 5400.0, "numpy": 1050.0, "fftw_1t": 4100.0, "fftw_all": 5100.0 }))),
+        ]},
+        { "kernel": "cgl", "size": 256, "errors": {}, "rounds": [
+            math_round(1.0, 1, only_ours(json!({ "ours": 400.0, "numpy": 62.5, "fftw_1t": 300.0, "fftw_all": 320.0 }))),
+        ]},
+        { "kernel": "cgl", "size": 512, "rounds": [],
+          "errors": if peers { json!({ "fftw_all": "RuntimeError: planning failed" }) } else { json!({}) } },
+        { "kernel": "kuramoto_mean_field", "size": 1_000_000, "errors": {}, "rounds": [
+            math_round(1.5, 2, only_ours(json!({ "ours": 142.0, "numpy": 7.1 }))),
+        ]},
+        { "kernel": "kuramoto_dense", "size": 5000, "errors": {}, "rounds": [
+            math_round(3.0, 2, only_ours(json!({ "ours": 15.0, "numpy": 13.0 }))),
+            math_round(3.5, 5, only_ours(json!({ "ours": 14.0, "numpy": 14.0 }))),
+        ]},
+        // A variant of our solver (here an f32 CGL): listed apart from the f64 rows.
+        { "kernel": "cgl_f32", "size": 256, "errors": {}, "rounds": [
+            math_round(1.0, 1, only_ours(json!({ "ours": 600.0, "fftw_1t": 300.0 }))),
+        ]},
+    ]);
+    let python = json!({
+        "numpy_version": "2.4.6",
+        "python_version": "3.11.7",
+        "threads_note": "unset",
+        "blas": { "name": "scipy-openblas", "version": "0.3.30", "threads": 2 },
+        "cpu_count": 2,
+        "fftw": {
+            "available": true, "reason": null, "pyfftw_version": "0.15.1",
+            "numba_version": "0.68.1", "threads_all": 2, "planner_effort": "FFTW_MEASURE",
+        },
+    });
+    fixture.report(
+        "math_compare.json",
+        json!({
+            "rounds": 3,
+            "seconds_per_turn": 0.3,
+            "cpus": 2,
+            "rayon_threads": 2,
+            "peer_error": if peers { serde_json::Value::Null } else { json!("NFCS_MATH_PYTHON is not set") },
+            "fftw_skipped": null,
+            "python": if peers { python } else { serde_json::Value::Null },
+            "dgemv_gb_per_s": if peers { json!(22.24) } else { serde_json::Value::Null },
+            "rows": rows,
+        }),
+    );
 }
 
 #[test]
@@ -455,53 +495,66 @@ fn math() {
     let text = render(PeerSection::Math, &fixture.inputs()).unwrap();
     heading(
         &text,
-        "`cargo xtask compare` (criterion, release; medians of 20 samples over 2 s; the NumPy \
-         reference and the floor measurements in the same run)",
+        "`cargo xtask compare --only math` (release; ours and the Python peers interleaved in \
+         rounds in one run, with the floor measurements)",
     );
     has_line(
         &text,
-        "| cgl | 64^2 | 5531 | 1067 | 5.2x | 11.7 k | 47 % | 8000 (not met) | 2.0 MFlop of FFTs at \
-         23.0 GFlop/s |",
+        "| cgl | ours (steps/s) | NumPy | ours / NumPy | FFTW+numba 1 thread | ours / it | \
+         FFTW+numba 2 threads | ours / it | floor (steps/s) | of floor | goal | load | floor from |",
+    );
+    // Medians over rounds; ratios within rounds (median and range); the goal against the
+    // faster FFTW variant (the smaller ratio).
+    has_line(
+        &text,
+        "| 64^2 | 5500 | 1050 | 5.14x (5.09-5.50) | 4100 | 1.33x (1.32-1.37) | 5000 | 1.10x \
+         (1.06-1.14) | 11.7 k | 47 % | 8000 (not met), 1.2x FFTW (not met) | 2.0-2.5 (4 run.) | \
+         2.0 MFlop of FFTs at 23.0 GFlop/s |",
     );
     has_line(
         &text,
-        "| cgl | 128^2 | 1492 | n/a | n/a | 2616 | 57 % | 1600 (not met) | 9.2 MFlop of FFTs at \
-         24.0 GFlop/s |",
+        "| 128^2 | n/a | n/a | n/a | n/a | n/a | n/a | n/a | 2616 | n/a |  | n/a | 9.2 MFlop of \
+         FFTs at 24.0 GFlop/s |",
     );
     has_line(
         &text,
-        "| cgl | 256^2 | 389 | 62.9 | 6.2x | 794 | 49 % | 360 (met) | 41.9 MFlop of FFTs at \
-         33.3 GFlop/s |",
+        "| 256^2 | 400 | 62.5 | 6.40x (6.40-6.40) | 300 | 1.33x (1.33-1.33) | 320 | 1.25x \
+         (1.25-1.25) | 794 | 50 % | 360 (met), 1.2x FFTW (met) | 1.0 (1 run.) | 41.9 MFlop of \
+         FFTs at 33.3 GFlop/s |",
     );
     has_line(
         &text,
-        "| kuramoto_mean_field | N = 50 | 1020.9 k | n/a | n/a | n/a | n/a |  |  |",
+        "| kuramoto_mean_field | N = 1000000 | 142 | 7.1 | 20.00x (20.00-20.00) | n/a | n/a | 100 \
+         (met) | 1.5 (2 run.) |  |",
     );
     has_line(
         &text,
-        "| kuramoto_mean_field | N = 1000 | n/a | n/a | n/a | n/a | n/a |  |  |",
+        "| kuramoto_mean_field | N = 50 | n/a | n/a | n/a | n/a | n/a |  | n/a |  |",
     );
     has_line(
         &text,
-        "| kuramoto_dense | N = 5000 | 14.6 | 13.6 | 1.1x | 27.8 | 53 % | 20.0 (not met) | 800.0 \
-         MB at 22.2 GB/s |",
+        "| kuramoto_dense | N = 5000 | 14.5 | 13.5 | 1.08x (1.00-1.15) | 27.8 | 52 % | > NumPy \
+         (met), 80 % of floor (not met) | 3.0-3.5 (5 run.) | 800.0 MB at 22.2 GB/s |",
     );
-    assert!(
-        text.contains(
-            "Measured rates: rustfft 23.0 / 16.2 / 20.9 / 16.9 GFlop/s (one thread) and 11.4 / \
-             24.0 / 33.3 / 25.8 GFlop/s (all threads) at n = 64 / 128 / 256 / 512; streaming read \
-             16.9 GB/s on 2 threads (our probe) and 22.2 GB/s (OpenBLAS dgemv"
-        ),
-        "{text}"
+    has_line(
+        &text,
+        "| cgl_f32 | 256 | 600 | n/a | n/a | 300 | 2.00x (2.00-2.00) | n/a | n/a | 1.0 (1 run.) |",
     );
-    assert!(
-        text.ends_with(
-            "\nNumPy 2.4.6 (Python 3.11.7, BLAS: scipy-openblas), \
-             `crates/nfcs-math-kernels/reference/numpy_reference.py`, median of batches over 1 s \
-             per size.\n"
-        ),
-        "{text}"
-    );
+    for note in [
+        "the subjects take turns for 3 rounds (the order rotating each round), each timed over \
+         0.3 s",
+        "on 2 CPUs: a load above the CPU count means other work shared the machine",
+        "Measured rates: rustfft 23.0 / 16.2 / 20.9 / 16.9 GFlop/s (one thread) and 11.4 / 24.0 \
+         / 33.3 / 25.8 GFlop/s (all threads) at n = 64 / 128 / 256 / 512; streaming read 16.9 \
+         GB/s on 2 threads (our probe) and 22.2 GB/s (OpenBLAS dgemv",
+        "\nNumPy 2.4.6 (Python 3.11.7, BLAS: scipy-openblas), \
+         `crates/nfcs-math-kernels/reference/numpy_reference.py`.\n",
+        "\nFFTW+numba: `crates/nfcs-math-kernels/reference/fftw_numba_reference.py`, pyFFTW 0.15.1 \
+         (FFTW objects planned once with FFTW_MEASURE on aligned arrays) and numba 0.68.1",
+        "\ncgl 512: fftw_all left out: RuntimeError: planning failed.\n",
+    ] {
+        assert!(text.contains(note), "no {note:?} in\n{text}");
+    }
 }
 
 #[test]
@@ -511,11 +564,16 @@ fn math_with_numpy_skipped() {
     let mut inputs = fixture.inputs();
     inputs.skipped = Some("skipped: no NumPy (pip install numpy failed)".to_owned());
     let text = render(PeerSection::Math, &inputs).unwrap();
-    // Without dgemv the floors use our probe alone.
+    // Ours alone; without dgemv the floors use our probe alone.
     has_line(
         &text,
-        "| kuramoto_dense | N = 5000 | 14.6 | n/a | n/a | 21.2 | 69 % | 20.0 (not met) | 800.0 MB \
-         at 16.9 GB/s |",
+        "| kuramoto_dense | N = 5000 | 14.5 | n/a | n/a | 21.2 | 69 % | 80 % of floor (not met) \
+         | 3.0-3.5 (5 run.) | 800.0 MB at 16.9 GB/s |",
+    );
+    has_line(
+        &text,
+        "| 64^2 | 5500 | n/a | n/a | n/a | n/a | n/a | n/a | 11.7 k | 47 % | 8000 (not met) | \
+         2.0-2.5 (4 run.) | 2.0 MFlop of FFTs at 23.0 GFlop/s |",
     );
     assert!(
         text.contains("(our probe) and n/a GB/s (OpenBLAS dgemv"),
@@ -523,6 +581,35 @@ fn math_with_numpy_skipped() {
     );
     assert!(
         text.ends_with("\nNumPy reference skipped: no NumPy (pip install numpy failed).\n"),
+        "{text}"
+    );
+    assert!(!text.contains("FFTW+numba peer"), "{text}");
+}
+
+#[test]
+fn math_without_fftw_says_why() {
+    let fixture = Fixture::new();
+    math_fixture(&fixture, true);
+    let path = fixture.out.join("math_compare.json");
+    let mut compare: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).expect("the fixture")).expect("JSON");
+    compare["fftw_skipped"] = json!("no pyFFTW and numba (pip install pyfftw numba failed)");
+    compare["python"]["fftw"] = json!({ "available": false, "reason": "ModuleNotFoundError" });
+    fixture.report("math_compare.json", compare);
+    let text = render(PeerSection::Math, &fixture.inputs()).unwrap();
+    assert!(
+        text.contains(
+            "\nFFTW+numba peer skipped: no pyFFTW and numba (pip install pyfftw numba failed).\n"
+        ),
+        "{text}"
+    );
+    // Installed but not importable: the import error.
+    compare = serde_json::from_slice(&std::fs::read(&path).expect("the fixture")).expect("JSON");
+    compare["fftw_skipped"] = serde_json::Value::Null;
+    fixture.report("math_compare.json", compare);
+    let text = render(PeerSection::Math, &fixture.inputs()).unwrap();
+    assert!(
+        text.contains("\nFFTW+numba peer skipped: ModuleNotFoundError.\n"),
         "{text}"
     );
 }
@@ -711,9 +798,9 @@ fn a_missing_report_is_an_error_naming_it() {
     }
     // The references' files, when they were not skipped.
     let fixture = Fixture::new();
-    math_fixture(&fixture, false);
+    fixture.report("math_floor.json", json!({}));
     let error = render(PeerSection::Math, &fixture.inputs()).unwrap_err();
-    assert!(error.to_string().contains("numpy_math.json"), "{error}");
+    assert!(error.to_string().contains("math_compare.json"), "{error}");
     let fixture = Fixture::new();
     semantic_fixture(&fixture, false);
     let error = render(PeerSection::Semantic, &fixture.inputs()).unwrap_err();

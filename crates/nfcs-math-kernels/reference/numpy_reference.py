@@ -40,8 +40,17 @@ the interpreter of the virtual environment ``target/numpy-venv``::
 
 Options: ``--seconds S`` (time per size, default 1.0), ``--only KERNEL``
 (``cgl``, ``mean_field``, ``dense``; repeatable or comma separated),
-``--check`` (run the correctness checks instead of the timings) and
-``--out PATH`` (write the timings as JSON).
+``--check`` (run the correctness checks instead of the timings),
+``--out PATH`` (write the timings as JSON) and ``--serve`` (answer timing
+requests, one JSON line each, on stdin: see ``serve``).
+
+The FFTW + numba peer of the CGL solver lives beside this file
+(``fftw_numba_reference.py``, needs ``pyfftw`` and ``numba``); when it can be
+imported, ``--check`` runs the plane-wave checks on it too (one thread and all
+threads) and checks that it follows this solver to rounding, and ``--serve``
+offers it as the subjects ``fftw_1t`` and ``fftw_all``. ``cargo xtask compare
+--only math`` serves this script to the ``kernels`` bench, which times the Rust
+solvers and these peers interleaved, in rounds.
 
 Timing method: every size is set up and warmed up outside the clock, then
 batches of steps are timed with ``time.perf_counter`` until ``--seconds`` have
@@ -70,6 +79,47 @@ import numpy as np
 CONTOUR_POINTS = 64
 
 
+def etdrk4_coefficients(n: int, length: float, dt: float, b: float):
+    """The ETDRK4 arrays ``(E, E2, Q, f1, f2, f3)``, each ``(n, n)`` complex
+    and indexed ``[y, x]``, for the linear operator
+    ``L(k) = 1 - (1 + i b) |k|^2`` of the CGL equation on a periodic square
+    of side ``length`` and the step ``dt``.
+
+    Shared by every CGL peer (this NumPy one and ``fftw_numba_reference``),
+    so they integrate with the very same coefficients.
+    """
+    k = 2.0 * np.pi * np.fft.fftfreq(n, d=length / n)
+    ksq = k[:, None] ** 2 + k[None, :] ** 2  # kx^2 + ky^2, [y, x]
+    lin = 1.0 - (1.0 + 1j * b) * ksq  # the linear operator L(k)
+    h = dt
+
+    E = np.exp(h * lin)
+    E2 = np.exp(h * lin / 2.0)
+
+    # The coefficients depend on k only through |k|^2, so evaluate the
+    # M-point contour means on the distinct values of |k|^2 and scatter
+    # them back: identical results, without an (n, n, M) temporary.
+    ksq_unique, inverse = np.unique(ksq, return_inverse=True)
+    lr = h * (1.0 - (1.0 + 1j * b) * ksq_unique)[:, None]
+    # M points evenly spaced on the *whole* unit circle (angles
+    # 2 pi (j - 1/2) / M, as src/cgl/phi.rs): Kassam & Trefethen's upper
+    # half circle plus real part is only right for a real operator.
+    r = np.exp(2j * np.pi * (np.arange(1, CONTOUR_POINTS + 1) - 0.5)
+               / CONTOUR_POINTS)
+    lr = lr + r[None, :]
+    exp_lr = np.exp(lr)
+    lr3 = lr ** 3
+    # Complex operator: the mean over the full circle, not its real part.
+    q = h * np.mean((np.exp(lr / 2.0) - 1.0) / lr, axis=1)
+    f1 = h * np.mean((-4.0 - lr + exp_lr * (4.0 - 3.0 * lr + lr ** 2))
+                     / lr3, axis=1)
+    f2 = h * np.mean((2.0 + lr + exp_lr * (-2.0 + lr)) / lr3, axis=1)
+    f3 = h * np.mean((-4.0 - 3.0 * lr - lr ** 2 + exp_lr * (4.0 - lr))
+                     / lr3, axis=1)
+    inverse = inverse.reshape(n, n)
+    return E, E2, q[inverse], f1[inverse], f2[inverse], f3[inverse]
+
+
 class CglEtdrk4:
     """ETDRK4 integrator for the complex Ginzburg-Landau equation.
 
@@ -87,39 +137,8 @@ class CglEtdrk4:
         # Coefficient of the cubic term, -(1 + i c).
         self.cubic = -(1.0 + 1j * c)
 
-        k = 2.0 * np.pi * np.fft.fftfreq(n, d=length / n)
-        ksq = k[:, None] ** 2 + k[None, :] ** 2  # kx^2 + ky^2, [y, x]
-        lin = 1.0 - (1.0 + 1j * b) * ksq  # the linear operator L(k)
-        h = dt
-
-        self.E = np.exp(h * lin)
-        self.E2 = np.exp(h * lin / 2.0)
-
-        # The coefficients depend on k only through |k|^2, so evaluate the
-        # M-point contour means on the distinct values of |k|^2 and scatter
-        # them back: identical results, without an (n, n, M) temporary.
-        ksq_unique, inverse = np.unique(ksq, return_inverse=True)
-        lr = h * (1.0 - (1.0 + 1j * b) * ksq_unique)[:, None]
-        # M points evenly spaced on the *whole* unit circle (angles
-        # 2 pi (j - 1/2) / M, as src/cgl/phi.rs): Kassam & Trefethen's upper
-        # half circle plus real part is only right for a real operator.
-        r = np.exp(2j * np.pi * (np.arange(1, CONTOUR_POINTS + 1) - 0.5)
-                   / CONTOUR_POINTS)
-        lr = lr + r[None, :]
-        exp_lr = np.exp(lr)
-        lr3 = lr ** 3
-        # Complex operator: the mean over the full circle, not its real part.
-        q = h * np.mean((np.exp(lr / 2.0) - 1.0) / lr, axis=1)
-        f1 = h * np.mean((-4.0 - lr + exp_lr * (4.0 - 3.0 * lr + lr ** 2))
-                         / lr3, axis=1)
-        f2 = h * np.mean((2.0 + lr + exp_lr * (-2.0 + lr)) / lr3, axis=1)
-        f3 = h * np.mean((-4.0 - 3.0 * lr - lr ** 2 + exp_lr * (4.0 - lr))
-                         / lr3, axis=1)
-        inverse = inverse.reshape(n, n)
-        self.Q = q[inverse]
-        self.f1 = f1[inverse]
-        self.f2 = f2[inverse]
-        self.f3 = f3[inverse]
+        (self.E, self.E2, self.Q, self.f1, self.f2,
+         self.f3) = etdrk4_coefficients(n, length, dt, b)
 
         self.v = np.fft.fft2(np.asarray(field, dtype=np.complex128))
 
@@ -277,21 +296,25 @@ def uniform_phases(n: int, seed: int) -> np.ndarray:
 # ---------------------------------------------------------------------------
 
 
-def plane_wave_run(dt: float, steps: int, b: float = 0.5, c: float = 0.3):
+def plane_wave_run(dt: float, steps: int, b: float = 0.5, c: float = 0.3,
+                   solver=None):
     """Run the plane wave ``sqrt(1 - k^2) exp(i k.x)``, ``k = 2 pi (2, 1)/L``,
-    on ``L = n = 32``; return (initial field, final field, k^2)."""
+    on ``L = n = 32`` with ``solver`` (a class with ``CglEtdrk4``'s
+    constructor, ``run`` and ``field``; ``CglEtdrk4`` by default); return
+    (initial field, final field, k^2)."""
+    solver = CglEtdrk4 if solver is None else solver
     n, length = 32, 32.0
     kvec = 2.0 * np.pi * np.array([2.0, 1.0]) / length
     ksq = float(kvec @ kvec)
     x = np.arange(n) * length / n
     phase0 = kvec[0] * x[None, :] + kvec[1] * x[:, None]  # [y, x]
     field0 = np.sqrt(1.0 - ksq) * np.exp(1j * phase0)
-    solver = CglEtdrk4(n, length, dt, b, c, field0)
-    solver.run(steps)
-    return field0, solver.field(), ksq
+    run = solver(n, length, dt, b, c, field0)
+    run.run(steps)
+    return field0, run.field(), ksq
 
 
-def check_cgl_plane_wave() -> list[str]:
+def check_cgl_plane_wave(solver=None, label: str = "numpy") -> list[str]:
     """A plane wave is an exact solution of the PDE that keeps
     ``|A|^2 = 1 - k^2`` and rotates with ``omega = b k^2 + c (1 - k^2)``.
 
@@ -302,36 +325,37 @@ def check_cgl_plane_wave() -> list[str]:
     its error must fall at fourth order when dt is halved.
     """
     b, c, dt, steps = 0.5, 0.3, 0.05, 100
-    field0, field, ksq = plane_wave_run(dt, steps, b, c)
+    field0, field, ksq = plane_wave_run(dt, steps, b, c, solver)
 
     failures = []
     intensity = float(np.mean(field.real ** 2 + field.imag ** 2))
     err = abs(intensity - (1.0 - ksq))
-    print(f"  cgl plane wave (n=L=32, dt={dt}, b={b}, c={c}, {steps} steps): "
+    print(f"  [{label}] cgl plane wave (n=L=32, dt={dt}, b={b}, c={c}, "
+          f"{steps} steps): "
           f"mean |A|^2 = {intensity:.15f}, 1 - k^2 = {1.0 - ksq:.15f}, "
           f"error {err:.2e} (tol 1e-6)")
     if not err <= 1e-6:
-        failures.append("cgl plane-wave amplitude")
+        failures.append(f"[{label}] cgl plane-wave amplitude")
 
-    _, half, _ = plane_wave_run(dt / 2.0, 2 * steps, b, c)
+    _, half, _ = plane_wave_run(dt / 2.0, 2 * steps, b, c, solver)
     err_half = abs(float(np.mean(half.real ** 2 + half.imag ** 2))
                    - (1.0 - ksq))
     order = np.log2(err / err_half) if err_half > 0.0 else np.inf
-    print(f"  cgl plane wave: amplitude error {err_half:.2e} at dt={dt / 2}, "
+    print(f"  [{label}] cgl plane wave: amplitude error {err_half:.2e} at dt={dt / 2}, "
           f"observed order {order:.2f} (need 3.7 to 4.3)")
     if not 3.7 <= order <= 4.3:
-        failures.append("cgl fourth-order convergence")
+        failures.append(f"[{label}] cgl fourth-order convergence")
 
     omega = b * ksq + c * (1.0 - ksq)
     # Phase advance of the mode: projection on the initial wave.
     advance = np.angle(np.vdot(field0, field))
     expected = -omega * steps * dt
     perr = abs(np.angle(np.exp(1j * (advance - expected))))
-    print(f"  cgl plane wave: phase advance {advance:.12f}, "
+    print(f"  [{label}] cgl plane wave: phase advance {advance:.12f}, "
           f"-omega t = {np.angle(np.exp(1j * expected)):.12f} (mod 2 pi), "
           f"error {perr:.2e} (tol 1e-6)")
     if not perr <= 1e-6:
-        failures.append("cgl plane-wave phase")
+        failures.append(f"[{label}] cgl plane-wave phase")
     return failures
 
 
@@ -366,10 +390,54 @@ def check_kuramoto_dense() -> list[str]:
     return [] if err <= 1e-10 else ["kuramoto dense vs mean field"]
 
 
+def load_fftw():
+    """The FFTW + numba peer module, or the reason it cannot be imported."""
+    try:
+        import fftw_numba_reference  # noqa: PLC0415 - optional peer
+    except ImportError as error:
+        return None, f"{type(error).__name__}: {error}"
+    return fftw_numba_reference, None
+
+
+def fftw_solvers(module) -> dict:
+    """The FFTW + numba subjects: one thread, and all the CPUs."""
+    threads = module.available_threads()
+
+    def make(count):
+        def solver(n, length, dt, b, c, field):
+            return module.CglFftwNumba(n, length, dt, b, c, field,
+                                       threads=count)
+        return solver
+    return {"fftw_1t": make(1), "fftw_all": make(threads)}
+
+
+def check_cgl_same_as_numpy(solver, label: str) -> list[str]:
+    """The peer follows the NumPy solver step for step: the benchmark's
+    noise field on 64^2 after 20 steps agrees to rounding."""
+    n, length, dt, b, c = 64, 50.0, 0.05, 0.5, -0.5
+    field = cgl_noise(n, 0.01, 7)
+    reference = CglEtdrk4(n, length, dt, b, c, field)
+    peer = solver(n, length, dt, b, c, field)
+    reference.run(20)
+    peer.run(20)
+    expected, got = reference.field(), peer.field()
+    err = float(np.max(np.abs(got - expected)) / np.max(np.abs(expected)))
+    print(f"  [{label}] cgl noise 64^2, 20 steps: max |A - A_numpy| / "
+          f"max |A_numpy| = {err:.2e} (tol 1e-12)")
+    return [] if err <= 1e-12 else [f"[{label}] cgl same as numpy"]
+
+
 def run_checks() -> int:
     print("Checks:")
     failures = (check_cgl_plane_wave() + check_kuramoto_sync()
                 + check_kuramoto_dense())
+    module, reason = load_fftw()
+    if module is None:
+        print(f"  FFTW + numba peer not checked: {reason}")
+    else:
+        for label, solver in fftw_solvers(module).items():
+            failures += check_cgl_plane_wave(solver, label)
+            failures += check_cgl_same_as_numpy(solver, label)
     if failures:
         print("FAILED: " + ", ".join(failures))
         return 1
@@ -539,6 +607,133 @@ def run_timings(kernels: list[str], seconds: float, out: str | None) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------
+# Serve mode: timed on command, interleaved with the Rust solver
+# ---------------------------------------------------------------------------
+
+
+def timed_rate(run, seconds: float) -> dict:
+    """Steps/s of ``run(steps)`` over one stretch of about ``seconds``.
+
+    Batches grow (doubling, at most what the remaining time holds at the
+    rate so far) until ``seconds`` have passed; the rate is all the steps
+    over all the time. The Rust side (``benches/kernels.rs``) measures its
+    own solver the same way.
+    """
+    steps, batch = 0, 1
+    start = time.perf_counter()
+    while True:
+        run(batch)
+        steps += batch
+        elapsed = time.perf_counter() - start
+        remaining = seconds - elapsed
+        per_step = elapsed / steps
+        if remaining < 0.5 * per_step:
+            break
+        batch = max(1, min(2 * batch, int(remaining / per_step)))
+    return {"steps_per_second": steps / elapsed, "steps": steps,
+            "elapsed": elapsed}
+
+
+def prepare_subject(subject: str, kernel: str, size: int, fftw):
+    """The warmed-up solver of ``subject`` for ``kernel`` at ``size``: its
+    ``run(steps)``. Same set-ups as the standalone timings (``bench_*``)."""
+    # cgl_batch<k>: the Rust side steps k fields at once; a peer steps one.
+    if kernel == "cgl" or kernel.startswith("cgl_batch"):
+        if subject == "numpy":
+            solver = CglEtdrk4
+        elif subject in ("fftw_1t", "fftw_all"):
+            if fftw is None:
+                raise ValueError("the FFTW + numba peer is not available")
+            solver = fftw_solvers(fftw)[subject]
+        else:
+            raise ValueError(f"no subject {subject!r} for cgl")
+        length, dt, b, c = 50.0, 0.05, 0.5, -0.5
+        state = solver(size, length, dt, b, c, cgl_noise(size, 0.01, 7))
+        state.run(20)  # warm-up, and numba's compilation
+        return state.run
+    if subject != "numpy":
+        raise ValueError(f"no subject {subject!r} for {kernel}")
+    omega = lorentzian_quantiles(size, 0.0, 0.5)
+    phases = uniform_phases(size, 42)
+    if kernel == "kuramoto_mean_field":
+        net = Kuramoto(omega, phases, 0.01, strength=4.0)
+    elif kernel in ("kuramoto_dense", "kuramoto_dense_f32"):
+        # kuramoto_dense_f32: the Rust side's matrix is f32; NumPy's stays f64.
+        net = Kuramoto(omega, phases, 0.01,
+                       weights=np.full((size, size), 4.0 / size))
+    else:
+        raise ValueError(f"no kernel {kernel!r}")
+    net.run(2)  # warm-up
+    return net.run
+
+
+def serve_info(fftw, fftw_reason) -> dict:
+    blas = blas_info()
+    info = {
+        "numpy_version": np.__version__,
+        "python_version": platform.python_version(),
+        "threads_note": threads_note(),
+        "blas": blas,
+        "cpu_count": os.cpu_count(),
+        "fftw": {"available": fftw is not None, "reason": fftw_reason},
+    }
+    if fftw is not None:
+        info["fftw"].update(fftw.versions())
+    return info
+
+
+def serve() -> int:
+    """Answer one JSON line on stdout for each JSON line on stdin.
+
+    Requests (``op``): ``info``; ``prepare`` (``subject``: ``numpy``,
+    ``fftw_1t`` or ``fftw_all``; ``kernel``: ``cgl``,
+    ``kuramoto_mean_field`` or ``kuramoto_dense``; ``size``), which sets up
+    and warms up that solver outside the clock, dropping those of other
+    kernels and sizes; ``time`` (the same three and ``seconds``), answered
+    with ``steps_per_second``, ``steps`` and ``elapsed``; ``dgemv``
+    (``gb_per_s``); ``quit``. A request that fails is answered with
+    ``error``; nothing else is written on stdout.
+    """
+    fftw, fftw_reason = load_fftw()
+    prepared: dict = {}
+    out = sys.stdout
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        try:
+            request = json.loads(line)
+            op = request.get("op")
+            if op == "quit":
+                break
+            if op == "info":
+                reply = serve_info(fftw, fftw_reason)
+            elif op == "dgemv":
+                prepared.clear()
+                reply = {"gb_per_s": dgemv_bandwidth()}
+            elif op in ("prepare", "time"):
+                key = (request["subject"], request["kernel"],
+                       int(request["size"]))
+                if op == "prepare":
+                    for other in [k for k in prepared if k[1:] != key[1:]]:
+                        del prepared[other]
+                    started = time.perf_counter()
+                    prepared[key] = prepare_subject(*key, fftw)
+                    reply = {"setup_seconds": time.perf_counter() - started}
+                elif key not in prepared:
+                    raise ValueError(f"{key} was not prepared")
+                else:
+                    reply = timed_rate(prepared[key],
+                                       float(request["seconds"]))
+            else:
+                raise ValueError(f"unknown op {op!r}")
+        except Exception as error:  # noqa: BLE001 - reported to the caller
+            reply = {"error": f"{type(error).__name__}: {error}"}
+        out.write(json.dumps(reply) + "\n")
+        out.flush()
+    return 0
+
+
 def parse_kernels(values: list[str] | None) -> list[str]:
     if not values:
         return list(BENCHES)
@@ -567,9 +762,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="run the correctness checks and exit")
     parser.add_argument("--out", metavar="PATH",
                         help="write the timings as JSON to PATH")
+    parser.add_argument("--serve", action="store_true",
+                        help="answer JSON requests on stdin (see serve())")
     args = parser.parse_args(argv)
     if args.check:
         return run_checks()
+    if args.serve:
+        return serve()
     if not args.seconds > 0:
         parser.error("--seconds must be positive")
     return run_timings(parse_kernels(args.only), args.seconds, args.out)

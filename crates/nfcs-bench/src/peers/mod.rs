@@ -16,7 +16,7 @@
 //! | `hot-path` | | `hot_path.json` |
 //! | `disk-tier` | `disk_tier/{write,read}_4k_{random,text}` | `disk_tier_report.json` |
 //! | `redis-tier` | | `redis_tier_report.json` |
-//! | `math` | `cgl`, `kuramoto_mean_field`, `kuramoto_dense` | `math_floor.json`, `numpy_math.json` |
+//! | `math` | | `math_floor.json`, `math_compare.json` |
 //! | `semantic` | | `semantic_1t.json`, `semantic_2t.json`, `st_reference.json` |
 //! | `policy` | | `policy.json` |
 //!
@@ -26,7 +26,7 @@
 //! whose estimates exist is an error naming the criterion directory, and an estimate that is
 //! not criterion's JSON is an error naming it.
 //!
-//! [`PeerInputs::skipped`] says what the orchestrator skipped: for `math` the NumPy reference
+//! [`PeerInputs::skipped`] says what the orchestrator skipped: for `math` the Python peers
 //! and for `semantic` the sentence-transformers reference (their files are then not read and
 //! the reason is printed under the table); for the other sections the whole benchmark (the
 //! section's text is then the reason alone, as for the Redis tier on a machine without
