@@ -33,7 +33,9 @@
 //!   its lookup latencies, and the policy cache), printed as tables; `--write-docs` also
 //!   replaces the tables in `docs/benchmarks.md`. xtask runs the benches and the reference
 //!   scripts; the tables are `nfcs-bench peer-table` (release) reading what they wrote
-//!   (`nfcs_bench::peers`), run as a process: xtask does not link our crates.
+//!   (`nfcs_bench::peers`), run as a process: xtask does not link our crates. Each table gets
+//!   a `Load:` line, the 1-minute load average at the start and end of its section, so a run
+//!   disturbed by other work on the machine is visible where its figures are read.
 //! - `fuzz [--seconds N] [TARGET...] [-- LIBFUZZER_ARGS...]`: each `cargo fuzz` target of
 //!   `fuzz/` (its own workspace, nightly: `cargo +nightly fuzz run TARGET fuzz/corpus/TARGET`)
 //!   for N seconds (default 60) on its checked-in corpus, then a table of executions, exec/s,
@@ -86,7 +88,8 @@ commands:
                         the peer comparisons in release mode (memory tier, the manager's
                         memory-hit path, disk and Redis tiers, math kernels, semantic and policy
                         caches); --write-docs updates docs/benchmarks.md;
-                        --only runs one section
+                        --only runs one section; each table states the machine's load
+                        while its section ran
   fuzz [--seconds N] [TARGET...] [-- LIBFUZZER_ARGS...]
                         the cargo-fuzz targets of fuzz/ (nightly, cargo-fuzz), N seconds each
                         (default 60) on fuzz/corpus/TARGET; a table of executions, exec/s, new
@@ -338,6 +341,7 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
         .into_iter()
         .filter(|section| only.is_none_or(|only| only == *section))
     {
+        let load_before = load_average();
         // What was skipped, for the section's text.
         let skipped: Option<String> = match section {
             "memory-tier" => {
@@ -381,17 +385,13 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
                 })
             }
             "math" => {
-                bench(
-                    "math kernels: CGL and Kuramoto steps/s, FFT rate and bandwidth (release)",
-                    "nfcs-math-kernels",
-                    "kernels",
-                )?;
-                let _ = std::fs::remove_file(out.join("numpy_math.json"));
-                let skipped = math::run_numpy(&target, &out);
-                if let Some(reason) = &skipped {
+                let _ = std::fs::remove_file(out.join("math_compare.json"));
+                let peers = math::ensure_peers(&target);
+                if let Some(reason) = &peers.skipped {
                     eprintln!("notice: the NumPy reference was {reason}");
                 }
-                skipped
+                math::run(&out, &peers)?;
+                peers.skipped
             }
             "semantic" => semantic::run(&target, &out)?,
             _ => {
@@ -424,6 +424,14 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
         if let Some(reason) = skipped {
             args.extend(["--skipped".into(), reason.into()]);
         }
+        let load = format!(
+            "1-minute average {} at the start of the section, {} at its end ({} cores)",
+            load_before.as_deref().unwrap_or("n/a"),
+            load_average().as_deref().unwrap_or("n/a"),
+            std::thread::available_parallelism().map_or(0, usize::from),
+        );
+        eprintln!("==> {section}: load {load}");
+        args.extend(["--load".into(), load.into()]);
         let report = peer_table(section, &args)?;
         println!("\n{report}");
         std::fs::write(out.join(format!("{section}.md")), &report)?;
@@ -438,6 +446,13 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
         eprintln!("updated docs/benchmarks.md");
     }
     Ok(())
+}
+
+/// The 1-minute load average from `/proc/loadavg`, as written there (`None` where the file
+/// does not exist).
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    text.split_whitespace().next().map(str::to_owned)
 }
 
 /// `nfcs-bench peer-table ARGS` (release, as `cargo xtask bench` builds it): the section's

@@ -118,31 +118,66 @@ fn section_names_round_trip() {
 }
 
 fn memory_tier_fixture(fixture: &Fixture) {
-    // Zipf 0.99, one thread: every subject (ops/s in millions as in docs/benchmarks.md).
-    let group = "memory_tier/zipf_0.99/1t";
-    for (subject, mops) in [
-        ("nfcs_lru", 1.63),
-        ("nfcs_s3fifo", 1.57),
-        ("quick_cache", 1.85),
-        ("moka", 0.42),
-        ("sharded_lru", 1.06),
-        ("hashmap_read_only", 2.30),
-    ] {
-        fixture.estimate(group, subject, 1e3 / mops);
-    }
-    // Two threads: moka not measured.
-    for (subject, mops) in [("nfcs_lru", 2.42), ("quick_cache", 2.63)] {
-        fixture.estimate("memory_tier/zipf_0.99/2t", subject, 1e3 / mops);
-    }
-    // Zipf 1.2, one thread: no quick_cache, so no rows.
-    fixture.estimate("memory_tier/zipf_1.2/1t", "nfcs_lru", 1e3 / 5.41);
+    // Zipf 0.99, one thread: three rounds of every subject; two threads: two subjects;
+    // quick_cache's row has no ratios of its own.
+    let row = |subject: &str,
+               exponent: f64,
+               threads: usize,
+               rates: &[f64],
+               ratios: &[f64],
+               hit: Option<f64>| {
+        json!({
+            "subject": subject, "group": format!("memory_tier/zipf_{exponent}/{threads}t"),
+            "exponent": exponent, "threads": threads, "hit_ratio": hit,
+            "ops_per_second": rates, "ratio_to_quick_cache": ratios,
+            "load_before": 0.5, "load_after": if threads == 1 { 0.75 } else { 1.25 },
+            "slice_seconds": 0.25,
+        })
+    };
     fixture.report(
-        "memory_tier_hit_ratios.json",
+        "memory_tier.json",
         json!([
-            { "subject": "nfcs_lru", "group": group, "exponent": 0.99, "threads": 1, "hit_ratio": 0.766 },
-            { "subject": "quick_cache", "group": group, "exponent": 0.99, "threads": 1, "hit_ratio": 0.8116 },
-            { "subject": "hashmap_read_only", "group": group, "exponent": 0.99, "threads": 1, "hit_ratio": 1.0 },
-            { "subject": "moka", "group": group, "exponent": 0.99, "threads": 1, "hit_ratio": null },
+            row(
+                "nfcs_lru",
+                0.99,
+                1,
+                &[1.60e6, 1.63e6, 1.70e6],
+                &[0.86, 0.88, 0.95],
+                Some(0.766)
+            ),
+            row(
+                "quick_cache",
+                0.99,
+                1,
+                &[1.85e6, 1.80e6, 1.90e6],
+                &[],
+                Some(0.8116)
+            ),
+            row(
+                "moka",
+                0.99,
+                1,
+                &[0.42e6, 0.41e6, 0.43e6],
+                &[0.23, 0.22, 0.24],
+                None
+            ),
+            row(
+                "hashmap_read_only",
+                0.99,
+                1,
+                &[2.30e6, 2.2e6, 2.4e6],
+                &[1.24, 1.2, 1.3],
+                Some(1.0)
+            ),
+            row(
+                "nfcs_lru",
+                0.99,
+                2,
+                &[2.42e6, 2.40e6],
+                &[0.90, 0.94],
+                Some(0.766)
+            ),
+            row("quick_cache", 0.99, 2, &[2.63e6, 2.60e6], &[], Some(0.8116)),
         ]),
     );
 }
@@ -154,30 +189,38 @@ fn memory_tier() {
     let text = render(PeerSection::MemoryTier, &fixture.inputs()).unwrap();
     heading(
         &text,
-        "`cargo xtask compare` (criterion, release; medians of 10 samples of 3 s)",
+        "`cargo xtask compare` (release; 3 interleaved rounds of every subject, a slice of 0.25 s each, order rotated each round)",
     );
     has_line(
         &text,
-        "| workload | threads | cache | ops/s (median) | vs quick_cache | hit ratio |",
+        "| workload | threads | cache | ops/s (median) | vs quick_cache (median) | spread over rounds | hit ratio |",
     );
     has_line(
         &text,
-        "| Zipf 0.99 | 1 | nfcs_lru | 1.63 M | 0.88x | 76.60 % |",
+        "| Zipf 0.99 | 1 | nfcs_lru | 1.63 M | 0.88x | 0.86-0.95x | 76.60 % |",
     );
     has_line(
         &text,
-        "| Zipf 0.99 | 1 | quick_cache | 1.85 M | 1.00x | 81.16 % |",
+        "| Zipf 0.99 | 1 | quick_cache | 1.85 M | 1.00x |  | 81.16 % |",
     );
-    has_line(&text, "| Zipf 0.99 | 1 | moka | 0.42 M | 0.23x | n/a |");
     has_line(
         &text,
-        "| Zipf 0.99 | 1 | hashmap_read_only | 2.30 M | 1.24x | 100.00 % |",
+        "| Zipf 0.99 | 1 | moka | 0.42 M | 0.23x | 0.22-0.24x | n/a |",
     );
-    has_line(&text, "| Zipf 0.99 | 2 | nfcs_lru | 2.42 M | 0.92x | n/a |");
-    assert!(!text.contains("| 2 | moka"), "{text}");
+    has_line(
+        &text,
+        "| Zipf 0.99 | 1 | hashmap_read_only | 2.30 M | 1.24x | 1.20-1.30x | 100.00 % |",
+    );
+    // An even number of rounds: the median is the mean of the middle two.
+    has_line(
+        &text,
+        "| Zipf 0.99 | 2 | nfcs_lru | 2.41 M | 0.92x | 0.90-0.94x | 76.60 % |",
+    );
+    has_line(
+        &text,
+        "Load (1-minute average, before -> after each configuration): Zipf 0.99 / 1 thread: 0.50 -> 0.75; Zipf 0.99 / 2 threads: 0.50 -> 1.25.",
+    );
     assert!(!text.contains("Zipf 1.2"), "{text}");
-    // The table ends with its last row's newline.
-    assert!(text.ends_with(" | n/a |\n"), "{text}");
 }
 
 #[test]
@@ -778,7 +821,7 @@ fn report_error(error: BenchError, path: &Path) -> String {
 #[test]
 fn a_missing_report_is_an_error_naming_it() {
     for (section, file) in [
-        (PeerSection::MemoryTier, "memory_tier_hit_ratios.json"),
+        (PeerSection::MemoryTier, "memory_tier.json"),
         (PeerSection::HotPath, "hot_path.json"),
         (PeerSection::DiskTier, "disk_tier_report.json"),
         (PeerSection::RedisTier, "redis_tier_report.json"),
@@ -854,16 +897,24 @@ fn a_malformed_report_is_an_error_naming_it_and_the_field() {
 fn criterion_estimates_missing_or_malformed() {
     // None of the section's estimates: an error naming the criterion directory.
     let fixture = Fixture::new();
-    fixture.report("memory_tier_hit_ratios.json", json!([]));
+    disk_tier_fixture(&fixture);
+    std::fs::remove_dir_all(&fixture.criterion).unwrap();
+    std::fs::create_dir_all(&fixture.criterion).unwrap();
     let message = report_error(
-        render(PeerSection::MemoryTier, &fixture.inputs()).unwrap_err(),
+        render(PeerSection::DiskTier, &fixture.inputs()).unwrap_err(),
         &fixture.criterion,
     );
     assert!(message.contains("CRITERION_HOME"), "{message}");
-    assert!(
-        message.contains("memory_tier_zipf_0.99_1t/quick_cache/new/estimates.json"),
-        "{message}"
+    assert!(message.contains("/new/estimates.json"), "{message}");
+
+    // The memory tier's interleaved report with no rows: an error naming it.
+    let fixture = Fixture::new();
+    fixture.report("memory_tier.json", json!([]));
+    let message = report_error(
+        render(PeerSection::MemoryTier, &fixture.inputs()).unwrap_err(),
+        &fixture.out.join("memory_tier.json"),
     );
+    assert!(message.contains("holds no rows"), "{message}");
 
     // A malformed estimate: an error naming it.
     let fixture = Fixture::new();
@@ -972,4 +1023,37 @@ fn peer_table_renders_and_writes_the_docs() {
     .unwrap_err()
     .to_string();
     assert!(error.contains("redis-tier"), "{error}");
+}
+
+#[test]
+fn peer_table_writes_the_load_under_the_machine_line() {
+    let fixture = Fixture::new();
+    policy_fixture(&fixture);
+    let mut argv: Vec<std::ffi::OsString> = ["peer-table", "--section", "policy", "--criterion"]
+        .map(Into::into)
+        .into();
+    argv.push(fixture.criterion.clone().into());
+    argv.push("--bench-out".into());
+    argv.push(fixture.out.clone().into());
+    argv.extend(
+        [
+            "--machine",
+            MACHINE,
+            "--load",
+            "1-minute average 0.42 at the start, 1.50 at the end",
+        ]
+        .map(Into::into),
+    );
+    let parsed = PeerTable::try_parse_from(argv).unwrap();
+    let text = peers::peer_table(&parsed.args).unwrap();
+    let plain = render(PeerSection::Policy, &fixture.inputs()).unwrap();
+    let machine = format!("Machine: {MACHINE}\n");
+    assert_eq!(
+        text,
+        plain.replacen(
+            &machine,
+            &format!("{machine}Load: 1-minute average 0.42 at the start, 1.50 at the end\n"),
+            1
+        )
+    );
 }

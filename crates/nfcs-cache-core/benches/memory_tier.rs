@@ -1,4 +1,4 @@
-//! The memory tier against its peers, in one process and one run.
+//! The memory tier against its peers, in one process and one run, interleaved.
 //!
 //! Workload (issue 2): Zipf-distributed keys over 1,000,000 distinct keys (exponents 0.99 and
 //! 1.2), every cache sized to hold 100,000 entries (10 % of the key space) of 64-byte values,
@@ -17,11 +17,17 @@
 //! - `hashmap_read_only`: a prefilled `HashMap` read with the same keys (every read a hit, no
 //!   writes): the cost of a hash lookup and a value clone, the floor the others build on.
 //!
-//! Each measured iteration is one operation; criterion's throughput is operations per second.
-//! Hit ratios are counted on a deterministic single-threaded replay of the same stretch of the
-//! trace for every cache (after the same warm-up) and printed at the end; with
-//! `NFCS_BENCH_OUT=<dir>` they are also written to `<dir>/memory_tier_hit_ratios.json`, which
-//! `cargo xtask bench` joins with criterion's medians into the table in docs/benchmarks.md.
+//! Interleaved rounds (issue 16): every subject of a configuration (exponent, threads) is built
+//! and warmed first; then each of `ROUNDS` rounds runs every subject for one slice of about
+//! `SLICE` (after a short untimed lead-in), in an order rotated each round, so a change in the
+//! machine's load during the run falls on all subjects alike instead of on whichever criterion
+//! measured last. Each round gives every subject an ops/s figure and a ratio to quick_cache
+//! measured moments apart; the table shows the medians and the spread (lowest to highest
+//! round) of the ratios. The 1-minute load average is read before and after each
+//! configuration. Hit ratios are counted on a deterministic single-threaded replay of the same
+//! stretch of the trace for every cache (after the same warm-up). With `NFCS_BENCH_OUT=<dir>`
+//! everything is written to `<dir>/memory_tier.json`, which `cargo xtask compare` renders into
+//! the table in docs/benchmarks.md. `NFCS_MEMORY_TIER_ROUNDS` overrides the number of rounds.
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -31,7 +37,6 @@ use std::sync::Barrier;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use nfcs_cache_core::{Bytes, EvictionPolicy, LRU_ENTRY_OVERHEAD, MemoryCache, MemoryConfig};
 use rand::{RngExt, SeedableRng};
 use rand_distr::{Distribution, Zipf};
@@ -48,6 +53,13 @@ const WARM_UP_OPERATIONS: usize = 2_000_000;
 /// stretch of the same trace for every cache, so the ratios compare policies exactly.
 const HIT_RATIO_OPERATIONS: usize = 4_000_000;
 const WRITE_FLAG: u32 = 1 << 31;
+/// Interleaved rounds per configuration (`NFCS_MEMORY_TIER_ROUNDS` overrides it).
+const ROUNDS: usize = 11;
+/// The timed part of one subject's slice in a round.
+const SLICE: Duration = Duration::from_millis(250);
+/// Operations run untimed before each slice, so a slice does not start on another subject's
+/// CPU-cache contents.
+const LEAD_IN_OPERATIONS: u64 = 20_000;
 
 /// What the workload needs of a cache.
 trait Subject: Send + Sync {
@@ -304,88 +316,188 @@ fn subjects() -> Vec<(&'static str, Factory)> {
     ]
 }
 
-fn benchmarks(criterion: &mut Criterion) {
+/// One configuration's results for one subject.
+struct Measured {
+    name: &'static str,
+    exponent: f64,
+    threads: usize,
+    hit_ratio: f64,
+    /// Ops/s of each round.
+    rates: Vec<f64>,
+    /// The ratio to quick_cache of each round (empty for quick_cache itself).
+    ratios: Vec<f64>,
+    /// 1-minute load average before and after the configuration.
+    load: (Option<f64>, Option<f64>),
+}
+
+/// The 1-minute load average, where `/proc/loadavg` exists.
+fn load_average() -> Option<f64> {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => f64::NAN,
+        len if len % 2 == 1 => sorted[len / 2],
+        len => (sorted[len / 2 - 1] + sorted[len / 2]) / 2.0,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench` (and xtask `--noplot`, for criterion); a name filter
+    // selects the configurations whose group name contains it.
+    let filter = std::env::args()
+        .skip(1)
+        .find(|argument| !argument.starts_with("--"));
+    let rounds = std::env::var("NFCS_MEMORY_TIER_ROUNDS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .filter(|&rounds: &usize| rounds > 0)
+        .unwrap_or(ROUNDS);
     let keys: Vec<String> = (0..DISTINCT_KEYS)
         .map(|index| format!("key:{index:07}"))
         .collect();
-    let mut hit_ratios = Vec::new();
+    let mut measured = Vec::new();
     for exponent in [0.99, 1.2] {
         let workload = Workload {
             keys: keys.clone(),
             trace: trace(exponent, 0x5eed_0000 + (exponent * 100.0) as u64),
         };
         for threads in [1_usize, 2] {
-            let mut group =
-                criterion.benchmark_group(format!("memory_tier/zipf_{exponent}/{threads}t"));
-            group
-                .sampling_mode(SamplingMode::Flat)
-                .throughput(Throughput::Elements(1))
-                .sample_size(10)
-                .warm_up_time(Duration::from_millis(500))
-                .measurement_time(Duration::from_secs(3));
-            for (name, make) in subjects() {
-                let cursor = AtomicUsize::new(WARM_UP_OPERATIONS + HIT_RATIO_OPERATIONS);
-                let mut hit_ratio = None;
-                // Built, warmed and replayed inside the closure, which criterion calls only for
-                // the benchmarks a filter selects.
-                let mut subject: Option<Box<dyn Subject>> = None;
-                group.bench_function(BenchmarkId::from_parameter(name), |bencher| {
-                    let subject = subject.get_or_insert_with(|| {
-                        let subject = make(&workload);
-                        drive(&*subject, &workload, 0, WARM_UP_OPERATIONS);
-                        let (reads, hits) = drive(
-                            &*subject,
-                            &workload,
-                            WARM_UP_OPERATIONS,
-                            HIT_RATIO_OPERATIONS,
-                        );
-                        hit_ratio = Some(hits as f64 / reads.max(1) as f64);
-                        subject
-                    });
-                    bencher.iter_custom(|operations| {
-                        run_parallel(&**subject, &workload, &cursor, operations, threads)
-                    })
-                });
-                if let Some(ratio) = hit_ratio {
-                    hit_ratios.push((name, exponent, threads, ratio));
-                }
+            let group = format!("memory_tier/zipf_{exponent}/{threads}t");
+            if filter
+                .as_ref()
+                .is_some_and(|filter| !group.contains(filter.as_str()))
+            {
+                continue;
             }
-            group.finish();
+            measured.extend(configuration(&workload, exponent, threads, rounds));
         }
     }
-    report(&hit_ratios);
+    report(&measured);
 }
 
-fn report(hit_ratios: &[(&str, f64, usize, f64)]) {
-    println!("\nhit ratios (single-threaded replay of the same 4,000,000 operations):");
-    for (name, exponent, threads, ratio) in hit_ratios {
-        println!(
-            "  zipf {exponent:<4} {threads}t {name:<18} {:.2} %",
-            ratio * 100.0
-        );
+/// Builds, warms and replays every subject, then measures them in interleaved rounds.
+fn configuration(
+    workload: &Workload,
+    exponent: f64,
+    threads: usize,
+    rounds: usize,
+) -> Vec<Measured> {
+    let load_before = load_average();
+    let mut subjects: Vec<(&'static str, Box<dyn Subject>, f64, AtomicUsize, u64)> = subjects()
+        .into_iter()
+        .map(|(name, make)| {
+            let subject = make(workload);
+            drive(&*subject, workload, 0, WARM_UP_OPERATIONS);
+            let (reads, hits) = drive(
+                &*subject,
+                workload,
+                WARM_UP_OPERATIONS,
+                HIT_RATIO_OPERATIONS,
+            );
+            let cursor = AtomicUsize::new(WARM_UP_OPERATIONS + HIT_RATIO_OPERATIONS);
+            // Calibration: operations that take about one slice.
+            let probe = 200_000;
+            let elapsed = run_parallel(&*subject, workload, &cursor, probe, threads);
+            let per_slice = (probe as f64 * SLICE.as_secs_f64() / elapsed.as_secs_f64().max(1e-9))
+                .clamp(10_000.0, 50_000_000.0) as u64;
+            (
+                name,
+                subject,
+                hits as f64 / reads.max(1) as f64,
+                cursor,
+                per_slice,
+            )
+        })
+        .collect();
+    let count = subjects.len();
+    let mut rates = vec![Vec::with_capacity(rounds); count];
+    for round in 0..rounds {
+        for offset in 0..count {
+            let index = (round + offset) % count;
+            let (_, subject, _, cursor, per_slice) = &mut subjects[index];
+            run_parallel(&**subject, workload, cursor, LEAD_IN_OPERATIONS, threads);
+            let elapsed = run_parallel(&**subject, workload, cursor, *per_slice, threads);
+            rates[index].push(*per_slice as f64 / elapsed.as_secs_f64().max(1e-9));
+        }
     }
+    let load = (load_before, load_average());
+    let reference = subjects
+        .iter()
+        .position(|(name, ..)| *name == "quick_cache");
+    let group = format!("zipf {exponent} {threads}t");
+    println!(
+        "\n{group} ({rounds} interleaved rounds, load {load_before:?} -> {:?}):",
+        load.1
+    );
+    subjects
+        .iter()
+        .enumerate()
+        .map(|(index, (name, _, hit_ratio, ..))| {
+            let ratios: Vec<f64> = match reference {
+                Some(reference) if reference != index => rates[index]
+                    .iter()
+                    .zip(&rates[reference])
+                    .map(|(ours, theirs)| ours / theirs)
+                    .collect(),
+                _ => Vec::new(),
+            };
+            println!(
+                "  {name:<18} {:>6.2} M ops/s  vs quick_cache {:>5.2}x  hit ratio {:.2} %",
+                median(&rates[index]) / 1e6,
+                if ratios.is_empty() {
+                    1.0
+                } else {
+                    median(&ratios)
+                },
+                hit_ratio * 100.0
+            );
+            Measured {
+                name,
+                exponent,
+                threads,
+                hit_ratio: *hit_ratio,
+                rates: rates[index].clone(),
+                ratios,
+                load,
+            }
+        })
+        .collect()
+}
+
+fn report(measured: &[Measured]) {
     let Some(directory) = std::env::var_os("NFCS_BENCH_OUT") else {
         return;
     };
-    let rows: Vec<serde_json::Value> = hit_ratios
+    let rows: Vec<serde_json::Value> = measured
         .iter()
-        .map(|(name, exponent, threads, ratio)| {
+        .map(|row| {
             serde_json::json!({
-                "subject": name,
-                "group": format!("memory_tier/zipf_{exponent}/{threads}t"),
-                "exponent": exponent,
-                "threads": threads,
-                "hit_ratio": ratio,
+                "subject": row.name,
+                "group": format!("memory_tier/zipf_{}/{}t", row.exponent, row.threads),
+                "exponent": row.exponent,
+                "threads": row.threads,
+                "hit_ratio": row.hit_ratio,
+                "ops_per_second": row.rates,
+                "ratio_to_quick_cache": row.ratios,
+                "load_before": row.load.0,
+                "load_after": row.load.1,
+                "slice_seconds": SLICE.as_secs_f64(),
             })
         })
         .collect();
-    let path = std::path::Path::new(&directory).join("memory_tier_hit_ratios.json");
+    let path = std::path::Path::new(&directory).join("memory_tier.json");
     let written = std::fs::create_dir_all(&directory)
         .and_then(|()| std::fs::write(&path, serde_json::to_vec_pretty(&rows).unwrap_or_default()));
     if let Err(error) = written {
         eprintln!("could not write {}: {error}", path.display());
     }
 }
-
-criterion::criterion_group!(memory_tier, benchmarks);
-criterion::criterion_main!(memory_tier);

@@ -38,7 +38,9 @@
 //!
 //! # Feature flags
 //!
-//! None. Everything is `f64`.
+//! None. Everything computes in `f64`; a dense coupling matrix may be stored in `f32`
+//! ([`kuramoto::Coupling::DenseF32`], half the bytes a step streams), its products and sums
+//! still in `f64`.
 
 // The one exception is `simd.rs`: runtime-detected AVX2/AVX-512 versions of the hot loops,
 // each call guarded by the CPU check and commented with `// SAFETY:`.

@@ -12,7 +12,7 @@
 //!
 //! | section | criterion groups | reports in `bench_out` |
 //! |---|---|---|
-//! | `memory-tier` | `memory_tier/zipf_{0.99,1.2}/{1,2}t` | `memory_tier_hit_ratios.json` |
+//! | `memory-tier` | | `memory_tier.json` (interleaved rounds) |
 //! | `hot-path` | | `hot_path.json` |
 //! | `disk-tier` | `disk_tier/{write,read}_4k_{random,text}` | `disk_tier_report.json` |
 //! | `redis-tier` | | `redis_tier_report.json` |
@@ -281,6 +281,11 @@ pub struct PeerTableArgs {
     /// Also replace the section between its markers in this file (docs/benchmarks.md).
     #[arg(long, value_name = "FILE")]
     pub write_docs: Option<PathBuf>,
+    /// The machine's load while the section ran (`cargo xtask compare` passes the 1-minute
+    /// load average read before and after it), written as a `Load:` line under `Machine:`,
+    /// so a run contaminated by other work shows in the table.
+    #[arg(long, value_name = "TEXT")]
+    pub load: Option<String>,
 }
 
 /// What `nfcs-bench peer-table` does: renders the section (the text to print, unchanged, to
@@ -302,11 +307,28 @@ pub fn peer_table(args: &PeerTableArgs) -> Result<String, BenchError> {
         skipped: args.skipped.clone(),
         redis_server,
     };
-    let text = render(args.section, &inputs)?;
+    let mut text = render(args.section, &inputs)?;
+    if let Some(load) = &args.load {
+        text = with_load_line(&text, load);
+    }
     if let Some(docs) = &args.write_docs {
         replace_section(docs, args.section.name(), &text)?;
     }
     Ok(text)
+}
+
+/// `text` with a `Load: LOAD` line after its `Machine:` line (at the top when it has none).
+fn with_load_line(text: &str, load: &str) -> String {
+    let line = format!("Load: {load}\n");
+    match text.find("\nMachine: ") {
+        Some(start) => {
+            let end = text[start + 1..]
+                .find('\n')
+                .map_or(text.len(), |offset| start + 1 + offset + 1);
+            format!("{}{line}{}", &text[..end], &text[end..])
+        }
+        None => line + text,
+    }
 }
 
 /// The `Command:` and `Machine:` lines and a blank line.
