@@ -156,6 +156,46 @@ pub(super) fn section(inputs: &PeerInputs) -> Result<String, BenchError> {
         table,
         "| reopen with 1,000,000 small entries | {reopen} | | | | |"
     );
+    // `nfcs_disk_lz4` (`compression_codec = Lz4`): its own rows, in the nfcs_disk column, so
+    // that the table keeps its columns.
+    for (operation, group) in [
+        ("warm read, text", "disk_tier/read_4k_text"),
+        ("warm read, random", "disk_tier/read_4k_random"),
+        ("write, text", "disk_tier/write_4k_text"),
+    ] {
+        let lz4 = criterion
+            .median(group, "nfcs_disk_lz4")?
+            .map(|nanos| 1e9 / nanos);
+        let plain = criterion
+            .median(group, "plain_files")?
+            .map(|nanos| 1e9 / nanos);
+        let cell = |rate: Option<f64>| {
+            or_na(rate.map(|ops| format!("{:.1} k, {:.0} MB/s", ops / 1e3, ops * 4096.0 / 1e6)))
+        };
+        let ratio = match (lz4, plain) {
+            (Some(ours), Some(plain)) => format!("{:.2}x", ours / plain),
+            _ => "n/a".to_owned(),
+        };
+        let _ = writeln!(
+            table,
+            "| {operation}, nfcs_disk_lz4 (ops/s, MB/s) | {} | | | {} | {ratio} |",
+            cell(lz4),
+            cell(plain)
+        );
+    }
+    let lz4_text = reads(&report, "nfcs_disk_lz4/text");
+    let micros = |value: Option<f64>| or_na(value.map(|us| format!("{us:.1} us")));
+    let _ = writeln!(
+        table,
+        "| nfcs_disk_lz4 text: get p50 / p99 (warm), stored / on disk | {} / {}, {} | | | | |",
+        micros(lz4_text.and_then(|reads| reads.get_p50_us)),
+        micros(lz4_text.and_then(|reads| reads.get_p99_us)),
+        or_na(
+            lz4_text
+                .and_then(|reads| reads.compression_ratio)
+                .map(|ratio| format!("{ratio:.2}"))
+        )
+    );
     Ok(heading(
         "`cargo xtask compare` (criterion, release; medians of 10 samples of 2 s; the \
          percentiles, ratios, eviction and reopen rows from the same run's report phase)",
