@@ -316,6 +316,10 @@ fn subjects() -> Vec<(&'static str, Factory)> {
     ]
 }
 
+/// A subject built, warmed and calibrated: its name, the cache, its replayed hit ratio, its
+/// position in the trace and the operations of one slice.
+type Prepared = (&'static str, Box<dyn Subject>, f64, AtomicUsize, u64);
+
 /// One configuration's results for one subject.
 struct Measured {
     name: &'static str,
@@ -392,7 +396,7 @@ fn configuration(
     rounds: usize,
 ) -> Vec<Measured> {
     let load_before = load_average();
-    let mut subjects: Vec<(&'static str, Box<dyn Subject>, f64, AtomicUsize, u64)> = subjects()
+    let mut subjects: Vec<Prepared> = subjects()
         .into_iter()
         .map(|(name, make)| {
             let subject = make(workload);

@@ -112,7 +112,14 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
     let mut deleted: HashSet<String> = HashSet::new();
     let mut torn_tails = 0;
     let mut compactions = 0;
-    for round in 1..=ROUNDS {
+    // The first ROUNDS rounds kill at random instants; when none of them lived long enough to
+    // compact (a slow, loaded machine), further rounds each wait twice as long, up to
+    // EXTRA_ROUNDS of them, so the test reaches a crash around compaction on any machine
+    // instead of depending on its speed.
+    const EXTRA_ROUNDS: u64 = 6;
+    let mut round = 0;
+    while round < ROUNDS || (compactions == 0 && round < ROUNDS + EXTRA_ROUNDS) {
+        round += 1;
         let mut child = Command::new(&executable)
             .args([
                 "crash::crash_writer_child",
@@ -136,7 +143,12 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
         // This sleep orders nothing and lets no TTL pass: it picks the instant of the SIGKILL,
         // and the point of the test is that any instant is safe, so wall-clock time (and how a
         // busy machine stretches it) cannot make it pass or fail.
-        std::thread::sleep(Duration::from_millis(rng.random_range(20..250)));
+        let wait = if round <= ROUNDS {
+            rng.random_range(20..250)
+        } else {
+            500 << (round - ROUNDS)
+        };
+        std::thread::sleep(Duration::from_millis(wait));
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let mut compacted_this_round = 0;
@@ -191,7 +203,7 @@ fn sigkill_at_random_moments_never_corrupts_or_resurrects() {
         "the writers compacted segments before they were killed"
     );
     println!(
-        "{ROUNDS} rounds, {} keys written, {} deletions, {compactions} segments compacted, \
+        "{round} rounds, {} keys written, {} deletions, {compactions} segments compacted, \
          {torn_tails} torn tails cut",
         acknowledged.len(),
         deleted.len()
