@@ -165,6 +165,25 @@ async fn the_dashboard_loads_in_chromium_without_errors_and_updates_live() {
             .await
             .unwrap();
     }
+    // And traffic while the browser looks: the hit ratio covers the alert window (5 s), and
+    // Chromium's start can take longer than that, which would leave the window empty.
+    let stop_traffic = std::sync::Arc::new(tokio::sync::Notify::new());
+    let traffic = tokio::spawn({
+        let stop = stop_traffic.clone();
+        let client = client.clone();
+        let url = node.url.clone();
+        async move {
+            let mut pace = tokio::time::interval(std::time::Duration::from_millis(50));
+            loop {
+                tokio::select! {
+                    () = stop.notified() => break,
+                    _ = pace.tick() => {
+                        let _ = client.get(format!("{url}/v1/cache/k1")).send().await;
+                    }
+                }
+            }
+        }
+    });
     let screenshots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard");
     std::fs::create_dir_all(&screenshots).unwrap();
     let screenshot = screenshots.join("dashboard.png");
@@ -186,6 +205,8 @@ async fn the_dashboard_loads_in_chromium_without_errors_and_updates_live() {
     })
     .await
     .unwrap();
+    stop_traffic.notify_one();
+    traffic.await.unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
