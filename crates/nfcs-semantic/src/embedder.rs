@@ -150,20 +150,18 @@ impl Embedder for MiniLmEmbedder {
             .is_ok_and(|ids| ids.iter().any(|id| !SPECIAL.contains(id)))
     }
 
-    /// Runs on a thread of rayon's current pool (the caller's, or the global one): every
-    /// parallel step of the forward pass is then a fork within the pool, where called from
-    /// outside it each step (about a hundred per pass) would be handed to the pool and waited
-    /// for, and the calling thread would take no part.
+    // Not inside `rayon::scope`: running the whole pass as one job of the pool deadlocked the
+    // concurrent-lookup tests (two embeddings at once, each waiting inside the pool).
     fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
-        rayon::scope(|_| self.embed_in_pool(texts))
+        self.embed_in_pool(texts)
     }
 }
 
 impl MiniLmEmbedder {
-    /// [`Embedder::embed`] on the current thread.
+    /// [`Embedder::embed`] of a non-empty batch.
     fn embed_in_pool(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, SemanticError> {
         let encodings = self
             .tokenizer
