@@ -468,29 +468,30 @@ fn check_finite<T: Copy + Into<f64>>(name: &'static str, values: &[T]) -> Result
     }
 }
 
+/// A dense matrix of `len` weights for `n` oscillators must be `n x n`.
+fn square_weights(len: usize, n: usize) -> Result<(), KernelError> {
+    if len == n * n {
+        Ok(())
+    } else {
+        Err(KernelError::WrongSize {
+            name: "weights",
+            expected: n * n,
+            found: len,
+        })
+    }
+}
+
 fn validate_coupling(coupling: &Coupling, n: usize) -> Result<(), KernelError> {
     match coupling {
         Coupling::MeanField { strength } => {
             finite("strength", *strength)?;
         }
         Coupling::Dense { weights } => {
-            if weights.len() != n * n {
-                return Err(KernelError::WrongSize {
-                    name: "weights",
-                    expected: n * n,
-                    found: weights.len(),
-                });
-            }
+            square_weights(weights.len(), n)?;
             check_finite("weights", weights)?;
         }
         Coupling::DenseF32 { weights } => {
-            if weights.len() != n * n {
-                return Err(KernelError::WrongSize {
-                    name: "weights",
-                    expected: n * n,
-                    found: weights.len(),
-                });
-            }
+            square_weights(weights.len(), n)?;
             check_finite("weights", weights)?;
         }
         Coupling::Sparse {
