@@ -409,9 +409,9 @@ fn preload(out: &mut Vec<f32>, rows: usize, bias: &[f32], residual: Option<&[f32
 /// Products with at most this many rows (tokens) run in [`small_matmul`] on the weights'
 /// strips instead of `gemm`, which for few rows reads the row-major weights a cache line per
 /// row, each `outputs` values from the last, and spends its time waiting for memory. Measured
-/// on one thread (`examples/embed_loop.rs`, one text a call): about 14 tokens 1.6-1.8x `gemm`,
-/// about 26 tokens 1.25x, about 62 tokens even; above that `gemm`'s blocking wins.
-const SMALL_ROWS: usize = 48;
+/// on one thread (`examples/embed_loop.rs`, one text a call, against `gemm` for every
+/// product): about 14 tokens 1.7-1.9x, 50 tokens 1.2x, 62 tokens 1.1x, 90 tokens level.
+const SMALL_ROWS: usize = 80;
 
 /// `out += a · weights` for row-major `a` (`m × k`) and `out` (`m × n`), on every thread of
 /// rayon's pool.
@@ -445,6 +445,19 @@ const BLOCK_COLUMNS: usize = 16;
 /// group of [`BLOCK_ROWS`] rows passes over it. With more than one thread in rayon's pool the
 /// strips are split between the threads, each accumulating into its own copy of its columns.
 fn small_matmul(a: &[f32], strips: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
+    // Each whole group of BLOCK_ROWS rows of `a` interleaved (for every inner index, the
+    // group's values side by side), so the kernel's inner loop reads both operands in order.
+    let groups = m / BLOCK_ROWS;
+    let mut interleaved = vec![0.0_f32; groups * k * BLOCK_ROWS];
+    for (group, packed) in interleaved.chunks_exact_mut(k * BLOCK_ROWS).enumerate() {
+        let rows = &a[group * BLOCK_ROWS * k..(group + 1) * BLOCK_ROWS * k];
+        for (r, row) in rows.chunks_exact(k).enumerate() {
+            for (inner, value) in row.iter().enumerate() {
+                packed[inner * BLOCK_ROWS + r] = *value;
+            }
+        }
+    }
+    let a = (a, interleaved.as_slice());
     let threads = rayon::current_num_threads();
     let count = n.div_ceil(BLOCK_COLUMNS);
     let parts = threads.min(count);
@@ -485,7 +498,7 @@ fn small_matmul(a: &[f32], strips: &[f32], out: &mut [f32], m: usize, k: usize, 
 /// FMA where detected).
 #[allow(unsafe_code)]
 fn small_block(
-    a: &[f32],
+    a: (&[f32], &[f32]),
     strips: &[f32],
     out: &mut [f32],
     shape: (usize, usize, usize),
@@ -495,7 +508,7 @@ fn small_block(
     {
         #[target_feature(enable = "avx2,fma")]
         fn avx2_fma(
-            a: &[f32],
+            a: (&[f32], &[f32]),
             strips: &[f32],
             out: &mut [f32],
             shape: (usize, usize, usize),
@@ -524,7 +537,7 @@ fn multiply_add<const FUSED: bool>(x: f32, y: f32, z: f32) -> f32 {
 /// added to `out`.
 #[inline(always)]
 fn small_block_body<const FUSED: bool>(
-    a: &[f32],
+    (a, interleaved): (&[f32], &[f32]),
     strips: &[f32],
     out: &mut [f32],
     (m, k, n): (usize, usize, usize),
@@ -542,13 +555,13 @@ fn small_block_body<const FUSED: bool>(
             let rows = BLOCK_ROWS.min(m - row);
             let mut block = [[0.0_f32; BLOCK_COLUMNS]; BLOCK_ROWS];
             if rows == BLOCK_ROWS {
-                let lhs: [&[f32]; BLOCK_ROWS] =
-                    std::array::from_fn(|r| &a[(row + r) * k..(row + r + 1) * k]);
-                for (inner, weights) in strip.iter().enumerate() {
-                    for (sums, lhs) in block.iter_mut().zip(&lhs) {
-                        let scale = lhs[inner];
+                let group = row / BLOCK_ROWS;
+                let scales = &interleaved[group * k * BLOCK_ROWS..(group + 1) * k * BLOCK_ROWS];
+                let (scales, _) = scales.as_chunks::<BLOCK_ROWS>();
+                for (weights, scales) in strip.iter().zip(scales) {
+                    for (sums, scale) in block.iter_mut().zip(scales) {
                         for (sum, weight) in sums.iter_mut().zip(weights) {
-                            *sum = multiply_add::<FUSED>(scale, *weight, *sum);
+                            *sum = multiply_add::<FUSED>(*scale, *weight, *sum);
                         }
                     }
                 }
