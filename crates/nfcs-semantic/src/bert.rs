@@ -598,7 +598,7 @@ struct Product {
 }
 
 impl Product {
-    /// `gemm::gemm` takes raw pointers and strides, hence the crate's one `unsafe` block:
+    /// `gemm::gemm` takes raw pointers and strides, hence one of the crate's two `unsafe` blocks:
     /// calling it directly (instead of through candle's tensors) lets the output hold the bias
     /// and the residual beforehand, be reused between passes, and lets attention read the
     /// heads in place.

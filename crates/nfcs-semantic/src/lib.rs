@@ -48,7 +48,8 @@
 //! # Ok::<(), SemanticError>(())
 //! ```
 
-// `deny`, not `forbid`: `bert.rs` calls `gemm::gemm` (an `unsafe fn`) in one audited block.
+// `deny`, not `forbid`: `bert.rs` calls `gemm::gemm` (an `unsafe fn`) and its small-product
+// kernel's AVX2+FMA version (a `#[target_feature]` fn, after detection) in two audited blocks.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
