@@ -9,8 +9,9 @@
 //! zeroing). Products of few rows (a short query on its own) run instead in a kernel of our
 //! own over a second copy of each layer's weights laid out in column strips (42 MB beside the
 //! model's 90 MB): `gemm` reads row-major weights a cache line per row and, with few rows to
-//! reuse each line, waits for memory. On two threads that kernel splits the strips and each
-//! thread accumulates into a buffer of its own columns (a small allocation per product). The
+//! reuse each line, waits for memory. That kernel allocates per product: the rows of `a`
+//! interleaved by groups of four (at most 80 rows × 1,536 values) and, on two threads, each
+//! thread's buffer of its own columns; moving them into the kept buffers is still to do. The
 //! GELU and the softmax use an `erf` and an `exp` the compiler vectorises instead of libm's
 //! scalar ones.
 
