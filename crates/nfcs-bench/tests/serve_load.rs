@@ -19,9 +19,14 @@ use support::node::{NodeProcess, eventually, node_config};
 fn load(work: &Path, targets: &[&str], users: u32, seconds: f64) -> (Output, Value) {
     let out = work.join(format!("report-{}", targets.len()));
     let config = work.join("load.toml");
+    // The freshness bound is 1 s here, not the default 100 ms: the nodes are debug builds
+    // sharing two cores with this test's other load run (p95 latency near 150 ms in CI), so a
+    // 100 ms bound measures the machine's load, not the invalidation. A lost or late
+    // invalidation still fails: B would answer the old value for the probe's whole 5 s.
+    // The release figure (p99 3.7 ms) is in docs/benchmarks.md.
     std::fs::write(
         &config,
-        "[load_testing]\nthink_time_ms = 100\nramp_up_time = 1\n",
+        "[load_testing]\nthink_time_ms = 100\nramp_up_time = 1\nfreshness_bound_ms = 1000\n",
     )
     .unwrap();
     let output = Command::new(env!("CARGO_BIN_EXE_nfcs-bench"))
