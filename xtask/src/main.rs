@@ -276,6 +276,8 @@ fn test_built_binary(name: &str, test_args: &[&str]) -> Result<PathBuf, Error> {
         .find(|message| {
             message["reason"] == "compiler-artifact"
                 && message["target"]["name"] == name
+                // Not the binary's own unit-test harness, which has the same target name.
+                && message["profile"]["test"] == false
                 && message["target"]["kind"]
                     .as_array()
                     .is_some_and(|kinds| kinds.iter().any(|kind| kind == "bin"))
