@@ -412,12 +412,22 @@ fn preload(out: &mut Vec<f32>, rows: usize, bias: &[f32], residual: Option<&[f32
 /// row, each `outputs` values from the last, and spends its time waiting for memory. Measured
 /// on one thread (`examples/embed_loop.rs`, one text a call, against `gemm` for every
 /// product): about 14 tokens 1.7-1.9x, 50 tokens 1.2x, 62 tokens 1.1x, 90 tokens level.
+/// That was on an AVX2 machine; for the AVX-512 kernel see [`SMALL_ROWS_AVX512`].
 const SMALL_ROWS: usize = 80;
+/// [`SMALL_ROWS`] where the AVX-512 kernel runs. Measured on a Xeon with AVX-512 (2 MiB of L2
+/// a core, where `gemm`'s AVX-512 path reads the weights well), one thread, against `gemm`
+/// for every product: 12 tokens 1.1x, 22 tokens 1.2x, 42 tokens level, 66 tokens 0.85x.
+const SMALL_ROWS_AVX512: usize = 48;
 
 /// `out += a · weights` for row-major `a` (`m × k`) and `out` (`m × n`), on every thread of
 /// rayon's pool.
 fn matmul(a: &[f32], weights: &Linear, out: &mut [f32], m: usize, k: usize, n: usize) {
-    if m <= SMALL_ROWS {
+    let small_rows = if kernel_level() == KernelLevel::Avx512Fma {
+        SMALL_ROWS_AVX512
+    } else {
+        SMALL_ROWS
+    };
+    if m <= small_rows {
         small_matmul(a, &weights.strips, out, m, k, n);
         return;
     }
@@ -437,33 +447,76 @@ fn matmul(a: &[f32], weights: &Linear, out: &mut [f32], m: usize, k: usize, n: u
     product.run((out, n), (a, k, 1), (&weights.row_major, n, 1));
 }
 
-/// Rows and columns of one register block of [`small_block`].
+/// Rows and columns of one register block of [`small_block_body`]: 4 rows of 16 (eight AVX2
+/// registers), or [`WIDE_BLOCK_ROWS`] of 16 with AVX-512 (eight of its registers, enough
+/// independent sums to keep both FMA units busy).
 const BLOCK_ROWS: usize = 4;
 const BLOCK_COLUMNS: usize = 16;
+/// Rows of a register block of the AVX-512 version.
+const WIDE_BLOCK_ROWS: usize = 8;
 
 /// `out += a · b` as [`matmul`], for few rows, with `b` in strips ([`Linear::strips`]): one
 /// strip (`k × 16` values, 24 KiB for `k = 384`) at a time, which stays in L1 while every
 /// group of [`BLOCK_ROWS`] rows passes over it. With more than one thread in rayon's pool the
 /// strips are split between the threads, each accumulating into its own copy of its columns.
 fn small_matmul(a: &[f32], strips: &[f32], out: &mut [f32], m: usize, k: usize, n: usize) {
-    // Each whole group of BLOCK_ROWS rows of `a` interleaved (for every inner index, the
-    // group's values side by side), so the kernel's inner loop reads both operands in order.
-    let groups = m / BLOCK_ROWS;
-    let mut interleaved = vec![0.0_f32; groups * k * BLOCK_ROWS];
-    for (group, packed) in interleaved.chunks_exact_mut(k * BLOCK_ROWS).enumerate() {
-        let rows = &a[group * BLOCK_ROWS * k..(group + 1) * BLOCK_ROWS * k];
-        for (r, row) in rows.chunks_exact(k).enumerate() {
-            for (inner, value) in row.iter().enumerate() {
-                packed[inner * BLOCK_ROWS + r] = *value;
+    small_matmul_at(kernel_level(), a, strips, out, (m, k, n));
+}
+
+/// [`small_matmul`] with the kernel's version `level` (the baseline where this CPU does not
+/// run `level`).
+fn small_matmul_at(
+    level: KernelLevel,
+    a: &[f32],
+    strips: &[f32],
+    out: &mut [f32],
+    shape: (usize, usize, usize),
+) {
+    if level == KernelLevel::Avx512Fma && level.supported() {
+        small_matmul_rows::<WIDE_BLOCK_ROWS>(level, a, strips, out, shape);
+    } else {
+        small_matmul_rows::<BLOCK_ROWS>(level, a, strips, out, shape);
+    }
+}
+
+/// The height of the group of rows that starts with `left` rows still to do: `ROWS`, or
+/// [`BLOCK_ROWS`] (half the registers' work) where at most that many are left.
+fn group_height<const ROWS: usize>(left: usize) -> usize {
+    if left <= BLOCK_ROWS { BLOCK_ROWS } else { ROWS }
+}
+
+/// [`small_matmul_at`] with register blocks of `ROWS` rows.
+fn small_matmul_rows<const ROWS: usize>(
+    level: KernelLevel,
+    a: &[f32],
+    strips: &[f32],
+    out: &mut [f32],
+    (m, k, n): (usize, usize, usize),
+) {
+    // The rows of `a` in groups of `group_height` rows, each interleaved (for every inner
+    // index, the group's values side by side) so that the kernel's inner loop reads both
+    // operands in order. The last group is padded with rows of zeros, which add nothing to
+    // the real rows' sums and cost less than running the last rows one by one. A group from
+    // row `r` on is `interleaved[r * k..(r + height) * k]`.
+    let mut interleaved = vec![0.0_f32; (m + ROWS) * k];
+    let mut row = 0;
+    while row < m {
+        let height = group_height::<ROWS>(m - row);
+        let real = height.min(m - row);
+        let packed = &mut interleaved[row * k..(row + height) * k];
+        for (r, values) in a[row * k..(row + real) * k].chunks_exact(k).enumerate() {
+            for (inner, value) in values.iter().enumerate() {
+                packed[inner * height + r] = *value;
             }
         }
+        row += height;
     }
-    let a = (a, interleaved.as_slice());
+    let a = interleaved.as_slice();
     let threads = rayon::current_num_threads();
     let count = n.div_ceil(BLOCK_COLUMNS);
     let parts = threads.min(count);
     if parts <= 1 || m == 0 {
-        small_block(a, strips, out, (m, k, n), 0..count);
+        small_block_at::<ROWS>(level, a, strips, out, (m, k, n), 0..count);
         return;
     }
     // Parts of whole strips: with 4 strips on 3 threads, 2 parts of 2 (none is left empty).
@@ -479,7 +532,7 @@ fn small_matmul(a: &[f32], strips: &[f32], out: &mut [f32], m: usize, k: usize, 
             for row in out.chunks_exact(n).take(m) {
                 local.extend_from_slice(&row[from..to]);
             }
-            small_block(a, strips, &mut local, (m, k, n), first..last);
+            small_block_at::<ROWS>(level, a, strips, &mut local, (m, k, n), first..last);
             (from, local)
         })
         .collect();
@@ -494,12 +547,72 @@ fn small_matmul(a: &[f32], strips: &[f32], out: &mut [f32], m: usize, k: usize, 
     }
 }
 
+/// A compiled version of [`small_block_body`].
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum KernelLevel {
+    /// Plain multiplies and adds, for the x86-64 baseline (SSE2) or another architecture.
+    Baseline,
+    /// AVX2 with FMA.
+    Avx2Fma,
+    /// AVX-512F with FMA: a strip's row of 16 values is one register.
+    Avx512Fma,
+}
+
+impl KernelLevel {
+    /// Whether this CPU runs this version (detected once).
+    fn supported(self) -> bool {
+        static DETECTED: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
+        let (avx2, avx512) = *DETECTED.get_or_init(|| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                let avx2 = std::arch::is_x86_feature_detected!("avx2")
+                    && std::arch::is_x86_feature_detected!("fma");
+                (avx2, avx2 && std::arch::is_x86_feature_detected!("avx512f"))
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                (false, false)
+            }
+        });
+        match self {
+            KernelLevel::Baseline => true,
+            KernelLevel::Avx2Fma => avx2,
+            KernelLevel::Avx512Fma => avx512,
+        }
+    }
+}
+
+/// The widest [`KernelLevel`] this CPU runs, chosen once. `NFCS_SEMANTIC_KERNEL=avx2` or
+/// `=baseline` caps it (for comparing the versions on one machine).
+fn kernel_level() -> KernelLevel {
+    static LEVEL: std::sync::OnceLock<KernelLevel> = std::sync::OnceLock::new();
+    *LEVEL.get_or_init(|| {
+        let widest = [
+            KernelLevel::Avx512Fma,
+            KernelLevel::Avx2Fma,
+            KernelLevel::Baseline,
+        ];
+        let cap = match std::env::var("NFCS_SEMANTIC_KERNEL").as_deref() {
+            Ok("baseline") => 2,
+            Ok("avx2") => 1,
+            _ => 0,
+        };
+        widest[cap..]
+            .iter()
+            .copied()
+            .find(|level| level.supported())
+            .unwrap_or(KernelLevel::Baseline)
+    })
+}
+
 /// `out += a · b` over the strips `strips` of `b`, where `out` holds only those strips'
-/// columns (`m` rows): the widest version of [`small_block_body`] this CPU runs (AVX2 with
-/// FMA where detected).
+/// columns (`m` rows), in the version `level` of [`small_block_body`] (the baseline version
+/// where this CPU does not run `level`). The AVX2 and AVX-512 versions add in the same order with fused multiply-adds,
+/// so they give the same bits.
 #[allow(unsafe_code)]
-fn small_block(
-    a: (&[f32], &[f32]),
+fn small_block_at<const ROWS: usize>(
+    level: KernelLevel,
+    a: &[f32],
     strips: &[f32],
     out: &mut [f32],
     shape: (usize, usize, usize),
@@ -508,23 +621,41 @@ fn small_block(
     #[cfg(target_arch = "x86_64")]
     {
         #[target_feature(enable = "avx2,fma")]
-        fn avx2_fma(
-            a: (&[f32], &[f32]),
+        fn avx2_fma<const ROWS: usize>(
+            a: &[f32],
             strips: &[f32],
             out: &mut [f32],
             shape: (usize, usize, usize),
             range: std::ops::Range<usize>,
         ) {
-            small_block_body::<true>(a, strips, out, shape, range);
+            small_block_body::<true, ROWS, false>(a, strips, out, shape, range);
         }
-        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
-        {
-            // SAFETY: AVX2 and FMA were detected on this CPU just above.
-            unsafe { avx2_fma(a, strips, out, shape, range) };
-            return;
+        #[target_feature(enable = "avx512f,avx2,fma")]
+        fn avx512_fma<const ROWS: usize>(
+            a: &[f32],
+            strips: &[f32],
+            out: &mut [f32],
+            shape: (usize, usize, usize),
+            range: std::ops::Range<usize>,
+        ) {
+            small_block_body::<true, ROWS, true>(a, strips, out, shape, range);
+        }
+        if level.supported() {
+            match level {
+                KernelLevel::Avx512Fma => {
+                    // SAFETY: `supported` detected AVX-512F, AVX2 and FMA on this CPU.
+                    return unsafe { avx512_fma::<ROWS>(a, strips, out, shape, range) };
+                }
+                KernelLevel::Avx2Fma => {
+                    // SAFETY: `supported` detected AVX2 and FMA on this CPU.
+                    return unsafe { avx2_fma::<ROWS>(a, strips, out, shape, range) };
+                }
+                KernelLevel::Baseline => {}
+            }
         }
     }
-    small_block_body::<false>(a, strips, out, shape, range);
+    let _ = level;
+    small_block_body::<false, ROWS, false>(a, strips, out, shape, range);
 }
 
 /// `x · y + z`, fused (one rounding) where `FUSED`, which is compiled only with FMA enabled.
@@ -533,12 +664,13 @@ fn multiply_add<const FUSED: bool>(x: f32, y: f32, z: f32) -> f32 {
     if FUSED { x.mul_add(y, z) } else { x * y + z }
 }
 
-/// The loops of [`small_block`]: for each strip and each group of [`BLOCK_ROWS`] rows, a
-/// block of accumulators the compiler keeps in registers, summed over `k` in order and then
-/// added to `out`.
+/// The loops of [`small_block_at`]: for each strip (two side by side in the AVX-512
+/// version) and each group of `ROWS` rows (then of [`BLOCK_ROWS`], then the rows left), a
+/// block of accumulators kept in registers, summed over `k` in order and then added to `out`.
 #[inline(always)]
-fn small_block_body<const FUSED: bool>(
-    (a, interleaved): (&[f32], &[f32]),
+#[allow(unsafe_code)]
+fn small_block_body<const FUSED: bool, const ROWS: usize, const AVX512: bool>(
+    interleaved: &[f32],
     strips: &[f32],
     out: &mut [f32],
     (m, k, n): (usize, usize, usize),
@@ -546,43 +678,151 @@ fn small_block_body<const FUSED: bool>(
 ) {
     let from = range.start * BLOCK_COLUMNS;
     let width = (range.end * BLOCK_COLUMNS).min(n) - from;
-    for index in range {
+    let strip_at = |index: usize| {
         let strip = &strips[index * k * BLOCK_COLUMNS..(index + 1) * k * BLOCK_COLUMNS];
         let (strip, _) = strip.as_chunks::<BLOCK_COLUMNS>();
-        let first = index * BLOCK_COLUMNS - from;
-        let strip_width = BLOCK_COLUMNS.min(n - index * BLOCK_COLUMNS);
+        (
+            strip,
+            index * BLOCK_COLUMNS - from,
+            BLOCK_COLUMNS.min(n - index * BLOCK_COLUMNS),
+        )
+    };
+    let mut index = range.start;
+    while index < range.end {
+        let (strip, first, strip_width) = strip_at(index);
+        // The AVX-512 version takes two strips at a time: 2 x ROWS registers of sums, two
+        // weight loads and ROWS broadcasts for every 2 x ROWS multiply-adds.
+        // A last strip left alone is paired with itself (and the copy's sums dropped), so
+        // that it too runs in the intrinsics; MiniLM's widths are all even numbers of strips.
+        let pair = AVX512.then(|| {
+            strip_at(if index + 1 < range.end {
+                index + 1
+            } else {
+                index
+            })
+        });
+        let step = if AVX512 && index + 1 < range.end {
+            2
+        } else {
+            1
+        };
         let mut row = 0;
         while row < m {
-            let rows = BLOCK_ROWS.min(m - row);
-            let mut block = [[0.0_f32; BLOCK_COLUMNS]; BLOCK_ROWS];
-            if rows == BLOCK_ROWS {
-                let group = row / BLOCK_ROWS;
-                let scales = &interleaved[group * k * BLOCK_ROWS..(group + 1) * k * BLOCK_ROWS];
-                let (scales, _) = scales.as_chunks::<BLOCK_ROWS>();
-                for (weights, scales) in strip.iter().zip(scales) {
-                    for (sums, scale) in block.iter_mut().zip(scales) {
-                        for (sum, weight) in sums.iter_mut().zip(weights) {
-                            *sum = multiply_add::<FUSED>(*scale, *weight, *sum);
-                        }
+            let height = group_height::<ROWS>(m - row);
+            let real = height.min(m - row);
+            let scales = &interleaved[row * k..(row + height) * k];
+            let at = row * width;
+            if let Some((second, second_first, second_width)) = pair {
+                let mut add_pair = |x: &[[f32; BLOCK_COLUMNS]], y: &[[f32; BLOCK_COLUMNS]]| {
+                    add_rows(&x[..real], &mut out[at + first..], width, strip_width);
+                    if step == 2 {
+                        add_rows(
+                            &y[..real],
+                            &mut out[at + second_first..],
+                            width,
+                            second_width,
+                        );
                     }
+                };
+                if height == ROWS {
+                    // SAFETY: only the AVX-512 version (`avx512_fma` in `small_block_at`,
+                    // run after AVX-512F was detected) passes `AVX512 = true`.
+                    let (x, y) = unsafe { pair_block_avx512::<ROWS>(strip, second, scales) };
+                    add_pair(&x, &y);
+                } else {
+                    // SAFETY: as above.
+                    let (x, y) = unsafe { pair_block_avx512::<BLOCK_ROWS>(strip, second, scales) };
+                    add_pair(&x, &y);
                 }
+            } else if height == ROWS {
+                let block = interleaved_block::<FUSED, ROWS>(strip, scales);
+                add_rows(&block[..real], &mut out[at + first..], width, strip_width);
             } else {
-                for (inner, weights) in strip.iter().enumerate() {
-                    for (r, sums) in block.iter_mut().take(rows).enumerate() {
-                        let scale = a[(row + r) * k + inner];
-                        for (sum, weight) in sums.iter_mut().zip(weights) {
-                            *sum = multiply_add::<FUSED>(scale, *weight, *sum);
-                        }
-                    }
-                }
+                let block = interleaved_block::<FUSED, BLOCK_ROWS>(strip, scales);
+                add_rows(&block[..real], &mut out[at + first..], width, strip_width);
             }
-            for (r, sums) in block.iter().take(rows).enumerate() {
-                let start = (row + r) * width + first;
-                for (value, sum) in out[start..start + strip_width].iter_mut().zip(sums) {
-                    *value += sum;
-                }
+            row += height;
+        }
+        index += step;
+    }
+}
+
+/// One register block: `R` rows' sums over a strip, from their interleaved values `scales`
+/// (for every inner index, the `R` rows' values side by side), each summed in order.
+#[inline(always)]
+fn interleaved_block<const FUSED: bool, const R: usize>(
+    strip: &[[f32; BLOCK_COLUMNS]],
+    scales: &[f32],
+) -> [[f32; BLOCK_COLUMNS]; R] {
+    let mut block = [[0.0_f32; BLOCK_COLUMNS]; R];
+    let (scales, _) = scales.as_chunks::<R>();
+    for (weights, scales) in strip.iter().zip(scales) {
+        for (sums, scale) in block.iter_mut().zip(scales) {
+            for (sum, weight) in sums.iter_mut().zip(weights) {
+                *sum = multiply_add::<FUSED>(*scale, *weight, *sum);
             }
-            row += BLOCK_ROWS;
+        }
+    }
+    block
+}
+
+/// Two strips' [`interleaved_block`]s (fused) at once in AVX-512 registers, one per row and
+/// strip, written with the intrinsics: left to itself, the compiler unrolls the 16 columns
+/// and then vectorises across the rows with gathers and scatters (seven times slower,
+/// measured). Each sum is the same chain of fused multiply-adds in `k` order, so the bits
+/// equal the AVX2 version's.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(unsafe_code)]
+fn pair_block_avx512<const R: usize>(
+    first: &[[f32; BLOCK_COLUMNS]],
+    second: &[[f32; BLOCK_COLUMNS]],
+    scales: &[f32],
+) -> ([[f32; BLOCK_COLUMNS]; R], [[f32; BLOCK_COLUMNS]; R]) {
+    use std::arch::x86_64::{__m512, _mm512_fmadd_ps, _mm512_loadu_ps, _mm512_set1_ps};
+    use std::arch::x86_64::{_mm512_setzero_ps, _mm512_storeu_ps};
+    let mut x: [__m512; R] = [_mm512_setzero_ps(); R];
+    let mut y: [__m512; R] = [_mm512_setzero_ps(); R];
+    let (scales, _) = scales.as_chunks::<R>();
+    for ((a, b), scales) in first.iter().zip(second).zip(scales) {
+        // SAFETY: `a` and `b` are 16 initialised f32s each, the width of one unaligned load.
+        let (a, b) = unsafe { (_mm512_loadu_ps(a.as_ptr()), _mm512_loadu_ps(b.as_ptr())) };
+        for ((x, y), scale) in x.iter_mut().zip(y.iter_mut()).zip(scales) {
+            let scale = _mm512_set1_ps(*scale);
+            *x = _mm512_fmadd_ps(scale, a, *x);
+            *y = _mm512_fmadd_ps(scale, b, *y);
+        }
+    }
+    let mut blocks = ([[0.0_f32; BLOCK_COLUMNS]; R], [[0.0_f32; BLOCK_COLUMNS]; R]);
+    for (row, sum) in blocks.0.iter_mut().zip(x).chain(blocks.1.iter_mut().zip(y)) {
+        // SAFETY: `row` is 16 f32s, the width of one unaligned store.
+        unsafe { _mm512_storeu_ps(row.as_mut_ptr(), sum) };
+    }
+    blocks
+}
+
+/// Stands in for the AVX-512 block off x86-64, where `AVX512` is never set.
+#[cfg(not(target_arch = "x86_64"))]
+#[allow(unsafe_code)]
+unsafe fn pair_block_avx512<const R: usize>(
+    first: &[[f32; BLOCK_COLUMNS]],
+    second: &[[f32; BLOCK_COLUMNS]],
+    scales: &[f32],
+) -> ([[f32; BLOCK_COLUMNS]; R], [[f32; BLOCK_COLUMNS]; R]) {
+    (
+        interleaved_block::<true, R>(first, scales),
+        interleaved_block::<true, R>(second, scales),
+    )
+}
+
+/// Adds a block's rows to `out`, whose rows are `width` apart, the first `strip_width`
+/// values of each.
+#[inline(always)]
+fn add_rows(block: &[[f32; BLOCK_COLUMNS]], out: &mut [f32], width: usize, strip_width: usize) {
+    for (r, sums) in block.iter().enumerate() {
+        let start = r * width;
+        for (value, sum) in out[start..start + strip_width].iter_mut().zip(sums) {
+            *value += sum;
         }
     }
 }
@@ -792,7 +1032,13 @@ fn exp(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{Linear, erf, small_matmul};
+    use super::{KernelLevel, Linear, erf, small_matmul, small_matmul_at};
+
+    const LEVELS: [KernelLevel; 3] = [
+        KernelLevel::Baseline,
+        KernelLevel::Avx2Fma,
+        KernelLevel::Avx512Fma,
+    ];
 
     #[test]
     fn small_products_equal_the_naive_product_on_any_thread_count() {
@@ -803,7 +1049,9 @@ mod tests {
             (1, 3, 5),
             (4, 16, 16),
             (7, 33, 50),
+            (12, 40, 33),
             (13, 20, 37),
+            (22, 17, 16),
             (48, 24, 40),
         ] {
             let a: Vec<f32> = (0..m * k)
@@ -827,9 +1075,70 @@ mod tests {
                     .num_threads(threads)
                     .build()
                     .expect("a rayon pool");
+                for level in LEVELS {
+                    let mut out = bias.clone();
+                    pool.install(|| {
+                        small_matmul_at(level, &a, &weights.strips, &mut out, (m, k, n));
+                    });
+                    assert_eq!(
+                        out, expected,
+                        "{m} x {k} x {n} on {threads} threads, {level:?}"
+                    );
+                }
                 let mut out = bias.clone();
                 pool.install(|| small_matmul(&a, &weights.strips, &mut out, m, k, n));
                 assert_eq!(out, expected, "{m} x {k} x {n} on {threads} threads");
+            }
+        }
+    }
+
+    #[test]
+    fn the_avx2_and_avx512_kernels_give_the_same_bits() {
+        // Values with full mantissas, so that a different order of additions or a multiply
+        // and add rounded apart would show. The two fused versions must agree to the bit.
+        let (m, k, n) = (13, 384, 70);
+        let value = |i: usize, salt: usize| {
+            let x = (i.wrapping_mul(2_654_435_761).wrapping_add(salt) % 10_007) as f32;
+            (x / 10_007.0 - 0.5) * 1.37
+        };
+        let a: Vec<f32> = (0..m * k).map(|i| value(i, 17)).collect();
+        let b: Vec<f32> = (0..k * n).map(|i| value(i, 91)).collect();
+        let weights = Linear::new(b, k, n);
+        let run = |level| {
+            let mut out = vec![0.25_f32; m * n];
+            small_matmul_at(level, &a, &weights.strips, &mut out, (m, k, n));
+            out
+        };
+        let supported: Vec<KernelLevel> = [KernelLevel::Avx2Fma, KernelLevel::Avx512Fma]
+            .into_iter()
+            .filter(|level| level.supported())
+            .collect();
+        if supported.len() < 2 {
+            eprintln!("skipped: this CPU lacks AVX2+FMA or AVX-512F (found {supported:?})");
+            return;
+        }
+        let (avx2, avx512) = (run(KernelLevel::Avx2Fma), run(KernelLevel::Avx512Fma));
+        assert!(
+            avx2.iter()
+                .zip(&avx512)
+                .all(|(x, y)| x.to_bits() == y.to_bits()),
+            "AVX2 and AVX-512 differ"
+        );
+        // And they are the product: within f32 rounding of the sums in f64.
+        for i in 0..m {
+            for j in 0..n {
+                let exact: f64 = 0.25
+                    + (0..k)
+                        .map(|inner| {
+                            f64::from(a[i * k + inner])
+                                * f64::from(weights.row_major[inner * n + j])
+                        })
+                        .sum::<f64>();
+                let got = f64::from(avx512[i * n + j]);
+                assert!(
+                    (got - exact).abs() < 1e-4,
+                    "({i}, {j}): {got} against {exact}"
+                );
             }
         }
     }

@@ -49,7 +49,8 @@
 //! ```
 
 // `deny`, not `forbid`: `bert.rs` calls `gemm::gemm` (an `unsafe fn`) and its small-product
-// kernel's AVX2+FMA version (a `#[target_feature]` fn, after detection) in two audited blocks.
+// kernel's AVX2+FMA and AVX-512 versions (`#[target_feature]` fns, after detection) in audited
+// blocks.
 #![deny(unsafe_code)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
