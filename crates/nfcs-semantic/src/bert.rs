@@ -804,6 +804,7 @@ fn pair_block_avx512<const R: usize>(
 /// Stands in for the AVX-512 block off x86-64, where `AVX512` is never set.
 #[cfg(not(target_arch = "x86_64"))]
 #[allow(unsafe_code)]
+// SAFETY: nothing in it is unsafe; it is `unsafe` only so that its callers read as on x86-64.
 unsafe fn pair_block_avx512<const R: usize>(
     first: &[[f32; BLOCK_COLUMNS]],
     second: &[[f32; BLOCK_COLUMNS]],
