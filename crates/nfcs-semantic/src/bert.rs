@@ -133,6 +133,10 @@ struct Layer {
     output_norm: Norm,
 }
 
+/// Sets of buffers [`Bert`] keeps between passes, at most: more passes at once allocate their
+/// own and drop them.
+const KEPT_SCRATCH: usize = 4;
+
 /// The buffers of a forward pass, kept for the next one.
 #[derive(Default)]
 struct Scratch {
@@ -157,7 +161,11 @@ pub(crate) struct Bert {
     intermediate: usize,
     max_positions: usize,
     eps: f32,
-    scratch: parking_lot::Mutex<Scratch>,
+    /// The buffers of earlier passes, taken by a pass and given back at its end: one per pass
+    /// that ran at the same time (at most [`KEPT_SCRATCH`]). The lock is held only to take or
+    /// give back, never during a pass, which runs rayon jobs: a pass that blocked a pool
+    /// thread on a lock held by another pass could wait for work queued behind itself.
+    scratch: parking_lot::Mutex<Vec<Scratch>>,
 }
 
 fn values(tensor: &Tensor) -> candle_core::Result<Vec<f32>> {
@@ -266,7 +274,7 @@ impl Bert {
             intermediate,
             max_positions: config.max_position_embeddings,
             eps: config.layer_norm_eps as f32,
-            scratch: parking_lot::Mutex::new(Scratch::default()),
+            scratch: parking_lot::Mutex::new(Vec::new()),
         })
     }
 
@@ -292,8 +300,8 @@ impl Bert {
             ));
         }
         let total: usize = texts.iter().map(|ids| ids.len()).sum();
-        let mut guard = self.scratch.lock();
-        let scratch = &mut *guard;
+        let mut kept = self.scratch.lock().pop().unwrap_or_default();
+        let scratch = &mut kept;
         let states = &mut scratch.states;
         states.clear();
         states.resize(total * hidden, 0.0);
@@ -381,7 +389,12 @@ impl Bert {
             );
             layer_norm(states, &layer.output_norm, self.eps, hidden);
         }
-        Ok(states.clone())
+        let states = states.clone();
+        let mut spare = self.scratch.lock();
+        if spare.len() < KEPT_SCRATCH {
+            spare.push(kept);
+        }
+        Ok(states)
     }
 }
 
