@@ -930,6 +930,7 @@ fn attention(qkv: &[f32], context: &mut [f32], lengths: &[usize], heads: usize, 
         qkv_rest = qkv_next;
         context_rest = context_next;
     }
+    let level = kernel_level();
     texts.into_par_iter().for_each(|(qkv, context, length)| {
         let mut scores = vec![0.0_f32; length * length];
         for h in 0..heads {
@@ -947,16 +948,7 @@ fn attention(qkv: &[f32], context: &mut [f32], lengths: &[usize], heads: usize, 
                 (&qkv[column..], row, 1),
                 (&qkv[hidden + column..], 1, row),
             );
-            for weights in scores.chunks_exact_mut(length) {
-                let top = weights.iter().fold(f32::NEG_INFINITY, |top, &x| top.max(x));
-                let mut sum = 0.0;
-                for weight in weights.iter_mut() {
-                    *weight = exp((*weight - top) * scale);
-                    sum += *weight;
-                }
-                let inverse = 1.0 / sum;
-                weights.iter_mut().for_each(|weight| *weight *= inverse);
-            }
+            softmax_rows(level, &mut scores, length, scale);
             // context (this head's columns) = softmax(scores) · V.
             Product {
                 m: length,
@@ -974,32 +966,150 @@ fn attention(qkv: &[f32], context: &mut [f32], lengths: &[usize], heads: usize, 
     });
 }
 
-/// Layer normalisation of each row of `width` values, in place.
-fn layer_norm(rows: &mut [f32], norm: &Norm, eps: f32, width: usize) {
-    rows.par_chunks_mut(width * 64).for_each(|block| {
-        for row in block.chunks_exact_mut(width) {
-            let mean = row.iter().sum::<f32>() / width as f32;
-            let variance = row.iter().map(|x| (x - mean) * (x - mean)).sum::<f32>() / width as f32;
-            let inverse = 1.0 / (variance + eps).sqrt();
-            for ((x, weight), bias) in row.iter_mut().zip(&norm.weight).zip(&norm.bias) {
-                *x = (*x - mean) * inverse * weight + bias;
+/// Defines `fn $name(level: KernelLevel, $args)`, which runs `$body($args)` compiled for
+/// `level` (AVX-512F, or AVX2 and FMA, so that its loops use the widest registers; the
+/// baseline where this CPU does not run `level`). The bodies use no `mul_add`, and Rust fuses
+/// no multiply and add by itself, so every version computes the same bits.
+macro_rules! at_level {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $type:ty),*) => $body:ident) => {
+        $(#[$doc])*
+        #[allow(unsafe_code)]
+        fn $name(level: KernelLevel, $($arg: $type),*) {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx2,fma")]
+                fn avx512($($arg: $type),*) {
+                    $body($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                fn avx2($($arg: $type),*) {
+                    $body($($arg),*)
+                }
+                if level.supported() {
+                    match level {
+                        KernelLevel::Avx512Fma => {
+                            // SAFETY: `supported` detected AVX-512F, AVX2 and FMA on this CPU.
+                            return unsafe { avx512($($arg),*) };
+                        }
+                        KernelLevel::Avx2Fma => {
+                            // SAFETY: `supported` detected AVX2 and FMA on this CPU.
+                            return unsafe { avx2($($arg),*) };
+                        }
+                        KernelLevel::Baseline => {}
+                    }
+                }
             }
+            let _ = level;
+            $body($($arg),*)
         }
-    });
+    };
 }
 
-/// GELU with the exact (erf) form, `x/2 · (1 + erf(x/√2))`, in place, on rayon's pool.
-fn gelu_erf(values: &mut [f32]) {
-    values.par_chunks_mut(8192).for_each(|chunk| {
-        for x in chunk {
-            *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
+/// Lanes of the partial sums of [`lane_sum`]: one AVX-512 register, two of AVX2.
+const LANES: usize = 16;
+
+/// The sum of `f(x)` over `values`, in [`LANES`] partial sums (element `i` into sum `i mod
+/// LANES`, the tail added last): a fixed order, which the compiler can keep in registers
+/// (a plain `sum()` must add one value after the other, which does not vectorise).
+#[inline(always)]
+fn lane_sum(values: &[f32], f: impl Fn(f32) -> f32) -> f32 {
+    let mut lanes = [0.0_f32; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail: f32 = chunks.remainder().iter().map(|&x| f(x)).sum();
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane += f(x);
         }
-    });
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The largest of `values` as `f32::max` folds them (`-inf` for none; a NaN is passed over),
+/// in [`LANES`] lanes.
+#[inline(always)]
+fn lane_max(values: &[f32]) -> f32 {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let chunks = values.chunks_exact(LANES);
+    let tail = chunks
+        .remainder()
+        .iter()
+        .fold(f32::NEG_INFINITY, |top, &x| top.max(x));
+    for chunk in chunks {
+        for (lane, &x) in lanes.iter_mut().zip(chunk) {
+            *lane = lane.max(x);
+        }
+    }
+    lanes.iter().fold(tail, |top, &x| top.max(x))
+}
+
+/// The softmax of each row of `length` scores times `scale`, in place.
+#[inline(always)]
+fn softmax_body(scores: &mut [f32], length: usize, scale: f32) {
+    for weights in scores.chunks_exact_mut(length) {
+        let top = lane_max(weights);
+        for weight in weights.iter_mut() {
+            *weight = exp((*weight - top) * scale);
+        }
+        let inverse = 1.0 / lane_sum(weights, |x| x);
+        weights.iter_mut().for_each(|weight| *weight *= inverse);
+    }
+}
+
+at_level! {
+    /// [`softmax_body`] in the version `level`.
+    fn softmax_rows(scores: &mut [f32], length: usize, scale: f32) => softmax_body
+}
+
+/// Layer normalisation of each row of `width` values of `block`, in place.
+#[inline(always)]
+fn layer_norm_body(block: &mut [f32], norm: &Norm, eps: f32, width: usize) {
+    for row in block.chunks_exact_mut(width) {
+        let mean = lane_sum(row, |x| x) / width as f32;
+        let variance = lane_sum(row, |x| (x - mean) * (x - mean)) / width as f32;
+        let inverse = 1.0 / (variance + eps).sqrt();
+        for ((x, weight), bias) in row.iter_mut().zip(&norm.weight).zip(&norm.bias) {
+            *x = (*x - mean) * inverse * weight + bias;
+        }
+    }
+}
+
+at_level! {
+    /// [`layer_norm_body`] in the version `level`.
+    fn layer_norm_at(block: &mut [f32], norm: &Norm, eps: f32, width: usize) => layer_norm_body
+}
+
+/// Layer normalisation of each row of `width` values, in place, on rayon's pool.
+fn layer_norm(rows: &mut [f32], norm: &Norm, eps: f32, width: usize) {
+    let level = kernel_level();
+    rows.par_chunks_mut(width * 64)
+        .for_each(|block| layer_norm_at(level, block, norm, eps, width));
+}
+
+/// GELU with the exact (erf) form, `x/2 · (1 + erf(x/√2))`, in place.
+#[inline(always)]
+fn gelu_body(values: &mut [f32]) {
+    for x in values {
+        *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
+    }
+}
+
+at_level! {
+    /// [`gelu_body`] in the version `level`.
+    fn gelu_at(values: &mut [f32]) => gelu_body
+}
+
+/// [`gelu_body`] on rayon's pool.
+fn gelu_erf(values: &mut [f32]) {
+    let level = kernel_level();
+    values
+        .par_chunks_mut(8192)
+        .for_each(|chunk| gelu_at(level, chunk));
 }
 
 /// The error function to about 1.2e-7: `sign(x) · (1 − t·exp(−x² + P(t)))` with
 /// `t = 1/(1 + |x|/2)` and `P` of degree 9 (the Chebyshev fit of `erfc` in Numerical Recipes,
 /// fractional error below 1.2e-7 everywhere), branch-free so that the loop above vectorises.
+#[inline(always)]
 fn erf(x: f32) -> f32 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
@@ -1020,6 +1130,7 @@ fn erf(x: f32) -> f32 {
 /// 1.5·2^23 trick: no `round` instruction before SSE4.1), `f = x - n ln 2` in two parts
 /// (Cody and Waite, Cephes' constants) so that it stays exact, `e^f` for `|f| <= ln 2 / 2` by
 /// its Taylor series to the 7th power, and `2^n` built in the exponent bits.
+#[inline(always)]
 fn exp(x: f32) -> f32 {
     const ROUND: f32 = 12_582_912.0;
     const LN_2_HIGH: f32 = 0.693_359_4;
@@ -1046,7 +1157,10 @@ fn exp(x: f32) -> f32 {
 
 #[cfg(test)]
 mod tests {
-    use super::{KernelLevel, Linear, erf, small_matmul, small_matmul_at};
+    use super::{
+        KernelLevel, Linear, Norm, erf, gelu_at, layer_norm_at, small_matmul, small_matmul_at,
+        softmax_rows,
+    };
 
     const LEVELS: [KernelLevel; 3] = [
         KernelLevel::Baseline,
@@ -1103,6 +1217,86 @@ mod tests {
                 pool.install(|| small_matmul(&a, &weights.strips, &mut out, m, k, n));
                 assert_eq!(out, expected, "{m} x {k} x {n} on {threads} threads");
             }
+        }
+    }
+
+    #[test]
+    fn softmax_layer_norm_and_gelu_give_the_same_bits_in_every_version_and_the_reference_values() {
+        let value = |i: usize| {
+            let x = (i.wrapping_mul(2_654_435_761) % 10_007) as f32;
+            (x / 10_007.0 - 0.5) * 9.0
+        };
+        // Rows of 67 (four lanes of 16 and a tail of 3) and of 384.
+        let (length, width) = (67, 384);
+        let scores: Vec<f32> = (0..length * length).map(value).collect();
+        let rows: Vec<f32> = (0..3 * width).map(|i| value(i + 5)).collect();
+        let norm = Norm {
+            weight: (0..width).map(|i| 1.0 + value(i) / 20.0).collect(),
+            bias: (0..width).map(|i| value(i + 1) / 10.0).collect(),
+        };
+        let run = |level| {
+            let mut softmax = scores.clone();
+            softmax_rows(level, &mut softmax, length, 0.125);
+            let mut normed = rows.clone();
+            layer_norm_at(level, &mut normed, &norm, 1e-12, width);
+            let mut gelu = rows.clone();
+            gelu_at(level, &mut gelu);
+            [softmax, normed, gelu]
+        };
+        let bits = |values: &[Vec<f32>; 3]| -> Vec<u32> {
+            values.iter().flatten().map(|x| x.to_bits()).collect()
+        };
+        let baseline = run(KernelLevel::Baseline);
+        for level in LEVELS.into_iter().filter(|level| level.supported()) {
+            assert_eq!(bits(&run(level)), bits(&baseline), "{level:?}");
+        }
+        // Against the definitions in f64.
+        let [softmax, normed, gelu] = baseline;
+        for (row, got) in scores
+            .chunks_exact(length)
+            .zip(softmax.chunks_exact(length))
+        {
+            let top = row
+                .iter()
+                .fold(f64::NEG_INFINITY, |t, &x| t.max(f64::from(x)));
+            let sum: f64 = row
+                .iter()
+                .map(|&x| ((f64::from(x) - top) * 0.125).exp())
+                .sum();
+            for (&x, &y) in row.iter().zip(got) {
+                let exact = ((f64::from(x) - top) * 0.125).exp() / sum;
+                assert!(
+                    (f64::from(y) - exact).abs() < 1e-6 * exact.max(1e-3),
+                    "softmax {y} against {exact}"
+                );
+            }
+        }
+        for (row, got) in rows.chunks_exact(width).zip(normed.chunks_exact(width)) {
+            let mean = row.iter().map(|&x| f64::from(x)).sum::<f64>() / width as f64;
+            let variance = row
+                .iter()
+                .map(|&x| (f64::from(x) - mean).powi(2))
+                .sum::<f64>()
+                / width as f64;
+            for (i, (&x, &y)) in row.iter().zip(got).enumerate() {
+                let exact = (f64::from(x) - mean) / (variance + 1e-12).sqrt()
+                    * f64::from(norm.weight[i])
+                    + f64::from(norm.bias[i]);
+                assert!(
+                    (f64::from(y) - exact).abs() < 1e-5,
+                    "layer norm {y} against {exact}"
+                );
+            }
+        }
+        for (&x, &y) in rows.iter().zip(&gelu) {
+            // erf from its Maclaurin series where it converges fast, else erfc's tail bound:
+            // compare with the f32 erf already checked against reference values below.
+            let exact =
+                0.5 * f64::from(x) * (1.0 + f64::from(erf(x * std::f32::consts::FRAC_1_SQRT_2)));
+            assert!(
+                (f64::from(y) - exact).abs() < 1e-6 * exact.abs().max(1.0),
+                "gelu {y} against {exact}"
+            );
         }
     }
 
