@@ -931,39 +931,117 @@ fn attention(qkv: &[f32], context: &mut [f32], lengths: &[usize], heads: usize, 
         context_rest = context_next;
     }
     let level = kernel_level();
-    texts.into_par_iter().for_each(|(qkv, context, length)| {
-        let mut scores = vec![0.0_f32; length * length];
-        for h in 0..heads {
-            let column = h * head;
-            // scores = Q · Kᵀ: the keys' row stride is the column stride of Kᵀ.
-            Product {
-                m: length,
-                n: length,
-                k: head,
-                accumulate: false,
-                parallelism: gemm::Parallelism::None,
+    let threads = rayon::current_num_threads();
+    if texts.len() >= threads {
+        texts.into_par_iter().for_each(|(qkv, context, length)| {
+            let mut scores = vec![0.0_f32; length * length];
+            for h in 0..heads {
+                let shape = AttentionShape {
+                    length,
+                    head,
+                    hidden,
+                    scale,
+                };
+                attend_head(
+                    level,
+                    shape,
+                    qkv,
+                    h,
+                    &mut scores,
+                    (&mut context[h * head..], hidden),
+                );
             }
-            .run(
-                (&mut scores, length),
-                (&qkv[column..], row, 1),
-                (&qkv[hidden + column..], 1, row),
-            );
-            softmax_rows(level, &mut scores, length, scale);
-            // context (this head's columns) = softmax(scores) · V.
-            Product {
-                m: length,
-                n: head,
-                k: length,
-                accumulate: false,
-                parallelism: gemm::Parallelism::None,
-            }
-            .run(
-                (&mut context[column..], hidden),
-                (&scores, length, 1),
-                (&qkv[2 * hidden + column..], row, 1),
-            );
+        });
+        return;
+    }
+    // Fewer texts than threads (a query on its own): the heads of each text run on the pool,
+    // each into a buffer of its own columns, copied into place after.
+    let items: Vec<(usize, usize)> = (0..texts.len())
+        .flat_map(|text| (0..heads).map(move |h| (text, h)))
+        .collect();
+    let results: Vec<Vec<f32>> = items
+        .par_iter()
+        .map(|&(text, h)| {
+            let (qkv, _, length) = &texts[text];
+            let length = *length;
+            let mut scores = vec![0.0_f32; length * length];
+            let mut out = vec![0.0_f32; length * head];
+            let shape = AttentionShape {
+                length,
+                head,
+                hidden,
+                scale,
+            };
+            attend_head(level, shape, qkv, h, &mut scores, (&mut out, head));
+            out
+        })
+        .collect();
+    for (&(text, h), out) in items.iter().zip(&results) {
+        let context = &mut texts[text].1;
+        for (row, values) in context.chunks_exact_mut(hidden).zip(out.chunks_exact(head)) {
+            row[h * head..(h + 1) * head].copy_from_slice(values);
         }
-    });
+    }
+}
+
+/// The sizes of one text's attention.
+#[derive(Clone, Copy)]
+struct AttentionShape {
+    /// Tokens of the text.
+    length: usize,
+    /// Values of a head.
+    head: usize,
+    /// Values of a token (all heads).
+    hidden: usize,
+    /// `1 / √head`.
+    scale: f32,
+}
+
+/// Head `h` of one text's attention: `out` (`length` rows, `out_row` apart, the head's
+/// `head` values each) = softmax(Q·Kᵀ·scale)·V, with Q, K and V read in place from the
+/// text's rows of `qkv`; `scores` is `length × length` scratch.
+fn attend_head(
+    level: KernelLevel,
+    AttentionShape {
+        length,
+        head,
+        hidden,
+        scale,
+    }: AttentionShape,
+    qkv: &[f32],
+    h: usize,
+    scores: &mut [f32],
+    (out, out_row): (&mut [f32], usize),
+) {
+    let row = 3 * hidden;
+    let column = h * head;
+    // scores = Q · Kᵀ: the keys' row stride is the column stride of Kᵀ.
+    Product {
+        m: length,
+        n: length,
+        k: head,
+        accumulate: false,
+        parallelism: gemm::Parallelism::None,
+    }
+    .run(
+        (scores, length),
+        (&qkv[column..], row, 1),
+        (&qkv[hidden + column..], 1, row),
+    );
+    softmax_rows(level, scores, length, scale);
+    // out = softmax(scores) · V.
+    Product {
+        m: length,
+        n: head,
+        k: length,
+        accumulate: false,
+        parallelism: gemm::Parallelism::None,
+    }
+    .run(
+        (out, out_row),
+        (scores, length, 1),
+        (&qkv[2 * hidden + column..], row, 1),
+    );
 }
 
 /// Defines `fn $name(level: KernelLevel, $args)`, which runs `$body($args)` compiled for

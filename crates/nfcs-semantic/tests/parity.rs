@@ -89,6 +89,34 @@ fn single_sentence_embeddings_match_within_1e_4() {
 }
 
 #[test]
+fn single_sentences_match_on_one_two_and_three_threads() {
+    // One text with more threads than texts takes the path that splits attention by heads;
+    // on one thread it runs text by text.
+    let Some(model) = model_or_skip("single_sentences_match_on_one_two_and_three_threads") else {
+        return;
+    };
+    let (sentences, _) = reference();
+    for threads in [1, 2, 3] {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        for sentence in sentences.iter().take(8) {
+            let embedding = pool
+                .install(|| model.embed(&[&sentence.text]))
+                .unwrap()
+                .pop()
+                .unwrap();
+            assert_close(
+                &format!("{} ({threads} threads)", sentence.text),
+                &embedding,
+                &sentence.embedding,
+            );
+        }
+    }
+}
+
+#[test]
 fn a_padded_batch_gives_the_same_embeddings() {
     let Some(model) = model_or_skip("a_padded_batch_gives_the_same_embeddings") else {
         return;
