@@ -563,7 +563,7 @@ fn small_matmul_rows<const ROWS: usize>(
 
 /// A compiled version of [`small_block_body`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum KernelLevel {
+pub(crate) enum KernelLevel {
     /// Plain multiplies and adds, for the x86-64 baseline (SSE2) or another architecture.
     Baseline,
     /// AVX2 with FMA.
@@ -574,7 +574,7 @@ enum KernelLevel {
 
 impl KernelLevel {
     /// Whether this CPU runs this version (detected once).
-    fn supported(self) -> bool {
+    pub(crate) fn supported(self) -> bool {
         static DETECTED: std::sync::OnceLock<(bool, bool)> = std::sync::OnceLock::new();
         let (avx2, avx512) = *DETECTED.get_or_init(|| {
             #[cfg(target_arch = "x86_64")]
@@ -598,7 +598,7 @@ impl KernelLevel {
 
 /// The widest [`KernelLevel`] this CPU runs, chosen once. `NFCS_SEMANTIC_KERNEL=avx2` or
 /// `=baseline` caps it (for comparing the versions on one machine).
-fn kernel_level() -> KernelLevel {
+pub(crate) fn kernel_level() -> KernelLevel {
     static LEVEL: std::sync::OnceLock<KernelLevel> = std::sync::OnceLock::new();
     *LEVEL.get_or_init(|| {
         let widest = [
@@ -1050,31 +1050,31 @@ fn attend_head(
 /// baseline where this CPU does not run `level`). The bodies use no `mul_add`, and Rust fuses
 /// no multiply and add by itself, so every version computes the same bits.
 macro_rules! at_level {
-    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $type:ty),*) => $body:ident) => {
+    ($(#[$doc:meta])* fn $name:ident($($arg:ident: $type:ty),*) $(-> $ret:ty)? => $body:ident) => {
         $(#[$doc])*
         #[allow(unsafe_code)]
-        fn $name(level: KernelLevel, $($arg: $type),*) {
+        fn $name(level: $crate::bert::KernelLevel, $($arg: $type),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx512f,avx2,fma")]
-                fn avx512($($arg: $type),*) {
+                fn avx512($($arg: $type),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 #[target_feature(enable = "avx2,fma")]
-                fn avx2($($arg: $type),*) {
+                fn avx2($($arg: $type),*) $(-> $ret)? {
                     $body($($arg),*)
                 }
                 if level.supported() {
                     match level {
-                        KernelLevel::Avx512Fma => {
+                        $crate::bert::KernelLevel::Avx512Fma => {
                             // SAFETY: `supported` detected AVX-512F, AVX2 and FMA on this CPU.
                             return unsafe { avx512($($arg),*) };
                         }
-                        KernelLevel::Avx2Fma => {
+                        $crate::bert::KernelLevel::Avx2Fma => {
                             // SAFETY: `supported` detected AVX2 and FMA on this CPU.
                             return unsafe { avx2($($arg),*) };
                         }
-                        KernelLevel::Baseline => {}
+                        $crate::bert::KernelLevel::Baseline => {}
                     }
                 }
             }
@@ -1083,6 +1083,7 @@ macro_rules! at_level {
         }
     };
 }
+pub(crate) use at_level;
 
 /// Lanes of the partial sums of [`lane_sum`]: one AVX-512 register, two of AVX2.
 const LANES: usize = 16;
