@@ -370,6 +370,7 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
         .filter(|section| only.is_none_or(|only| only == *section))
     {
         let load_before = load_average();
+        let times_before = cpu_times();
         // What was skipped, for the section's text.
         let skipped: Option<String> = match section {
             "memory-tier" => {
@@ -452,8 +453,16 @@ fn compare(write_docs: bool, only: Option<&str>) -> Result<(), Error> {
         if let Some(reason) = skipped {
             args.extend(["--skipped".into(), reason.into()]);
         }
+        let steal = match (times_before, cpu_times()) {
+            (Some(before), Some(after)) => steal_percent(before, after)
+                .map(|percent| {
+                    format!("; CPU time taken by the hypervisor (steal) during it {percent:.1} %")
+                })
+                .unwrap_or_default(),
+            _ => String::new(),
+        };
         let load = format!(
-            "1-minute average {} at the start of the section, {} at its end ({} cores)",
+            "1-minute average {} at the start of the section, {} at its end ({} cores){steal}",
             load_before.as_deref().unwrap_or("n/a"),
             load_average().as_deref().unwrap_or("n/a"),
             std::thread::available_parallelism().map_or(0, usize::from),
@@ -483,6 +492,38 @@ fn load_average() -> Option<String> {
     text.split_whitespace().next().map(str::to_owned)
 }
 
+/// The machine's CPU time so far as `(steal, total)` clock ticks, from the `cpu` line of
+/// `/proc/stat` (`None` where there is none, as off Linux).
+fn cpu_times() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_cpu_times(&text)
+}
+
+/// [`cpu_times`] of the text of `/proc/stat`: steal is the eighth value of the `cpu` line, the
+/// total the sum of its first eight (guest time is already counted in user time).
+fn parse_cpu_times(text: &str) -> Option<(u64, u64)> {
+    let line = text.lines().find(|line| line.starts_with("cpu "))?;
+    let values: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .map(|value| value.parse().ok())
+        .collect::<Option<_>>()?;
+    (values.len() == 8).then(|| (values[7], values.iter().sum()))
+}
+
+/// The share of the CPU time between two [`cpu_times`] readings that the hypervisor gave to
+/// other machines, in percent (`None` if no time passed). A benchmark run with a few per cent
+/// of steal had fewer cores than its `Load:` line suggests.
+fn steal_percent(
+    (steal_before, total_before): (u64, u64),
+    (steal, total): (u64, u64),
+) -> Option<f64> {
+    let elapsed = total.checked_sub(total_before).filter(|&ticks| ticks > 0)?;
+    let stolen = steal.saturating_sub(steal_before);
+    Some(100.0 * stolen as f64 / elapsed as f64)
+}
+
 /// `nfcs-bench peer-table ARGS` (release, as `cargo xtask bench` builds it): the section's
 /// Markdown, from its standard output.
 fn peer_table(section: &str, args: &[OsString]) -> Result<String, Error> {
@@ -502,4 +543,22 @@ fn peer_table(section: &str, args: &[OsString]) -> Result<String, Error> {
     String::from_utf8(output.stdout).map_err(|_| {
         format!("nfcs-bench peer-table --section {section} printed invalid UTF-8").into()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_cpu_times, steal_percent};
+
+    #[test]
+    fn steal_is_read_from_the_cpu_line_and_taken_as_a_share_of_the_time_between_readings() {
+        let stat = "cpu  892779 215 121690 528124 7249 0 4128 10774 0 0\n\
+                    cpu0 446000 100 60000 264000 3600 0 2000 5387 0 0\n";
+        let total = 892_779 + 215 + 121_690 + 528_124 + 7_249 + 4_128 + 10_774;
+        assert_eq!(parse_cpu_times(stat), Some((10_774, total)));
+        assert_eq!(parse_cpu_times("cpu0 1 2 3\n"), None);
+        assert_eq!(parse_cpu_times("cpu  1 2 x 4 5 6 7 8\n"), None);
+        // 50 of 1,000 ticks stolen: 5 %.
+        assert_eq!(steal_percent((100, 10_000), (150, 11_000)), Some(5.0));
+        assert_eq!(steal_percent((100, 10_000), (100, 10_000)), None);
+    }
 }
